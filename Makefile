@@ -1,0 +1,40 @@
+# make demo: fine-tune a pretrained image classifier on the built-in dataset, then predict.
+# make test: the whole test suite, course notebooks included.
+# Both build everything they need from nothing: the virtual environment, torch, the package
+# (editable, with its test extras) and the offline dataset sources.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SOURCES_STAMP := .cache/sources/.installed
+# torch's OpenMP threads spin while waiting when another process is busy; keep them passive.
+export OMP_WAIT_POLICY ?= PASSIVE
+export MPLBACKEND ?= Agg
+PYTEST_ARGS ?=
+
+.PHONY: install sources test demo bench bench-env clean
+
+install: $(STAMP) $(SOURCES_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(SOURCES_STAMP): tools/install_sources.sh $(STAMP)
+	PY=$(PY) bash tools/install_sources.sh .cache/sources
+	touch $@
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(PY) -m fastlearn.cli demo
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,130 @@
+"""Runtime configuration: data and model paths, default batch size, workers, device, precision.
+
+Values are read in three layers, each overriding the one before key by key:
+
+1. the built-in defaults (the same values as the project's ``settings.ini``),
+2. ``~/.fastlearn/config.ini``,
+3. the file named by the ``FASTLEARN_CONFIG`` environment variable.
+
+Paths expand ``~`` and are taken relative to the file that names them.
+
+>>> from fastlearn.config import get_config
+>>> cfg = get_config()
+>>> cfg.path("data")          # doctest: +SKIP
+PosixPath('/home/me/.fastlearn/data')
+>>> cfg.get("defaults", "bs")
+64
+"""
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+from fastlearn.paths import Path as LsPath
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "paths": {
+        "data": "~/.fastlearn/data",
+        "archive": "~/.fastlearn/archive",
+        "models": "models",
+        "storage": "~/.fastlearn",
+    },
+    "defaults": {"bs": "64", "num_workers": "auto", "device": "auto", "precision": "fp32"},
+    "downloads": {"base_url": "https://s3.amazonaws.com/fast-ai-"},
+}
+PATH_KEYS_RELATIVE_TO_LEARNER = {"models"}
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def user_config_file() -> Path:
+    """The per-user config file, ``~/.fastlearn/config.ini``."""
+    return Path("~/.fastlearn/config.ini").expanduser()
+
+
+class Config:
+    """The merged configuration. Use :func:`get_config` rather than building one.
+
+    >>> Config().get("defaults", "precision")
+    'fp32'
+    """
+
+    def __init__(self, files: list[Path] | None = None):
+        self.values: dict[str, dict[str, str]] = {s: dict(v) for s, v in DEFAULTS.items()}
+        self.origin: dict[tuple[str, str], Path | None] = {}
+        self.files: list[Path] = []
+        for file in files if files is not None else default_config_files():
+            self._read(Path(file))
+
+    def _read(self, file: Path) -> None:
+        if not file.exists():
+            if file == user_config_file():
+                return
+            raise FileNotFoundError(
+                f"config file {file} (named by FASTLEARN_CONFIG) does not exist; "
+                "create it or unset FASTLEARN_CONFIG")
+        parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+        try:
+            parser.read(file)
+        except configparser.Error as error:
+            raise ValueError(f"config file {file} is not valid INI: {error}") from error
+        for section in parser.sections():
+            if section not in DEFAULTS:
+                raise ValueError(
+                    f"config file {file} has an unknown section [{section}]; "
+                    f"expected one of {sorted(DEFAULTS)}")
+            for key, value in parser.items(section):
+                if key not in DEFAULTS[section]:
+                    raise ValueError(
+                        f"config file {file} has an unknown key {key!r} in [{section}]; "
+                        f"expected one of {sorted(DEFAULTS[section])}")
+                self.values[section][key] = value
+                self.origin[(section, key)] = file.parent.resolve()
+        self.files.append(file)
+
+    def get(self, section: str, key: str):
+        """A value, converted: ints for ``bs``/``num_workers`` (``"auto"`` stays a string)."""
+        try:
+            value = self.values[section][key]
+        except KeyError:
+            raise KeyError(f"no config key [{section}] {key}; known: "
+                           f"{ {s: sorted(v) for s, v in self.values.items()} }") from None
+        if section == "defaults" and key in ("bs", "num_workers") and value != "auto":
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"config [{section}] {key} = {value!r} is not an integer "
+                                 f"(from {self.origin.get((section, key), 'defaults')})") from None
+        if section == "defaults" and key == "precision" and value not in PRECISIONS:
+            raise ValueError(f"config [defaults] precision = {value!r}; expected one of {PRECISIONS}")
+        return value
+
+    def path(self, key: str) -> LsPath:
+        """A ``[paths]`` entry as an absolute path (``models`` stays relative: it is under learn.path)."""
+        raw = self.get("paths", key)
+        path = Path(raw).expanduser()
+        if key in PATH_KEYS_RELATIVE_TO_LEARNER and not path.is_absolute():
+            return LsPath(path)
+        if not path.is_absolute():
+            base = self.origin.get(("paths", key)) or Path.cwd()
+            path = base / path
+        return LsPath(path)
+
+    def __repr__(self) -> str:
+        return f"Config(files={[str(f) for f in self.files]}, values={self.values})"
+
+
+def default_config_files() -> list[Path]:
+    files = [user_config_file()]
+    if os.environ.get("FASTLEARN_CONFIG"):
+        files.append(Path(os.environ["FASTLEARN_CONFIG"]).expanduser())
+    return files
+
+
+def get_config() -> Config:
+    """Read the configuration now (files are re-read on every call, so tests can swap them).
+
+    >>> get_config().get("defaults", "device")
+    'auto'
+    """
+    return Config()
