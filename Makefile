@@ -10,6 +10,8 @@ SOURCES_STAMP := .cache/sources/.installed
 # torch's OpenMP threads spin while waiting when another process is busy; keep them passive.
 export OMP_WAIT_POLICY ?= PASSIVE
 export MPLBACKEND ?= Agg
+# where fastlearn.datasets finds the unpacked R data packages (filled by tools/install_sources.sh)
+export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
 .PHONY: install sources test demo bench bench-env clean
