@@ -1,0 +1,654 @@
+"""Metrics computed exactly over the whole validation set.
+
+A metric is a small object the Learner resets before validation, feeds every batch through
+``accumulate(learn)`` (which reads ``learn.pred``, ``learn.yb`` and ``learn.loss``) and reads once
+through ``value``. Plain functions such as ``accuracy`` become an ``AvgMetric`` (a batch-size
+weighted average); metrics that do not average over batches (``rmse``, ``F1Score``, ``R2Score``)
+keep every prediction and target and compute once.
+
+>>> from types import SimpleNamespace
+>>> m = wrap_metric(accuracy); m.reset()
+>>> m.accumulate(SimpleNamespace(pred=torch.tensor([[0.1, 0.9], [0.8, 0.2]]), yb=(torch.tensor([1, 1]),)))
+>>> m.name, m.value
+('accuracy', 0.5)
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def _snake_case(name: str) -> str:
+    """``'JaccardCoeff'`` -> ``'jaccard_coeff'``, ``'R2Score'`` -> ``'r2_score'``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _func_name(func: Callable) -> str:
+    """The name of a function, of the function under a ``functools.partial``, or of a callable's class."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__name__", None)
+    return name if name is not None else _snake_case(type(func).__name__)
+
+
+def _as_value(x: Any) -> Any:
+    """A one-element tensor (or NumPy value) as a Python float; anything else as is."""
+    if isinstance(x, torch.Tensor) and x.numel() == 1:
+        return x.item()
+    if hasattr(x, "item") and getattr(x, "size", None) == 1:
+        return x.item()
+    return x
+
+
+def _batch_size(learn) -> int:
+    """The number of items in the batch: the first dimension of the first target."""
+    if len(learn.yb) == 0:
+        raise ValueError("learn.yb is empty; metrics need the targets of the batch (a tuple with at least one tensor)")
+    return learn.yb[0].shape[0] if learn.yb[0].ndim > 0 else 1
+
+
+def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten ``inp`` and ``targ`` and check they hold as many elements.
+
+    >>> [t.shape for t in flatten_check(torch.zeros(2, 3), torch.zeros(6))]
+    [torch.Size([6]), torch.Size([6])]
+    """
+    inp, targ = inp.reshape(-1), targ.reshape(-1)
+    if inp.numel() != targ.numel():
+        raise ValueError(
+            f"predictions hold {inp.numel()} values and targets {targ.numel()}; they should match "
+            "one to one. For class scores use a metric that takes the argmax (accuracy), or check "
+            "the model's output size")
+    return inp, targ
+
+
+class Metric:
+    """Base class: ``reset()``, ``accumulate(learn)``, then ``value``; ``name`` names the column.
+
+    >>> class CountItems(Metric):
+    ...     def reset(self): self.n = 0
+    ...     def accumulate(self, learn): self.n += len(learn.yb[0])
+    ...     @property
+    ...     def value(self): return self.n
+    >>> CountItems().name
+    'count_items'
+    """
+
+    _name: str | None = None
+
+    def reset(self) -> None:
+        """Forget everything accumulated (called before each validation)."""
+
+    def accumulate(self, learn) -> None:
+        """Take one batch into account, reading ``learn.pred``, ``learn.yb`` and ``learn.loss``."""
+
+    @property
+    def value(self) -> Any:
+        """The metric over every batch accumulated since ``reset``."""
+        return None
+
+    @property
+    def name(self) -> str:
+        """The column name: the snake-case class name unless set."""
+        return self._name if self._name is not None else _snake_case(type(self).__name__)
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class AvgMetric(Metric):
+    """The average of ``func(pred, *yb)`` over batches, weighted by batch size.
+
+    >>> from types import SimpleNamespace
+    >>> m = AvgMetric(lambda p, t: (p - t).abs().mean()); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([1., 2.]), yb=(torch.tensor([1., 1.]),)))
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([4.]), yb=(torch.tensor([1.]),)))
+    >>> m.value
+    1.3333333730697632
+    """
+
+    def __init__(self, func: Callable[..., torch.Tensor], name: str | None = None):
+        if not callable(func):
+            raise TypeError(f"AvgMetric needs a function f(pred, targ), got {func!r}")
+        self.func = func
+        self._name = name if name is not None else _func_name(func)
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn) -> None:
+        batch_size = _batch_size(learn)
+        result = self.func(learn.pred, *learn.yb)
+        if isinstance(result, torch.Tensor):
+            result = result.detach().float()
+        self.total = self.total + result * batch_size
+        self.count += batch_size
+
+    @property
+    def value(self) -> float | None:
+        return _as_value(self.total / self.count) if self.count else None
+
+
+class ActivationType:
+    """The activations ``AccumMetric`` can apply to predictions before storing them."""
+
+    No = "no"
+    Sigmoid = "sigmoid"
+    Softmax = "softmax"
+    BinarySoftmax = "binary_softmax"
+
+
+_ACTIVATIONS = (ActivationType.No, ActivationType.Sigmoid, ActivationType.Softmax, ActivationType.BinarySoftmax)
+
+
+class AccumMetric(Metric):
+    """Keep every prediction and target (on the CPU), then compute ``func(preds, targs, **kwargs)`` once.
+
+    ``dim_argmax`` takes the argmax of predictions along that axis; ``activation`` is one of
+    ``'no'``, ``'sigmoid'``, ``'softmax'``, ``'binary_softmax'`` (softmax, then the last class);
+    ``thresh`` turns predictions into ``pred >= thresh``; ``flatten`` flattens predictions and
+    targets; ``to_np`` passes NumPy arrays; ``invert_arg`` calls ``func(targs, preds)`` (the
+    scikit-learn order). ``kwargs`` are passed to ``func``.
+
+    >>> from types import SimpleNamespace
+    >>> m = AccumMetric(lambda p, t: (p == t).float().mean(), dim_argmax=-1, name="acc"); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[0.2, 0.8]]), yb=(torch.tensor([1]),)))
+    >>> m.name, m.value
+    ('acc', 1.0)
+    """
+
+    def __init__(self, func: Callable[..., Any], dim_argmax: int | None = None, activation: str | None = None,
+                 thresh: float | None = None, flatten: bool = True, to_np: bool = False, invert_arg: bool = False,
+                 name: str | None = None, **kwargs: Any):
+        if not callable(func):
+            raise TypeError(f"AccumMetric needs a function f(preds, targs), got {func!r}")
+        activation = ActivationType.No if activation is None else activation
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not one of {_ACTIVATIONS}; pass one of them or None")
+        self.func, self.dim_argmax, self.activation, self.thresh = func, dim_argmax, activation, thresh
+        self.flatten, self.to_np, self.invert_arg, self.kwargs = flatten, to_np, invert_arg, kwargs
+        self._name = name if name is not None else _func_name(func)
+        self.reset()
+
+    def reset(self) -> None:
+        self.preds: list[torch.Tensor] = []
+        self.targs: list[tuple[torch.Tensor, ...]] = []
+
+    def _prepare(self, pred: torch.Tensor) -> torch.Tensor:
+        axis = -1 if self.dim_argmax is None else self.dim_argmax
+        if self.activation in (ActivationType.Softmax, ActivationType.BinarySoftmax):
+            pred = F.softmax(pred.float(), dim=axis)
+            if self.activation == ActivationType.BinarySoftmax:
+                pred = pred.select(axis, -1)
+        elif self.activation == ActivationType.Sigmoid:
+            pred = torch.sigmoid(pred.float())
+        elif self.dim_argmax is not None:
+            pred = pred.argmax(dim=self.dim_argmax)
+        if self.thresh is not None:
+            pred = pred >= self.thresh
+        return pred
+
+    def accumulate(self, learn) -> None:
+        pred = self._prepare(learn.pred.detach())
+        if pred.dtype in (torch.float16, torch.bfloat16):
+            pred = pred.float()
+        targs = tuple(t.detach() if isinstance(t, torch.Tensor) else torch.as_tensor(t) for t in learn.yb)
+        if self.flatten:
+            pred, first = flatten_check(pred, targs[0])
+            targs = (first, *(t.reshape(-1) for t in targs[1:]))
+        self.preds.append(pred.cpu())
+        self.targs.append(tuple(t.cpu() for t in targs))
+
+    @property
+    def value(self) -> Any:
+        if not self.preds:
+            return None
+        preds = torch.cat(self.preds)
+        targs = [torch.cat(parts) for parts in zip(*self.targs)]
+        if self.to_np:
+            preds, targs = preds.numpy(), [t.numpy() for t in targs]
+        args = (*targs, preds) if self.invert_arg else (preds, *targs)
+        return _as_value(self.func(*args, **self.kwargs))
+
+
+def wrap_metric(metric: Metric | type | Callable) -> Metric:
+    """A ``Metric`` from what users put in ``metrics=``: an instance as is, a class instantiated,
+    a function (or ``functools.partial``) wrapped in ``AvgMetric``.
+
+    >>> from functools import partial
+    >>> wrap_metric(partial(accuracy_multi, thresh=0.1)).name
+    'accuracy_multi'
+    """
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, type) and issubclass(metric, Metric):
+        return metric()
+    if callable(metric) and not isinstance(metric, type):
+        return AvgMetric(metric)
+    raise TypeError(
+        f"metric {metric!r} is not a Metric, a Metric class or a function f(pred, targ); "
+        "pass e.g. accuracy, F1Score() or AccumMetric(func)")
+
+
+# --- losses as metrics (used by the Recorder) ---------------------------------------------------
+
+class AvgLoss(Metric):
+    """The batch-size weighted mean of ``learn.loss`` (the validation loss).
+
+    >>> from types import SimpleNamespace
+    >>> m = AvgLoss(); m.reset()
+    >>> m.accumulate(SimpleNamespace(loss=torch.tensor(1.), yb=(torch.zeros(3),)))
+    >>> m.accumulate(SimpleNamespace(loss=torch.tensor(3.), yb=(torch.zeros(1),)))
+    >>> m.value
+    1.5
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def accumulate(self, learn) -> None:
+        batch_size = _batch_size(learn)
+        self.total = self.total + learn.loss.detach().float().mean() * batch_size
+        self.count += batch_size
+
+    @property
+    def value(self) -> float | None:
+        return _as_value(self.total / self.count) if self.count else None
+
+
+class AvgSmoothLoss(Metric):
+    """The exponential moving average of the loss, debiased: ``avg / (1 - beta**n)`` after ``n`` batches.
+
+    >>> from types import SimpleNamespace
+    >>> m = AvgSmoothLoss(beta=0.5); m.reset()
+    >>> for loss in (4., 2.): m.accumulate(SimpleNamespace(loss=torch.tensor(loss), yb=(torch.zeros(1),)))
+    >>> m.value  # (0.25 * 4 + 0.5 * 2) / 0.75
+    2.6666667461395264
+    """
+
+    def __init__(self, beta: float = 0.98):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta={beta!r} should be in [0, 1); 0.98 averages over about 50 batches")
+        self.beta = beta
+        self.reset()
+
+    def reset(self) -> None:
+        self.count, self.average = 0, 0.0
+
+    def accumulate(self, learn) -> None:
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * learn.loss.detach().float().mean()
+
+    @property
+    def value(self) -> float | None:
+        return _as_value(self.average / (1 - self.beta ** self.count)) if self.count else None
+
+
+class Perplexity(AvgLoss):
+    """``exp`` of the average validation loss (for language models).
+
+    >>> from types import SimpleNamespace
+    >>> m = Perplexity(); m.reset()
+    >>> m.accumulate(SimpleNamespace(loss=torch.tensor(0.), yb=(torch.zeros(2),)))
+    >>> m.name, m.value
+    ('perplexity', 1.0)
+    """
+
+    @property
+    def value(self) -> float | None:
+        return math.exp(self.total / self.count) if self.count else None
+
+
+# --- classification functions (averaged over batches) -------------------------------------------
+
+def accuracy(inp: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """The fraction of items whose argmax along ``axis`` equals the target.
+
+    >>> accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1]))
+    tensor(0.5000)
+    """
+    pred, targ = flatten_check(inp.argmax(dim=axis), targ)
+    return (pred == targ).float().mean()
+
+
+def error_rate(inp: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    """``1 - accuracy``.
+
+    >>> error_rate(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1]))
+    tensor(0.5000)
+    """
+    return 1 - accuracy(inp, targ, axis=axis)
+
+
+def top_k_accuracy(inp: torch.Tensor, targ: torch.Tensor, k: int = 5, axis: int = -1) -> torch.Tensor:
+    """The fraction of items whose target is among the ``k`` highest scores along ``axis``.
+
+    >>> top_k_accuracy(torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]), torch.tensor([1, 2]), k=2)
+    tensor(0.5000)
+    """
+    if k > inp.shape[axis]:
+        raise ValueError(f"k={k} is more than the {inp.shape[axis]} classes along axis {axis}; pass a smaller k")
+    top = inp.topk(k, dim=axis).indices
+    return (top == targ.unsqueeze(axis)).any(dim=axis).float().mean()
+
+
+def accuracy_multi(inp: torch.Tensor, targ: torch.Tensor, thresh: float = 0.5, sigmoid: bool = True) -> torch.Tensor:
+    """Multi-label accuracy: the fraction of (item, label) pairs where ``score > thresh`` matches the target.
+
+    >>> accuracy_multi(torch.tensor([[3., -3.], [3., 3.]]), torch.tensor([[1, 0], [0, 1]]))
+    tensor(0.7500)
+    """
+    if sigmoid:
+        inp = inp.sigmoid()
+    pred, targ = flatten_check(inp > thresh, targ)
+    return (pred == targ.bool()).float().mean()
+
+
+def foreground_acc(inp: torch.Tensor, targ: torch.Tensor, bkg_idx: int = 0, axis: int = 1) -> torch.Tensor:
+    """Segmentation accuracy over the pixels whose target is not the background class ``bkg_idx``.
+
+    >>> foreground_acc(torch.tensor([[[[5., 0.]], [[0., 5.]]]]), torch.tensor([[[1, 1]]]))
+    tensor(0.5000)
+    """
+    pred = inp.argmax(dim=axis)
+    mask = targ != bkg_idx
+    return (pred[mask] == targ[mask]).float().mean()
+
+
+# --- regression -----------------------------------------------------------------------------------
+
+def mse(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Mean squared error.
+
+    >>> mse(torch.tensor([1., 3.]), torch.tensor([1., 1.]))
+    tensor(2.)
+    """
+    inp, targ = flatten_check(inp, targ)
+    return F.mse_loss(inp.float(), targ.float())
+
+
+def mae(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error.
+
+    >>> mae(torch.tensor([1., 3.]), torch.tensor([1., 1.]))
+    tensor(1.)
+    """
+    inp, targ = flatten_check(inp, targ)
+    return (inp.float() - targ.float()).abs().mean()
+
+
+def msle(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    """Mean squared logarithmic error: the MSE of ``log(1 + x)``.
+
+    >>> msle(torch.tensor([math.e - 1]), torch.tensor([0.]))
+    tensor(1.)
+    """
+    inp, targ = flatten_check(inp, targ)
+    return F.mse_loss(torch.log1p(inp.float()), torch.log1p(targ.float()))
+
+
+def _rmse(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(F.mse_loss(preds.double(), targs.double()))
+
+
+def _exp_rmspe(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
+    preds, targs = torch.exp(preds.double()), torch.exp(targs.double())
+    return torch.sqrt((((targs - preds) / targs) ** 2).mean())
+
+
+rmse = AccumMetric(_rmse, name="rmse")
+rmse.__doc__ = """Root mean squared error over the whole set (not an average of per-batch values)."""
+
+exp_rmspe = AccumMetric(_exp_rmspe, name="exp_rmspe")
+exp_rmspe.__doc__ = """Root mean squared percentage error of ``exp(pred)`` against ``exp(targ)`` (log targets)."""
+
+
+def _r2(preds: torch.Tensor, targs: torch.Tensor) -> float:
+    preds, targs = preds.double(), targs.double()
+    residual = ((targs - preds) ** 2).sum()
+    total = ((targs - targs.mean()) ** 2).sum()
+    if total == 0:
+        return 1.0 if residual == 0 else 0.0
+    return (1 - residual / total).item()
+
+
+class R2Score(AccumMetric):
+    """The coefficient of determination ``1 - SS_res / SS_tot`` over the whole set.
+
+    >>> from types import SimpleNamespace
+    >>> m = R2Score(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([1., 2., 3.]), yb=(torch.tensor([1., 2., 4.]),)))
+    >>> round(m.value, 4)
+    0.7857
+    """
+
+    def __init__(self):
+        super().__init__(_r2, name="r2_score")
+
+
+# --- precision, recall, F-scores, Matthews: computed from counts over the whole set ----------------
+
+_AVERAGES = ("binary", "micro", "macro", "weighted", None)
+
+
+def _class_counts(preds: torch.Tensor, targs: torch.Tensor, labels: torch.Tensor):
+    """Per label: true positives, predicted count and true count."""
+    sorted_labels, order = labels.sort()
+    counts = []
+    for values in (preds[preds == targs], preds, targs):
+        index = torch.searchsorted(sorted_labels, values).clamp(max=len(labels) - 1)
+        index = index[sorted_labels[index] == values]
+        counts.append(torch.bincount(index, minlength=len(labels))[order.argsort()].double())
+    return counts
+
+
+def _fbeta(preds: torch.Tensor, targs: torch.Tensor, beta: float, kind: str, labels: list | None,
+           pos_label: int, average: str | None):
+    present = torch.unique(torch.cat([preds, targs]))
+    if average == "binary":
+        if len(present) > 2:
+            raise ValueError(
+                f"average='binary' needs two classes but the data holds {len(present)} "
+                f"({present[:5].tolist()}...); pass average='macro', 'micro' or 'weighted'")
+        labels = [pos_label]
+    label_tensor = present if labels is None else torch.as_tensor(labels, dtype=present.dtype)
+    tp, predicted, actual = _class_counts(preds, targs, label_tensor)
+    if average == "micro":
+        tp, predicted, actual = tp.sum(0, keepdim=True), predicted.sum(0, keepdim=True), actual.sum(0, keepdim=True)
+    if kind == "precision":
+        numerator, denominator = tp, predicted
+    elif kind == "recall":
+        numerator, denominator = tp, actual
+    else:  # F-beta from counts: (1 + b2) tp / ((1 + b2) tp + b2 fn + fp)
+        b2 = beta ** 2
+        numerator = (1 + b2) * tp
+        denominator = (1 + b2) * tp + b2 * (actual - tp) + (predicted - tp)
+    scores = torch.where(denominator > 0, numerator / denominator.clamp(min=1), torch.zeros_like(numerator))
+    if average is None:
+        return scores
+    if average == "weighted":
+        return (scores * actual).sum().item() / actual.sum().item() if actual.sum() > 0 else 0.0
+    return scores.mean().item()
+
+
+class _FScoreMetric(AccumMetric):
+    """Shared by the counting metrics: argmax the predictions along ``axis``, keep labels only."""
+
+    def __init__(self, kind: str, beta: float, axis: int, labels: list | None, pos_label: int,
+                 average: str | None, name: str):
+        if average not in _AVERAGES:
+            raise ValueError(f"average={average!r} is not one of {_AVERAGES}; pass one of them")
+        func = functools.partial(_fbeta, beta=beta, kind=kind, labels=labels, pos_label=pos_label, average=average)
+        super().__init__(func, dim_argmax=axis, name=name)
+
+
+class Precision(_FScoreMetric):
+    """Precision ``tp / (tp + fp)`` of the argmax predictions; ``average`` as in scikit-learn.
+
+    >>> from types import SimpleNamespace
+    >>> m = Precision(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.eye(2)[[1, 1, 0]], yb=(torch.tensor([1, 0, 0]),)))
+    >>> m.value
+    0.5
+    """
+
+    def __init__(self, axis: int = -1, labels: list | None = None, pos_label: int = 1, average: str | None = "binary"):
+        super().__init__("precision", 1.0, axis, labels, pos_label, average, "precision_score")
+
+
+class Recall(_FScoreMetric):
+    """Recall ``tp / (tp + fn)`` of the argmax predictions; ``average`` as in scikit-learn.
+
+    >>> from types import SimpleNamespace
+    >>> m = Recall(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.eye(2)[[1, 0, 0]], yb=(torch.tensor([1, 1, 0]),)))
+    >>> m.value
+    0.5
+    """
+
+    def __init__(self, axis: int = -1, labels: list | None = None, pos_label: int = 1, average: str | None = "binary"):
+        super().__init__("recall", 1.0, axis, labels, pos_label, average, "recall_score")
+
+
+class FBeta(_FScoreMetric):
+    """The F-beta score of the argmax predictions (``beta > 1`` favours recall).
+
+    >>> from types import SimpleNamespace
+    >>> m = FBeta(beta=2); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.eye(2)[[1, 0, 0]], yb=(torch.tensor([1, 1, 0]),)))
+    >>> round(m.value, 4)  # 5 * 1 / (5 * 1 + 4 * 1 + 0)
+    0.5556
+    """
+
+    def __init__(self, beta: float, axis: int = -1, labels: list | None = None, pos_label: int = 1,
+                 average: str | None = "binary"):
+        if beta <= 0:
+            raise ValueError(f"beta={beta!r} should be positive; 1 gives the F1 score")
+        super().__init__("fbeta", beta, axis, labels, pos_label, average, "fbeta_score")
+
+
+class F1Score(_FScoreMetric):
+    """The F1 score (harmonic mean of precision and recall) of the argmax predictions.
+
+    >>> from types import SimpleNamespace
+    >>> m = F1Score(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.eye(2)[[1, 0, 0]], yb=(torch.tensor([1, 1, 0]),)))
+    >>> round(m.value, 4)
+    0.6667
+    """
+
+    def __init__(self, axis: int = -1, labels: list | None = None, pos_label: int = 1, average: str | None = "binary"):
+        super().__init__("f1", 1.0, axis, labels, pos_label, average, "f1_score")
+
+
+def _matthews(preds: torch.Tensor, targs: torch.Tensor) -> float:
+    labels = torch.unique(torch.cat([preds, targs]))
+    correct, predicted, actual = (c.sum() if i == 0 else c for i, c in enumerate(_class_counts(preds, targs, labels)))
+    total = actual.sum()
+    covariance = correct * total - (predicted * actual).sum()
+    denominator = torch.sqrt((total ** 2 - (predicted ** 2).sum()) * (total ** 2 - (actual ** 2).sum()))
+    return (covariance / denominator).item() if denominator > 0 else 0.0
+
+
+class MatthewsCorrCoef(AccumMetric):
+    """The Matthews correlation coefficient (multi-class form) of the argmax predictions.
+
+    >>> from types import SimpleNamespace
+    >>> m = MatthewsCorrCoef(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.eye(2)[[1, 0]], yb=(torch.tensor([1, 0]),)))
+    >>> m.value
+    1.0
+    """
+
+    def __init__(self, axis: int = -1):
+        super().__init__(_matthews, dim_argmax=axis, name="matthews_corrcoef")
+
+
+# --- segmentation -----------------------------------------------------------------------------------
+
+class Dice(Metric):
+    """Binary Dice ``2 |A n B| / (|A| + |B|)`` of the argmax masks, summed over the whole set.
+
+    >>> from types import SimpleNamespace
+    >>> m = Dice(); m.reset()  # predicted mask [1, 1, 0], target [1, 0, 0]
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[[[0., 0., 5.]], [[5., 5., 0.]]]]), yb=(torch.tensor([[[1, 0, 0]]]),)))
+    >>> round(m.value, 4)
+    0.6667
+    """
+
+    def __init__(self, axis: int = 1):
+        self.axis = axis
+        self.reset()
+
+    def reset(self) -> None:
+        self.intersection, self.union = 0.0, 0.0
+
+    def accumulate(self, learn) -> None:
+        pred, targ = flatten_check(learn.pred.argmax(dim=self.axis), learn.yb[0])
+        self.intersection = self.intersection + (pred * targ).float().sum()
+        self.union = self.union + (pred + targ).float().sum()
+
+    @property
+    def value(self) -> float | None:
+        return _as_value(2.0 * self.intersection / self.union) if self.union > 0 else None
+
+
+class JaccardCoeff(Dice):
+    """Binary Jaccard index (intersection over union) of the argmax masks over the whole set.
+
+    >>> from types import SimpleNamespace
+    >>> m = JaccardCoeff(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[[[0., 0., 5.]], [[5., 5., 0.]]]]), yb=(torch.tensor([[[1, 0, 0]]]),)))
+    >>> m.value
+    0.5
+    """
+
+    @property
+    def value(self) -> float | None:
+        return _as_value(self.intersection / (self.union - self.intersection)) if self.union > 0 else None
+
+
+class DiceMulti(Metric):
+    """Dice per class (classes absent from both prediction and target skipped), averaged over classes.
+
+    >>> from types import SimpleNamespace
+    >>> m = DiceMulti(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[[[0., 0., 5.]], [[5., 5., 0.]]]]), yb=(torch.tensor([[[1, 0, 0]]]),)))
+    >>> round(m.value, 4)  # class 0: 2*1/3, class 1: 2*1/3
+    0.6667
+    """
+
+    def __init__(self, axis: int = 1):
+        self.axis = axis
+        self.reset()
+
+    def reset(self) -> None:
+        self.intersection: dict[int, torch.Tensor] = {}
+        self.union: dict[int, torch.Tensor] = {}
+
+    def accumulate(self, learn) -> None:
+        n_classes = learn.pred.shape[self.axis]
+        pred, targ = flatten_check(learn.pred.argmax(dim=self.axis), learn.yb[0])
+        for c in range(n_classes):
+            p, t = pred == c, targ == c
+            self.intersection[c] = self.intersection.get(c, 0.0) + (p & t).float().sum()
+            self.union[c] = self.union.get(c, 0.0) + p.float().sum() + t.float().sum()
+
+    @property
+    def value(self) -> float | None:
+        scores = [2.0 * self.intersection[c] / self.union[c] for c in self.union if self.union[c] > 0]
+        return _as_value(torch.stack(scores).mean()) if scores else None
