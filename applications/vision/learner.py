@@ -1,0 +1,193 @@
+"""Transfer learning for images: a pretrained body, a new head, a Learner that fine-tunes them.
+
+>>> from torchvision.models import resnet18
+>>> model = vision_model(resnet18, n_out=3, pretrained=False)
+>>> model(torch.zeros(2, 3, 64, 64)).shape
+torch.Size([2, 3])
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange
+from fastlearn.vision.models import arch_meta, arch_name, pretrained_model, resolve_arch
+
+
+def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                return parent, name, child
+    raise ValueError(f"{type(model).__name__} has no nn.Conv2d to adapt to n_in channels; pass n_in=3")
+
+
+def adapt_input_channels(model: nn.Module, n_in: int) -> nn.Module:
+    """Make the first convolution take ``n_in`` channels, in place.
+
+    The new kernel is the mean of the old one over its input channels, repeated ``n_in`` times and
+    scaled by ``in_channels / n_in``: an image whose channels are all equal gives the same output as
+    before, so pretrained features still apply to greyscale or multispectral input.
+
+    >>> conv = nn.Sequential(nn.Conv2d(3, 4, 3))
+    >>> adapt_input_channels(conv, 1)[0].weight.shape
+    torch.Size([4, 1, 3, 3])
+    """
+    if not isinstance(n_in, int) or n_in < 1:
+        raise ValueError(f"n_in={n_in!r}; expected a positive number of input channels")
+    parent, name, conv = _first_conv(model)
+    if conv.in_channels == n_in:
+        return model
+    if conv.groups != 1:
+        raise ValueError(f"the first convolution of {type(model).__name__} is grouped (groups={conv.groups}); "
+                         f"n_in={n_in} cannot be adapted; pass n_in={conv.in_channels}")
+    new_conv = copy.deepcopy(conv)
+    with torch.no_grad():
+        weight = conv.weight.mean(dim=1, keepdim=True).repeat(1, n_in, 1, 1) * (conv.in_channels / n_in)
+    new_conv.weight = nn.Parameter(weight)
+    new_conv.in_channels = n_in
+    setattr(parent, name, new_conv)
+    return model
+
+
+def _instantiate(arch: Callable | str, pretrained: bool) -> tuple[nn.Module, dict]:
+    arch = resolve_arch(arch)
+    model = pretrained_model(arch) if pretrained else arch()
+    return model, arch_meta(arch)
+
+
+def _cut_model(model: nn.Module, cut: int | Callable | None) -> nn.Sequential:
+    if callable(cut):
+        return cut(model)
+    children = list(model.children())
+    if cut is None:
+        pools = [i for i, child in enumerate(children)
+                 if isinstance(child, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, AdaptiveConcatPool2d))]
+        if not pools:
+            raise ValueError(f"could not find where to cut {type(model).__name__} (no adaptive pooling child); "
+                             "pass cut= as a child index such as -2, or a function model -> nn.Sequential")
+        cut = pools[-1]
+    if not isinstance(cut, int):
+        raise TypeError(f"cut={cut!r}; expected an int child index, a function model -> body, or None")
+    return nn.Sequential(*children[:cut])
+
+
+def create_body(model_or_arch: nn.Module | Callable | str, n_in: int = 3, pretrained: bool = True,
+                cut: int | Callable | None = None) -> nn.Sequential:
+    """The convolutional body of an architecture (a constructor like ``resnet34``, its name, or a model).
+
+    ``cut`` defaults to the architecture's entry in ``model_meta``, else the last adaptive pooling
+    child. ``n_in != 3`` adapts the first convolution (see :func:`adapt_input_channels`).
+
+    >>> from torchvision.models import resnet18
+    >>> body = create_body(resnet18, pretrained=False, cut=-2)
+    >>> body(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 512, 2, 2])
+    """
+    if isinstance(model_or_arch, nn.Module):
+        model, meta_cut = model_or_arch, None
+    else:
+        model, meta = _instantiate(model_or_arch, pretrained)
+        meta_cut = meta["cut"]
+    body = _cut_model(model, cut if cut is not None else meta_cut)
+    if n_in != 3:
+        adapt_input_channels(body, n_in)
+    return body
+
+
+def num_features(body: nn.Module, n_in: int = 3) -> int:
+    """Channels of the feature map ``body`` outputs, found by running a small dummy batch.
+
+    >>> num_features(nn.Sequential(nn.Conv2d(3, 7, 3)))
+    7
+    """
+    was_training = body.training
+    body.eval()
+    try:
+        param = next(body.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            out = body(torch.zeros(1, n_in, 64, 64, device=device))
+    finally:
+        body.train(was_training)
+    return out.shape[1]
+
+
+def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
+                pool: bool = True, concat_pool: bool = True, first_bn: bool = True, bn_final: bool = False,
+                lin_first: bool = False, y_range: tuple[float, float] | None = None) -> nn.Sequential:
+    """A classifier head for a feature map of ``nf`` channels: pool, flatten, then BatchNorm-Dropout-Linear
+    blocks with ReLU between them (``lin_ftrs`` hidden sizes, default ``[512]``).
+
+    ``concat_pool`` concatenates max and average pooling (doubling the features). ``ps`` is the
+    dropout of the last block; the earlier blocks get half of it unless a list is given.
+    ``y_range=(low, high)`` ends with a ``SigmoidRange`` for regression.
+
+    >>> head = create_head(512, 10)
+    >>> head(torch.zeros(4, 512, 2, 2)).shape, type(head[-1]).__name__
+    (torch.Size([4, 10]), 'Linear')
+    """
+    if pool and concat_pool:
+        nf = nf * 2
+    sizes = [nf] + (list(lin_ftrs) if lin_ftrs is not None else [512]) + [n_out]
+    n_blocks = len(sizes) - 1
+    if isinstance(ps, (int, float)):
+        dropouts = [ps / 2] * (n_blocks - 1) + [ps]
+    else:
+        dropouts = list(ps)
+        if len(dropouts) != n_blocks + (1 if lin_first else 0) and len(dropouts) != n_blocks:
+            raise ValueError(f"ps={ps!r} has {len(dropouts)} values for {n_blocks} linear layers; "
+                             "pass one dropout per layer, or a single float")
+    layers: list[nn.Module] = []
+    if pool:
+        layers += [AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1), Flatten()]
+    for i, (n_from, n_to, dropout) in enumerate(zip(sizes[:-1], sizes[1:], dropouts)):
+        is_last = i == n_blocks - 1
+        use_bn = first_bn if i == 0 else True
+        block: list[nn.Module] = []
+        if use_bn:
+            block.append(nn.BatchNorm1d(n_from))
+        if dropout:
+            block.append(nn.Dropout(dropout))
+        linear = nn.Linear(n_from, n_to, bias=not (use_bn and lin_first))
+        block = [linear] + block if lin_first else block + [linear]
+        if not is_last:
+            block.append(nn.ReLU(inplace=True))
+        layers += block
+    if bn_final:
+        layers.append(nn.BatchNorm1d(n_out, momentum=0.01))
+    if y_range is not None:
+        layers.append(SigmoidRange(*y_range))
+    return nn.Sequential(*layers)
+
+
+def _init_head(head: nn.Module, init: Callable | None) -> None:
+    if init is None:
+        return
+    for module in head.modules():
+        if isinstance(module, nn.Linear):
+            init(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def vision_model(arch: Callable | str, n_out: int, pretrained: bool = True, cut: int | Callable | None = None,
+                 n_in: int = 3, init: Callable | None = nn.init.kaiming_normal_, concat_pool: bool = True,
+                 pool: bool = True, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
+                 first_bn: bool = True, bn_final: bool = False, lin_first: bool = False,
+                 y_range: tuple[float, float] | None = None) -> nn.Sequential:
+    """``nn.Sequential(create_body(arch), create_head(...))``: what ``vision_learner`` trains.
+
+    >>> model = vision_model("efficientnet_lite0", n_out=2, pretrained=False)
+    >>> isinstance(model[1][-1], nn.Linear), model[1][-1].out_features
+    (True, 2)
+    """
+    body = create_body(arch, n_in=n_in, pretrained=pretrained, cut=cut)
+    nf = num_features(body, n_in=n_in)
+    head = create_head(nf, n_out, lin_ftrs=lin_ftrs, ps=ps, pool=pool, concat_pool=concat_pool,
+                       first_bn=first_bn, bn_final=bn_final, lin_first=lin_first, y_range=y_range)
+    _init_head(head, init)
+    return nn.Sequential(body, head)
