@@ -1,0 +1,74 @@
+"""Collecting predictions over a loader (``Learner.get_preds``).
+
+``GatherPreds`` is a callback that keeps every batch's predictions, targets and (optionally)
+inputs and per-item losses, on the CPU, and concatenates them at the end.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fastlearn.callback import Callback
+from fastlearn.losses import loss_activation, loss_decodes, loss_with_reduction
+from fastlearn.torch_core import to_cpu
+
+
+
+def loss_without_reduction(loss_func: Callable) -> Callable:
+    """The same loss giving one value per item."""
+    return loss_with_reduction(loss_func, "none")
+
+
+def _concat(batches: list):
+    if not batches:
+        return None
+    first = batches[0]
+    if isinstance(first, (tuple, list)):
+        parts = [_concat([b[i] for b in batches]) for i in range(len(first))]
+        return parts[0] if len(parts) == 1 else tuple(parts)
+    if isinstance(first, torch.Tensor):
+        if first.ndim == 0:
+            return torch.stack(batches)
+        return torch.cat(batches)
+    return batches
+
+
+class GatherPreds(Callback):
+    """Keeps predictions, targets, and optionally inputs and per-item losses, batch by batch."""
+
+    order = 70
+    run_train = False
+
+    def __init__(self, with_input: bool = False, with_loss: bool = False, per_item_loss: Callable | None = None):
+        self.with_input, self.with_loss, self.per_item_loss = with_input, with_loss, per_item_loss
+        self._preds, self._targets, self._inputs, self._losses = [], [], [], []
+
+    def before_validate(self):
+        self._preds, self._targets, self._inputs, self._losses = [], [], [], []
+
+    def after_batch(self):
+        pred = self.learn.pred
+        self._preds.append(to_cpu(pred))
+        if self.learn.yb:
+            self._targets.append(to_cpu(self.learn.yb))
+        if self.with_input:
+            self._inputs.append(to_cpu(self.learn.xb))
+        if self.with_loss and self.learn.yb:
+            self._losses.append(to_cpu(self.per_item_loss(pred, *self.learn.yb)))
+
+    @property
+    def preds(self):
+        return _concat(self._preds)
+
+    @property
+    def targets(self):
+        return _concat(self._targets)
+
+    @property
+    def inputs(self):
+        return _concat(self._inputs)
+
+    @property
+    def losses(self):
+        return _concat(self._losses)

@@ -1,0 +1,433 @@
+"""``Learner``: a model, data, a loss and an optimizer, trained by one loop with callbacks.
+
+>>> learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)   # doctest: +SKIP
+>>> learn.fit_one_cycle(3, 1e-3)                                                         # doctest: +SKIP
+
+The loop fires the events of :mod:`fastlearn.callback`; schedules, progress bars, precision,
+distribution and checkpoints are callbacks. Every method lives in this module.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path as PlainPath
+
+import torch
+from torch import nn
+
+from fastlearn.callback import (LOOP_TREE, Callback, CancelBackwardException, CancelBatchException,
+                                CancelEpochException, CancelFitException, CancelStepException,
+                                CancelTrainException, CancelValidException, TrainEvalCallback,
+                                check_event_names, sort_callbacks)
+from fastlearn.config import get_config
+from fastlearn.foundation import L, listify
+from fastlearn.inference import GatherPreds, loss_activation, loss_decodes, loss_without_reduction
+from fastlearn.metrics import wrap_metric
+from fastlearn.optimizer import (AdamW, get_hyper, make_optimizer, norm_params, set_hyper, spread_lr,
+                                 split_groups)
+from fastlearn.paths import Path
+from fastlearn.progress import ProgressCallback, print_table_row
+from fastlearn.recorder import Recorder
+from fastlearn.schedule import LRFinder, ParamScheduler, SchedCos, SchedNo, combine_scheds, one_cycle_scheds
+from fastlearn import checkpoint, lr_finder
+from fastlearn.torch_core import default_device, to_device, trainable_params
+
+DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback)
+
+
+class Learner:
+    """Trains ``model`` on ``dls`` with ``loss_func`` and an optimizer made by ``opt_func``.
+
+    - ``loss_func=None`` takes the loss the data inferred from its target block (``dls.loss_func``).
+    - ``splitter(model)`` returns the parameter groups (body / head...) that ``freeze``,
+      ``freeze_to`` and discriminative learning rates (``lr=slice(lo, hi)``) act on.
+    - ``wd`` overrides the optimizer's weight decay; norm layers and biases get none unless
+      ``wd_bn_bias``; with ``train_bn`` the norm layers of frozen groups still train.
+    - ``cbs`` takes callbacks or callback classes; ``metrics`` takes functions or ``Metric``s.
+    - ``device`` (default: the config's, "auto" = CUDA, then MPS, then CPU).
+
+    >>> learn = Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat())   # doctest: +SKIP
+    """
+
+    def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None, opt_func: Callable = AdamW,
+                 lr: float = 1e-3, splitter: Callable[[nn.Module], list] = trainable_params,
+                 cbs: Iterable | Callback | type | None = None, metrics=None, path=None,
+                 model_dir: str | PlainPath = "models", wd: float | None = None, wd_bn_bias: bool = False,
+                 train_bn: bool = True, moms: Sequence[float] = (0.95, 0.85, 0.95),
+                 device: torch.device | str | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model should be a torch.nn.Module, got {type(model).__name__}")
+        self.dls, self.model = dls, model
+        if loss_func is None:
+            loss_func = getattr(dls, "loss_func", None)
+            if loss_func is None:
+                raise ValueError("no loss_func given and the data does not infer one (dls.loss_func is None); "
+                                 "pass loss_func=, e.g. CrossEntropyLossFlat() for classification")
+        self.loss_func, self.opt_func, self.lr, self.splitter = loss_func, opt_func, lr, splitter
+        self.wd, self.wd_bn_bias, self.train_bn, self.moms = wd, wd_bn_bias, train_bn, moms
+        self.path = Path(path if path is not None else getattr(dls, "path", "."))
+        self.model_dir = PlainPath(model_dir)
+        self.opt: torch.optim.Optimizer | None = None
+        self.logger: Callable | None = print_table_row
+        self.training, self.epoch, self.n_epoch, self.start_epoch = False, 0, 1, 0
+        self.iter, self.n_iter, self.train_iter, self.pct_train = 0, 0, 0, 0.0
+        self.xb: tuple = ()
+        self.yb: tuple = ()
+        self.pred = self.loss = self.loss_grad = None
+        self.smooth_loss = float("nan")
+        self.metrics = metrics
+        self.cbs: L = L()
+        self.to(device)
+        self.add_cbs([cb() for cb in DEFAULT_CALLBACKS])
+        self.add_cbs(cbs)
+
+    # --- metrics, callbacks --------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> L:
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics) -> None:
+        self._metrics = L([wrap_metric(m) for m in listify(metrics)])
+
+    def add_cb(self, cb: Callback | type) -> "Learner":
+        """Add a callback (an instance or a class); it is reachable as ``learn.<its name>``."""
+        if isinstance(cb, type):
+            cb = cb()
+        if not isinstance(cb, Callback):
+            raise TypeError(f"cbs takes Callback instances or classes, got {cb!r}")
+        check_event_names(cb)
+        existing = getattr(self, cb.name, None)
+        if isinstance(existing, Callback) and existing in self.cbs:
+            self.remove_cb(existing)
+        cb.learn = self
+        setattr(self, cb.name, cb)
+        self.cbs = L(sort_callbacks(list(self.cbs) + [cb]))
+        return self
+
+    def add_cbs(self, cbs) -> "Learner":
+        for cb in listify(cbs):
+            self.add_cb(cb)
+        return self
+
+    def remove_cb(self, cb: Callback | type) -> "Learner":
+        """Remove a callback instance, or every callback of a class."""
+        targets = [c for c in self.cbs if (isinstance(c, cb) if isinstance(cb, type) else c is cb)]
+        for target in targets:
+            target.learn = None
+            if getattr(self, target.name, None) is target:
+                delattr(self, target.name)
+        self.cbs = L([c for c in self.cbs if all(c is not t for t in targets)])
+        return self
+
+    def remove_cbs(self, cbs) -> "Learner":
+        for cb in listify(cbs):
+            self.remove_cb(cb)
+        return self
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs):
+        """Callbacks added for the duration of a ``with`` block."""
+        cbs = [cb() if isinstance(cb, type) else cb for cb in listify(cbs)]
+        self.add_cbs(cbs)
+        try:
+            yield self
+        finally:
+            self.remove_cbs(cbs)
+
+    @contextlib.contextmanager
+    def removed_cbs(self, cbs):
+        """Callbacks taken out for the duration of a ``with`` block."""
+        cbs = [c for c in listify(cbs) if c in self.cbs]
+        self.remove_cbs(cbs)
+        try:
+            yield self
+        finally:
+            self.add_cbs(cbs)
+
+    def __call__(self, event: str) -> None:
+        for cb in list(self.cbs):
+            cb(event)
+
+    def show_training_loop(self) -> None:
+        """Print the loop's events, in order, with the callbacks that act on each."""
+        for depth, step in LOOP_TREE:
+            names = [type(cb).__name__ for cb in self.cbs if hasattr(type(cb), step)]
+            print("   " * depth + step + (f": {names}" if names else ""))
+
+    # --- device, optimizer, freezing -------------------------------------------------------------
+
+    def to(self, device: torch.device | str | None = None) -> "Learner":
+        """Put the model and the data on ``device`` (None: the config's default)."""
+        self.device = default_device(device)
+        self.model.to(self.device)
+        if hasattr(self.dls, "to"):
+            self.dls.to(self.device)
+        return self
+
+    def param_groups(self) -> list[list[nn.Parameter]]:
+        """The splitter's groups of parameters."""
+        groups = self.splitter(self.model)
+        if groups and isinstance(groups[0], nn.Parameter):
+            groups = [groups]
+        return [list(g) for g in groups]
+
+    def create_opt(self) -> None:
+        """Build the optimizer over the splitter's groups (weight decay off for norm / bias params)."""
+        self.opt = make_optimizer(self.opt_func, split_groups(self.param_groups(), self.model, self.wd_bn_bias),
+                                  lr=self.lr)
+        if self.wd is not None:
+            set_hyper(self.opt, "wd", self.wd)
+        self._apply_freeze(getattr(self, "_frozen_to", 0))
+
+    def _apply_freeze(self, n: int) -> None:
+        groups = self.param_groups()
+        n = n if n >= 0 else len(groups) + n
+        keep = norm_params(self.model) if self.train_bn else set()
+        for index, group in enumerate(groups):
+            for param in group:
+                param.requires_grad_(index >= n or id(param) in keep)
+
+    def freeze_to(self, n: int) -> None:
+        """Freeze the parameter groups before ``n`` (negative counts from the end)."""
+        self._frozen_to = n
+        if self.opt is None:
+            self.create_opt()
+        self._apply_freeze(n)
+
+    def freeze(self) -> None:
+        """Freeze every parameter group but the last (the head)."""
+        self.freeze_to(-1)
+
+    def unfreeze(self) -> None:
+        """Train every parameter group."""
+        self.freeze_to(0)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def _with_events(self, f: Callable, name: str, exception: type) -> None:
+        try:
+            self(f"before_{name}")
+            f()
+        except exception:
+            self(f"after_cancel_{name}")
+        self(f"after_{name}")
+
+    def _backward(self) -> None:
+        self.loss_grad.backward()
+
+    def _step(self) -> None:
+        self.opt.step()
+
+    def _do_one_batch(self) -> None:
+        self.pred = self.model(*self.xb)
+        self("after_pred")
+        if len(self.yb):
+            self.loss_grad = self.loss_func(self.pred, *self.yb)
+            self.loss = self.loss_grad.detach().clone()
+        self("after_loss")
+        if not self.training or not len(self.yb):
+            return
+        self._with_events(self._backward, "backward", CancelBackwardException)
+        self._with_events(self._step, "step", CancelStepException)
+        self.opt.zero_grad(set_to_none=True)
+
+    def _split_batch(self, batch) -> None:
+        batch = batch if isinstance(batch, (tuple, list)) else (batch,)
+        batch = to_device(tuple(batch), self.device)
+        n_inp = getattr(self.dl, "n_inp", None) or getattr(self.dls, "n_inp", 1) or 1
+        self.xb, self.yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
+
+    def one_batch(self, i: int, batch) -> None:
+        self.iter = i
+        self._split_batch(batch)
+        self._with_events(self._do_one_batch, "batch", CancelBatchException)
+
+    def all_batches(self) -> None:
+        self.n_iter = len(self.dl)
+        for i, batch in enumerate(self.dl):
+            self.one_batch(i, batch)
+
+    def _do_epoch_train(self) -> None:
+        self.dl = self.dls.train
+        if hasattr(self.dl, "set_epoch"):
+            self.dl.set_epoch(self.epoch)
+        self._with_events(self.all_batches, "train", CancelTrainException)
+
+    def _do_epoch_validate(self, ds_idx: int = 1, dl=None) -> None:
+        self.dl = dl if dl is not None else self.dls[ds_idx]
+        with torch.no_grad():
+            self._with_events(self.all_batches, "validate", CancelValidException)
+
+    def _do_epoch(self) -> None:
+        self._do_epoch_train()
+        if len(self.dls) > 1 and self.dls.valid is not None and len(self.dls.valid):
+            self._do_epoch_validate()
+
+    def _do_fit(self) -> None:
+        for epoch in range(self.start_epoch, self.n_epoch):
+            self.epoch = epoch
+            self._with_events(self._do_epoch, "epoch", CancelEpochException)
+
+    def fit(self, n_epoch: int, lr: float | slice | None = None, wd: float | None = None, cbs=None,
+            reset_opt: bool = False, start_epoch: int = 0) -> None:
+        """Train for ``n_epoch`` epochs at a constant learning rate ``lr`` (default ``self.lr``).
+
+        ``start_epoch`` resumes a run from a checkpoint: epochs before it are skipped and the
+        schedules continue from where they were.
+        """
+        if not isinstance(n_epoch, int) or n_epoch < 0:
+            raise ValueError(f"n_epoch={n_epoch!r}; expected a non-negative int")
+        if not 0 <= start_epoch <= n_epoch:
+            raise ValueError(f"start_epoch={start_epoch} must lie between 0 and n_epoch={n_epoch}")
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        if wd is not None:
+            set_hyper(self.opt, "wd", wd)
+        set_hyper(self.opt, "lr", spread_lr(self.lr if lr is None else lr, self._n_groups()))
+        self.n_epoch, self.start_epoch = n_epoch, start_epoch
+        with self.added_cbs(cbs):
+            self._with_events(self._do_fit, "fit", CancelFitException)
+
+    def _n_groups(self) -> int:
+        return max(g.get("fl_group", 0) for g in self.opt.param_groups) + 1
+
+    def _lr_array(self, lr):
+        if self.opt is None:
+            self.create_opt()
+        return spread_lr(self.lr if lr is None else lr, self._n_groups())
+
+    # --- schedules ---------------------------------------------------------------------------------
+
+    def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25.0,
+                      div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
+                      moms: Sequence[float] | None = None, cbs=None, reset_opt: bool = False,
+                      start_epoch: int = 0) -> None:
+        """One-cycle training: lr warms up from ``lr_max/div`` to ``lr_max`` over ``pct_start`` of
+        training, then anneals to ``lr_max/div_final``; momentum cycles ``moms`` the other way."""
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        scheds = one_cycle_scheds(self._lr_array(lr_max), div, div_final, pct_start,
+                                  self.moms if moms is None else moms)
+        self.fit(n_epoch, lr=None, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
+
+    def fit_flat_cos(self, n_epoch: int, lr: float | slice | None = None, div_final: float = 1e5,
+                     pct_start: float = 0.75, wd: float | None = None, cbs=None, reset_opt: bool = False,
+                     start_epoch: int = 0) -> None:
+        """A flat learning rate for ``pct_start`` of training, then cosine annealing to ``lr/div_final``."""
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        lr = self._lr_array(lr)
+        scheds = {"lr": combine_scheds([pct_start, 1 - pct_start], [SchedNo(lr, lr), SchedCos(lr, lr / div_final)])}
+        self.fit(n_epoch, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
+
+    def fit_sgdr(self, n_cycles: int, cycle_len: int, lr_max: float | slice | None = None,
+                 cycle_mult: int = 2, wd: float | None = None, cbs=None, reset_opt: bool = False,
+                 start_epoch: int = 0) -> None:
+        """SGD with warm restarts: ``n_cycles`` cosine cycles, each ``cycle_mult`` times longer."""
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        lr_max = self._lr_array(lr_max)
+        lengths = [cycle_len * cycle_mult ** i for i in range(n_cycles)]
+        n_epoch = sum(lengths)
+        scheds = {"lr": combine_scheds([length / n_epoch for length in lengths],
+                                       [SchedCos(lr_max, 0) for _ in lengths])}
+        self.fit(n_epoch, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
+
+    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
+                  pct_start: float = 0.3, div: float = 5.0, wd: float | None = None, cbs=None) -> None:
+        """Transfer learning: ``freeze_epochs`` of one-cycle on the head with the body frozen, then
+        unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``."""
+        self.freeze()
+        if freeze_epochs:
+            self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, wd=wd, cbs=cbs)
+        base_lr /= 2
+        self.unfreeze()
+        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd, cbs=cbs)
+
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
+                show_plot: bool = True, suggest_funcs: Sequence[Callable] | None = None):
+        """Train briefly with an exponentially rising learning rate, then put the model and
+        optimizer back as they were; returns the suggested learning rates as a named tuple."""
+        return lr_finder.run_lr_find(self, LRFinder(start_lr, end_lr, num_it, stop_div), show_plot, suggest_funcs)
+
+    # --- inference -----------------------------------------------------------------------------------
+
+    def get_preds(self, ds_idx: int = 1, dl=None, with_input: bool = False, with_decoded: bool = False,
+                  with_loss: bool = False, act: Callable | None = None, reorder: bool = True, cbs=None):
+        """Predictions and targets over a whole loader: ``(preds, targs)`` plus, when asked,
+        the inputs first, the decoded predictions and the per-item losses, in that order.
+
+        Predictions go through the loss's activation (softmax for cross-entropy) unless ``act``.
+        """
+        if dl is None:
+            dl = self.dls[ds_idx]
+        gather = GatherPreds(with_input=with_input, with_loss=with_loss,
+                             per_item_loss=loss_without_reduction(self.loss_func) if with_loss else None)
+        with self.no_bar(), self.no_logging(), self.added_cbs([gather] + listify(cbs)):
+            self._with_events(lambda: self._do_epoch_validate(dl=dl), "epoch", CancelEpochException)
+        preds = (act or (lambda x: loss_activation(self.loss_func, x)))(gather.preds)
+        result = ([gather.inputs] if with_input else []) + [preds, gather.targets]
+        if with_decoded:
+            result.append(loss_decodes(self.loss_func, preds))
+        if with_loss:
+            result.append(gather.losses)
+        return tuple(result)
+
+    def predict(self, item, with_input: bool = False):
+        """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``."""
+        dl = self.dls.test_dl([item])
+        inputs, preds, _, decoded = self.get_preds(dl=dl, with_input=True, with_decoded=True)
+        label = self.dls.decode_target(decoded[0])
+        result = (label, decoded[0], preds[0])
+        return ((inputs[0],) + result) if with_input else result
+
+    def validate(self, ds_idx: int = 1, dl=None, cbs=None) -> list:
+        """The validation loss and metrics, ``[valid_loss, *metrics]``, on ``dls[ds_idx]`` or ``dl``."""
+        if dl is None:
+            dl = self.dls[ds_idx]
+        with self.no_bar(), self.no_logging(), self.added_cbs(cbs):
+            self._do_epoch_validate(dl=dl)
+        return [self.recorder.loss_meter.value] + [m.value for m in self.metrics]
+
+    # --- context managers ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def no_bar(self):
+        """Hide the progress bars inside a ``with`` block."""
+        bars = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
+        self.remove_cbs(bars)
+        try:
+            yield self
+        finally:
+            self.add_cbs(bars)
+
+    @contextlib.contextmanager
+    def no_logging(self):
+        """Silence the per-epoch table inside a ``with`` block."""
+        previous = self.recorder.silent
+        self.recorder.silent = True
+        try:
+            yield self
+        finally:
+            self.recorder.silent = previous
+
+    # --- saving ----------------------------------------------------------------------------------------
+
+    def save(self, name: str, with_opt: bool = True) -> PlainPath:
+        """Write the full state (model, optimizer, epoch, RNG states, callbacks' state) to
+        ``path/model_dir/name.pth``, atomically; returns the file path."""
+        return checkpoint.save_learner(self, name, with_opt=with_opt)
+
+    def load(self, name: str, with_opt: bool = True, strict: bool = True) -> "Learner":
+        """Restore what :meth:`save` wrote (``name`` or a path); returns the learner."""
+        checkpoint.load_learner_state(self, name, with_opt=with_opt, strict=strict)
+        return self
+
+    def summary(self) -> str:
+        """Layers, output shapes and parameter counts for one batch; printed and returned."""
+        from fastlearn.summary import model_summary
+        text = model_summary(self)
+        print(text)
+        return text

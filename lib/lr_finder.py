@@ -1,0 +1,49 @@
+"""The learning-rate finder run behind ``Learner.lr_find``.
+
+It trains for up to ``num_it`` batches with an exponentially rising learning rate, then puts the
+model weights, the optimizer state, the RNG states and the recorder back exactly as they were.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+from fastlearn.schedule import LRFinder, suggestion_tuple, valley
+from fastlearn.torch_core import get_rng_states, set_rng_states
+
+
+def run_lr_find(learn, finder: LRFinder, show_plot: bool = True,
+                suggest_funcs: Sequence[Callable] | None = None):
+    """Run ``finder`` on ``learn``, restore everything, and return the suggestions."""
+    suggest_funcs = tuple(suggest_funcs) if suggest_funcs is not None else (valley,)
+    if learn.opt is None:
+        learn.create_opt()
+    model_state = copy.deepcopy(learn.model.state_dict())
+    opt_state = copy.deepcopy(learn.opt.state_dict())
+    requires_grad = [p.requires_grad for p in learn.model.parameters()]
+    rng_states = get_rng_states()
+    recorder_state = {k: copy.copy(v) for k, v in vars(learn.recorder).items() if k != "learn"}
+    n_epoch = -(-finder.num_it // max(1, len(learn.dls.train)))
+    try:
+        with learn.no_logging():
+            learn.fit(n_epoch, cbs=[finder])
+    finally:
+        learn.model.load_state_dict(model_state)
+        learn.opt.load_state_dict(opt_state)
+        for param, flag in zip(learn.model.parameters(), requires_grad):
+            param.requires_grad_(flag)
+        set_rng_states(rng_states)
+        learn.lr_finder_result = (list(finder.lrs), list(finder.losses))
+        for key, value in recorder_state.items():
+            setattr(learn.recorder, key, value)
+    lrs, losses = finder.lrs, finder.losses
+    lo = len(lrs) // 10
+    hi = len(lrs) - 5 if len(lrs) - lo > 10 else len(lrs)
+    lrs_cut, losses_cut = lrs[lo:hi], losses[lo:hi]
+    if len(lrs_cut) < 2:
+        raise ValueError(f"lr_find ran only {len(lrs)} batches, too few to suggest a learning rate; "
+                         "use more data, a smaller batch size or a larger num_it")
+    results = {func.__name__: func(lrs_cut, losses_cut, finder.num_it) for func in suggest_funcs}
+    if show_plot:
+        learn.recorder.plot_lr_find(lrs, losses, suggestions={k: v[1] for k, v in results.items()})
+    return suggestion_tuple(list(results))(*[v[0] for v in results.values()])

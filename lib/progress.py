@@ -1,0 +1,72 @@
+"""Progress bars (fastprogress: console or notebook) and the per-epoch metrics table.
+
+``ProgressCallback`` is added to every Learner; ``with learn.no_bar():`` hides the bars.
+"""
+from __future__ import annotations
+
+from fastprogress.fastprogress import master_bar, progress_bar
+
+from fastlearn.callback import Callback
+
+
+def _format_value(value) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+class ProgressCallback(Callback):
+    """Shows a bar over epochs and one over batches, and writes the metrics table under them."""
+
+    order = 60
+
+    def before_fit(self):
+        self.master = master_bar(range(self.n_epoch - self.learn.start_epoch)) if self.n_epoch else None
+        if self.master is not None:
+            self.master.on_iter_begin()
+        self.learn.logger = self._write
+
+    def _write(self, row: list, header: bool = False) -> None:
+        cells = [_format_value(v) for v in row]
+        if self.master is not None:
+            self.master.write(cells, table=True)
+        else:
+            print("\t".join(cells))
+
+    def before_train(self):
+        self._bar(self.dls.train)
+
+    def before_validate(self):
+        self._bar(self.learn.dl)
+
+    def _bar(self, dl):
+        self.bar = progress_bar(dl, parent=self.master, leave=False)
+        self.bar.update(0)
+
+    def after_batch(self):
+        self.bar.update(self.iter + 1)
+        if hasattr(self.learn, "smooth_loss") and self.training:
+            self.bar.comment = f"{self.learn.smooth_loss:.4f}"
+
+    def after_train(self):
+        self.bar.on_iter_end()
+
+    def after_validate(self):
+        self.bar.on_iter_end()
+
+    def before_epoch(self):
+        if self.master is not None:
+            self.master.update(self.epoch - self.learn.start_epoch)
+
+    def after_fit(self):
+        if self.master is not None:
+            self.master.on_iter_end()
+        self.learn.logger = print_table_row
+        self.master = None
+
+
+def print_table_row(row: list, header: bool = False) -> None:
+    """The logger used without a progress bar: one tab-separated line per row."""
+    print("\t".join(_format_value(v) for v in row))

@@ -1,0 +1,173 @@
+"""``Recorder``: losses, metrics, learning rates and momentums, recorded and plotted.
+
+Every Learner has one as ``learn.recorder``. After ``fit``, ``learn.recorder.values`` holds one
+row per epoch: ``[train_loss, valid_loss, *metrics]``.
+
+>>> learn.recorder.values[-1]          # doctest: +SKIP
+[0.31, 0.28, 0.91]
+>>> learn.recorder.plot_loss()         # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fastlearn.callback import Callback
+from fastlearn.metrics import AvgLoss, AvgSmoothLoss
+from fastlearn.optimizer import get_hyper
+
+
+def _format_time(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+class Recorder(Callback):
+    """Records the smoothed training loss per batch, the learning rates and momentums per batch,
+    and ``[train_loss, valid_loss, *metrics]`` per epoch; logs one row per epoch.
+
+    ``add_time`` adds the epoch time to the logged row; ``train_metrics`` also computes the
+    metrics on the training set; ``beta`` is the smoothing of the training loss.
+    """
+
+    order = 50
+
+    def __init__(self, add_time: bool = True, train_metrics: bool = False, valid_metrics: bool = True,
+                 beta: float = 0.98):
+        self.add_time, self.train_metrics, self.valid_metrics = add_time, train_metrics, valid_metrics
+        self.loss_meter, self.smooth_meter = AvgLoss(), AvgSmoothLoss(beta=beta)
+        self.silent = False
+        self.lrs: list[list[float]] = []
+        self.moms: list[list[float]] = []
+        self.iters: list[int] = []
+        self.losses: list[float] = []
+        self.values: list[list] = []
+        self.log: list = []
+
+    @property
+    def metric_names(self) -> list[str]:
+        names = ["epoch", "train_loss"]
+        if self.train_metrics:
+            names += [f"train_{m.name}" for m in self.learn.metrics]
+        if self.valid_metrics:
+            names += ["valid_loss"] + [m.name for m in self.learn.metrics]
+        return names + (["time"] if self.add_time else [])
+
+    def before_fit(self):
+        self.lrs, self.moms, self.iters, self.losses, self.values = [], [], [], [], []
+        self.smooth_meter.reset()
+        self.learn.smooth_loss = float("nan")
+        self._header_logged = False
+
+    def before_epoch(self):
+        self.start_time = time.perf_counter()
+        self.log = [self.epoch]
+
+    def before_train(self):
+        for metric in self._metrics_for(training=True):
+            metric.reset()
+
+    def before_validate(self):
+        self.loss_meter.reset()
+        for metric in self._metrics_for(training=False):
+            metric.reset()
+
+    def _metrics_for(self, training: bool) -> list:
+        if training:
+            return list(self.learn.metrics) if self.train_metrics else []
+        return list(self.learn.metrics) if self.valid_metrics else []
+
+    def after_batch(self):
+        if not self.learn.yb:
+            return
+        if self.training:
+            self.smooth_meter.accumulate(self.learn)
+            self.learn.smooth_loss = self.smooth_meter.value
+            self.losses.append(self.learn.smooth_loss)
+            self.lrs.append(get_hyper(self.opt, "lr"))
+            self.moms.append(get_hyper(self.opt, "mom"))
+        else:
+            self.loss_meter.accumulate(self.learn)
+        for metric in self._metrics_for(self.training):
+            metric.accumulate(self.learn)
+
+    def after_train(self):
+        self.log.append(self.learn.smooth_loss)
+        self.log += [m.value for m in self._metrics_for(training=True)]
+
+    def after_validate(self):
+        if self.valid_metrics:
+            self.log.append(self.loss_meter.value)
+            self.log += [m.value for m in self._metrics_for(training=False)]
+
+    def after_cancel_train(self):
+        self.cancel_train = True
+
+    def after_epoch(self):
+        row = list(self.log)
+        self.values.append(row[1:])
+        if self.add_time:
+            row.append(_format_time(time.perf_counter() - self.start_time))
+        self.iters.append(len(self.losses))
+        if not self.silent and self.learn.logger is not None:
+            if not self._header_logged:
+                self.learn.logger(self.metric_names, header=True)
+                self._header_logged = True
+            self.learn.logger(row, header=False)
+
+    # --- plots ------------------------------------------------------------------------------
+
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, ax=None):
+        """Plot the smoothed training loss per batch and the validation loss per epoch."""
+        import matplotlib.pyplot as plt
+        if ax is None:
+            _, ax = plt.subplots()
+        start = min(skip_start, max(0, len(self.losses) - 1))
+        ax.plot(range(start, len(self.losses)), self.losses[start:], label="train")
+        if with_valid and self.valid_metrics and self.values:
+            valid = [row[1 + (len(self.learn.metrics) if self.train_metrics else 0)] for row in self.values]
+            points = [(i, v) for i, v in zip(self.iters, valid) if v is not None]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, label="valid")
+        ax.set_xlabel("batch")
+        ax.set_ylabel("loss")
+        ax.legend()
+        return ax
+
+    def plot_sched(self, keys: tuple[str, ...] = ("lr", "mom"), figsize=None):
+        """Plot the learning rate and momentum used at every training batch (last param group)."""
+        import matplotlib.pyplot as plt
+        series = {"lr": self.lrs, "mom": self.moms}
+        unknown = set(keys) - set(series)
+        if unknown:
+            raise ValueError(f"plot_sched keys {sorted(unknown)} unknown; choose from {sorted(series)}")
+        fig, axes = plt.subplots(1, len(keys), figsize=figsize or (6 * len(keys), 4))
+        axes = np.atleast_1d(axes)
+        for ax, key in zip(axes, keys):
+            ax.plot([values[-1] for values in series[key]])
+            ax.set_ylabel(key)
+            ax.set_xlabel("batch")
+        return fig
+
+    def plot_lr_find(self, lrs=None, losses=None, suggestions: dict | None = None, skip_end: int = 5, ax=None):
+        """Plot the loss against the learning rate (log scale), marking the suggestions."""
+        import matplotlib.pyplot as plt
+        if lrs is None:
+            lrs = [values[-1] for values in self.lrs]
+            losses = self.losses
+        end = len(lrs) - skip_end if len(lrs) > skip_end + 1 else len(lrs)
+        if ax is None:
+            _, ax = plt.subplots()
+        ax.plot(lrs[:end], losses[:end])
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        for name, (lr, loss) in (suggestions or {}).items():
+            ax.plot(lr, loss, "o", label=name)
+        if suggestions:
+            ax.legend()
+        return ax
