@@ -45,6 +45,7 @@ class Learner:
       ``wd_bn_bias``; with ``train_bn`` the norm layers of frozen groups still train.
     - ``cbs`` takes callbacks or callback classes; ``metrics`` takes functions or ``Metric``s.
     - ``device`` (default: the config's, "auto" = CUDA, then MPS, then CPU).
+    - ``precision``: "fp32", "fp16" or "bf16" (default: the config's).
 
     >>> learn = Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat())   # doctest: +SKIP
     """
@@ -54,7 +55,7 @@ class Learner:
                  cbs: Iterable | Callback | type | None = None, metrics=None, path=None,
                  model_dir: str | PlainPath = "models", wd: float | None = None, wd_bn_bias: bool = False,
                  train_bn: bool = True, moms: Sequence[float] = (0.95, 0.85, 0.95),
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, precision: str | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model should be a torch.nn.Module, got {type(model).__name__}")
         self.dls, self.model = dls, model
@@ -80,6 +81,9 @@ class Learner:
         self.to(device)
         self.add_cbs([cb() for cb in DEFAULT_CALLBACKS])
         self.add_cbs(cbs)
+        precision = precision if precision is not None else get_config().get("defaults", "precision")
+        if precision != "fp32":
+            self.set_precision(precision)
 
     # --- metrics, callbacks --------------------------------------------------------------------
 
@@ -431,3 +435,59 @@ class Learner:
         text = model_summary(self)
         print(text)
         return text
+
+    # --- precision, hardware, distribution: one argument or one callback each --------------------
+
+    def set_precision(self, precision: str) -> "Learner":
+        """Train in "fp32", "fp16" (autocast + gradient scaler on CUDA; bfloat16 on a CPU) or "bf16"."""
+        from fastlearn.precision import set_precision
+        set_precision(self, precision)
+        return self
+
+    def to_fp16(self) -> "Learner":
+        """Mixed precision with float16 and a gradient scaler (bfloat16 on a CPU, said once)."""
+        return self.set_precision("fp16")
+
+    def to_bf16(self) -> "Learner":
+        """Mixed precision with bfloat16 (CUDA or CPU), no scaler."""
+        return self.set_precision("bf16")
+
+    def to_fp32(self) -> "Learner":
+        """Back to full precision."""
+        return self.set_precision("fp32")
+
+    def to_channels_last(self) -> "Learner":
+        """Use the channels-last memory format for the model and its image batches."""
+        from fastlearn.training import to_channels_last
+        to_channels_last(self)
+        return self
+
+    def compile(self, mode: str | None = None, fullgraph: bool = False, dynamic: bool | None = None) -> "Learner":
+        """Compile the model with ``torch.compile``; freeze / unfreeze keep working."""
+        from fastlearn.training import compile_model
+        compile_model(self, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
+        return self
+
+    @contextlib.contextmanager
+    def distrib_ctx(self, sync_bn: bool = True, timeout_s: float = 600.0):
+        """Train with DistributedDataParallel inside this block when launched by torchrun.
+
+        >>> with learn.distrib_ctx():        # doctest: +SKIP
+        ...     learn.fit_one_cycle(3)
+        """
+        from fastlearn.distributed import distrib_ctx
+        with distrib_ctx(self, sync_bn=sync_bn, timeout_s=timeout_s):
+            yield self
+
+    @property
+    def is_main_process(self) -> bool:
+        """True outside a distributed run and on rank 0 inside one (the process that writes files)."""
+        return not torch.distributed.is_available() or not torch.distributed.is_initialized() or \
+            torch.distributed.get_rank() == 0
+
+    # --- export (the description-based format of fastlearn.export) --------------------------------
+
+    def export(self, fname: str = "export.pkl") -> PlainPath:
+        """Write weights plus a declarative description to ``path/fname``; see ``load_learner``."""
+        from fastlearn.export import export_learner
+        return export_learner(self, fname)
