@@ -1,0 +1,8 @@
+"""The course's ``fastai.data.external`` names: ``URLs``, ``untar_data``, ``download_url`` and
+the built-in offline datasets (see ``fastlearn.external`` and ``fastlearn.datasets``).
+
+>>> from fastlearn.data.external import URLs, untar_data, builtin_path
+>>> path = builtin_path(URLs.MNIST_SAMPLE)   # doctest: +SKIP
+"""
+from fastlearn.download_source import download_url
+from fastlearn.external import URLs, untar_data
