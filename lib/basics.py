@@ -1,0 +1,54 @@
+"""Everything a course notebook needs from the core and the data layer, for a star import.
+
+>>> from fastlearn.basics import *     # doctest: +SKIP
+
+This module is a facade for notebooks and users; the library itself imports names explicitly
+from the modules that define them.
+"""
+import math  # noqa: F401  (the course uses these through the star import)
+from functools import partial  # noqa: F401
+
+import numpy as np  # noqa: F401
+import pandas as pd  # noqa: F401
+import torch  # noqa: F401
+import torch.nn.functional as F  # noqa: F401
+from torch import nn, tensor  # noqa: F401
+
+from fastlearn.data import *  # noqa: F403  (the data layer's public names)
+from fastlearn.data import __all__ as _data_names
+from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException,
+                                CancelEpochException, CancelFitException, CancelStepException,
+                                CancelTrainException, CancelValidException, TrainEvalCallback)
+from fastlearn.config import get_config
+from fastlearn.external import URLs, download_url, untar_data
+from fastlearn.foundation import L, first, listify
+from fastlearn.learner import Learner
+from fastlearn.losses import (BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat,
+                              L1LossFlat, LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat,
+                              MSELossFlat)
+from fastlearn.metrics import (AccumMetric, AvgMetric, Dice, F1Score, FBeta, JaccardCoeff, MatthewsCorrCoef,
+                               Metric, Perplexity, Precision, R2Score, Recall, accuracy, accuracy_multi,
+                               error_rate, exp_rmspe, foreground_acc, mae, mse, msle, rmse, top_k_accuracy)
+from fastlearn.optimizer import SGD, Adam, AdamW, RAdam, RMSProp
+from fastlearn.paths import Path
+from fastlearn.progress import ProgressCallback
+from fastlearn.recorder import Recorder
+from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
+                                minimum, slide, steep, valley)
+from fastlearn.torch_core import default_device, set_seed, to_device, trainable_params
+
+_core_names = [
+    "math", "partial", "np", "pd", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
+    "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
+    "CancelTrainException", "CancelValidException", "TrainEvalCallback", "get_config", "URLs", "download_url",
+    "untar_data", "L", "first", "listify", "Learner", "BaseLoss", "BCEWithLogitsLossFlat",
+    "CrossEntropyLossFlat", "FocalLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
+    "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "AccumMetric", "AvgMetric", "Dice", "F1Score", "FBeta",
+    "JaccardCoeff", "MatthewsCorrCoef", "Metric", "Perplexity", "Precision", "R2Score", "Recall", "accuracy",
+    "accuracy_multi", "error_rate", "exp_rmspe", "foreground_acc", "mae", "mse", "msle", "rmse",
+    "top_k_accuracy", "SGD", "Adam", "AdamW", "RAdam", "RMSProp", "Path", "ProgressCallback", "Recorder",
+    "LRFinder", "ParamScheduler", "SchedCos", "SchedExp", "SchedLin", "SchedNo", "combine_scheds",
+    "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_device", "trainable_params",
+]
+
+__all__ = _core_names + list(_data_names)
