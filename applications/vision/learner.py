@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange
+from fastlearn.export import dotted_path, import_dotted
 from fastlearn.vision.models import arch_meta, arch_name, pretrained_model, resolve_arch
 
 
@@ -92,6 +93,8 @@ def create_body(model_or_arch: nn.Module | Callable | str, n_in: int = 3, pretra
     else:
         model, meta = _instantiate(model_or_arch, pretrained)
         meta_cut = meta["cut"]
+    if isinstance(cut, str):
+        cut = import_dotted(cut)
     body = _cut_model(model, cut if cut is not None else meta_cut)
     if n_in != 3:
         adapt_input_channels(body, n_in)
@@ -191,3 +194,118 @@ def vision_model(arch: Callable | str, n_out: int, pretrained: bool = True, cut:
                        first_bn=first_bn, bn_final=bn_final, lin_first=lin_first, y_range=y_range)
     _init_head(head, init)
     return nn.Sequential(body, head)
+
+
+def _describe_arch(arch: Callable | str) -> str:
+    if isinstance(arch, str):
+        return arch
+    name = arch_name(arch)
+    if _is_known_name(name) and resolve_arch(name) is arch:
+        return name
+    path = dotted_path(arch)
+    if path is None:
+        raise ValueError(f"arch {arch!r} has no importable name, so an export could not rebuild it; define "
+                         "it at the top level of an importable module (not __main__ or a lambda)")
+    return path
+
+
+def _is_known_name(name: str) -> bool:
+    try:
+        resolve_arch(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe_cut(cut) -> int | str | None:
+    if cut is None or isinstance(cut, int):
+        return cut
+    path = dotted_path(cut)
+    if path is None:
+        raise ValueError(f"cut={cut!r} is a function without an importable name; an export could not rebuild "
+                         "the body. Define it at the top level of a module, or pass an int child index")
+    return path
+
+
+def vision_model_spec(arch: Callable | str, n_out: int, cut, n_in: int, concat_pool: bool, pool: bool,
+                      lin_ftrs, ps, first_bn: bool, bn_final: bool, lin_first: bool, y_range) -> dict:
+    """The declarative description of a :func:`vision_model` that ``fastlearn.export`` records:
+    a dotted builder path and JSON-able arguments (weights are stored separately).
+
+    >>> vision_model_spec("resnet18", 2, None, 3, True, True, None, 0.5, True, False, False, None)["builder"]
+    'fastlearn.vision.learner.vision_model'
+    """
+    return {"builder": "fastlearn.vision.learner.vision_model",
+            "args": {"arch": _describe_arch(arch), "n_out": n_out, "pretrained": False, "cut": _describe_cut(cut),
+                     "n_in": n_in, "init": None, "concat_pool": concat_pool, "pool": pool,
+                     "lin_ftrs": list(lin_ftrs) if lin_ftrs is not None else None,
+                     "ps": ps if isinstance(ps, (int, float)) else list(ps), "first_bn": first_bn,
+                     "bn_final": bn_final, "lin_first": lin_first,
+                     "y_range": list(y_range) if y_range is not None else None}}
+
+
+def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]]) -> bool:
+    """Append ``Normalize.from_stats(*stats)`` to every loader's batch transforms unless one is there.
+
+    Returns whether it was added. ``vision_learner`` calls it for pretrained models.
+    """
+    from fastlearn.data.batch_transforms import Normalize
+    loaders = [dls[i] for i in range(len(dls))] if hasattr(dls, "__len__") else []
+    pipelines = [getattr(dl, "after_batch", None) for dl in loaders]
+    if any(t for pipe in pipelines if pipe is not None for t in pipe if isinstance(t, Normalize)):
+        return False
+    norm = Normalize.from_stats(*stats)
+    add = getattr(dls, "add_batch_tfms", None)
+    if add is not None:
+        add([norm])
+        return True
+    for dl in loaders:
+        if dl.after_batch is None or not hasattr(dl.after_batch, "add"):
+            raise TypeError(f"cannot add normalization to a loader whose after_batch is {dl.after_batch!r}; "
+                            "pass normalize=False and normalize the images yourself")
+        dl.after_batch = dl.after_batch.add([norm])
+    return True
+
+
+def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
+                   pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable | None = None,
+                   lr: float = 1e-3, splitter: Callable | None = None, cbs=None, metrics=None, path=None,
+                   model_dir: str = "models", wd: float | None = None, moms: tuple = (0.95, 0.85, 0.95),
+                   cut: int | Callable | None = None, init: Callable | None = nn.init.kaiming_normal_,
+                   concat_pool: bool = True, pool: bool = True, lin_ftrs: Sequence[int] | None = None,
+                   ps: float | Sequence[float] = 0.5, first_bn: bool = True, bn_final: bool = False,
+                   lin_first: bool = False, y_range: tuple[float, float] | None = None, n_in: int = 3):
+    """A Learner fine-tuning ``arch`` (``resnet34``, ``"efficientnet_lite0"``, ...) on images.
+
+    The model is ``nn.Sequential(body, head)``; the splitter gives body groups then the head, and a
+    pretrained model starts frozen (only the head and norm layers train) until ``unfreeze`` or
+    ``fine_tune``. With ``pretrained`` and ``normalize`` the arch's normalization stats are added to
+    the batch transforms. ``learn.model_spec`` describes the model for ``export``.
+
+    >>> learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)   # doctest: +SKIP
+    >>> learn.fine_tune(1)                                                       # doctest: +SKIP
+    """
+    from fastlearn.learner import Learner
+    from fastlearn.optimizer import AdamW
+    if n_out is None:
+        n_out = getattr(dls, "c", None)
+        if not n_out:
+            raise ValueError("vision_learner could not infer n_out from dls.c; pass n_out= (the number of "
+                             "classes or outputs)")
+    meta = arch_meta(arch)
+    model = vision_model(arch, n_out, pretrained=pretrained, cut=cut, n_in=n_in, init=init,
+                         concat_pool=concat_pool, pool=pool, lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn,
+                         bn_final=bn_final, lin_first=lin_first, y_range=y_range)
+    if pretrained and normalize:
+        add_normalization(dls, meta["stats"])
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func or AdamW, lr=lr,
+                    splitter=splitter or meta["split"], cbs=cbs, metrics=metrics, path=path, model_dir=model_dir,
+                    wd=wd, moms=moms)
+    learn.model_spec = vision_model_spec(arch, n_out, cut, n_in, concat_pool, pool, lin_ftrs, ps, first_bn,
+                                         bn_final, lin_first, y_range)
+    if pretrained:
+        learn.freeze()
+    return learn
+
+
+cnn_learner = vision_learner
