@@ -245,6 +245,7 @@ class Learner:
 
     def one_batch(self, i: int, batch) -> None:
         self.iter = i
+        self.pred = self.loss = self.loss_grad = None  # a batch cancelled early has none of its own
         self._split_batch(batch)
         self._with_events(self._do_one_batch, "batch", CancelBatchException)
 

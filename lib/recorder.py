@@ -81,7 +81,7 @@ class Recorder(Callback):
         return list(self.learn.metrics) if self.valid_metrics else []
 
     def after_batch(self):
-        if not self.learn.yb:
+        if not self.learn.yb or self.learn.loss is None:  # no targets, or cancelled before the loss
             return
         if self.training:
             self.smooth_meter.accumulate(self.learn)
