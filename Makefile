@@ -33,7 +33,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m fastlearn.cli demo
+	$(PY) -m fastlearn.vision.cli demo
 
 bench: install
 	$(PY) bench/run_all.py

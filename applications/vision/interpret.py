@@ -1,0 +1,193 @@
+"""What a trained classifier gets wrong: confusion matrix, most confused pairs, top losses, a report.
+
+Every plot returns its matplotlib figure and works headless (the Agg backend).
+
+>>> interp = ClassificationInterpretation.from_learner(learn)   # doctest: +SKIP
+>>> interp.most_confused(min_val=2)                            # doctest: +SKIP
+[('shirt', 'T-shirt/top', 7), ...]
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from fastlearn.data.show import show_sample
+
+
+def _input_block(dl):
+    blocks = list(getattr(dl.dataset, "blocks", []) or [])
+    if blocks:
+        return blocks[0]
+    from fastlearn.data.blocks import TransformBlock
+    return TransformBlock()
+
+
+def _label(dls, index: int) -> str:
+    vocab = getattr(dls, "vocab", None)
+    return str(vocab[index]) if vocab is not None and 0 <= index < len(vocab) else str(index)
+
+
+def subplot_grid(n: int, nrows: int | None = None, figsize: tuple[float, float] | None = None,
+                 cell: float = 3.0):
+    """A figure with at least ``n`` axes (``nrows`` rows, square-ish by default); extra axes hidden.
+
+    >>> fig, axes = subplot_grid(5)
+    >>> len(axes), sum(ax.get_visible() for ax in axes)
+    (6, 5)
+    """
+    import matplotlib.pyplot as plt
+    n = max(n, 1)
+    nrows = nrows or math.ceil(math.sqrt(n))
+    ncols = math.ceil(n / nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (cell * ncols, cell * nrows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def decoded_inputs(dl, indices) -> list:
+    """The inputs of items ``indices`` of ``dl``'s dataset, through the validation transforms and decoded
+    back for showing (one batch through the loader, in the order given)."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        return []
+    subset = dl.new(sampler=indices, bs=len(indices), shuffle=False, drop_last=False, num_workers=0)
+    return [sample[0] for sample in dl.decode_batch(subset.one_batch(), max_n=len(indices))]
+
+
+class ClassificationInterpretation:
+    """Predictions, targets and losses of a classifier over one loader, with ways to look at them.
+
+    >>> interp = ClassificationInterpretation.from_learner(learn)   # doctest: +SKIP
+    >>> fig = interp.plot_confusion_matrix(figsize=(6, 6))          # doctest: +SKIP
+    """
+
+    def __init__(self, learn, dl, preds: torch.Tensor, targs: torch.Tensor, decoded: torch.Tensor,
+                 losses: torch.Tensor) -> None:
+        self.learn, self.dl = learn, dl
+        self.preds, self.targs, self.decoded, self.losses = preds, targs, decoded, losses
+        self.vocab = list(learn.dls.vocab) if getattr(learn.dls, "vocab", None) is not None else \
+            [str(i) for i in range(preds.shape[-1])]
+
+    @classmethod
+    def from_learner(cls, learn, ds_idx: int = 1, dl=None, act=None) -> "ClassificationInterpretation":
+        """Run ``learn`` over ``dl`` (default: ``learn.dls[ds_idx]``, the validation set).
+
+        >>> ClassificationInterpretation.from_learner(learn).confusion_matrix().shape   # doctest: +SKIP
+        (10, 10)
+        """
+        dl = dl if dl is not None else learn.dls[ds_idx]
+        preds, targs, decoded, losses = learn.get_preds(dl=dl, with_decoded=True, with_loss=True, act=act)
+        if targs is None:
+            raise ValueError("ClassificationInterpretation needs targets; the loader has none "
+                             "(for a test_dl, pass with_labels=True)")
+        return cls(learn, dl, preds, targs, decoded, losses)
+
+    def confusion_matrix(self) -> np.ndarray:
+        """Counts with actual classes as rows and predicted classes as columns.
+
+        >>> interp.confusion_matrix()[0, 1]   # doctest: +SKIP
+        3
+        """
+        n = len(self.vocab)
+        actual, predicted = self.targs.flatten().long(), self.decoded.flatten().long()
+        counts = torch.bincount(actual * n + predicted, minlength=n * n)
+        return counts.reshape(n, n).numpy()
+
+    def plot_confusion_matrix(self, normalize: bool = False, title: str = "Confusion matrix",
+                              cmap: str = "Blues", norm_dec: int = 2, plot_txt: bool = True,
+                              figsize: tuple[float, float] | None = None, dpi: int = 60):
+        """Draw the confusion matrix (rows normalized to 1 with ``normalize``); returns the figure.
+
+        >>> fig = interp.plot_confusion_matrix(normalize=True)   # doctest: +SKIP
+        """
+        import matplotlib.pyplot as plt
+        cm = self.confusion_matrix().astype(float)
+        if normalize:
+            cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        fig = plt.figure(figsize=figsize, dpi=dpi)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(cm, interpolation="nearest", cmap=cmap)
+        ax.set_title(title)
+        ticks = np.arange(len(self.vocab))
+        ax.set_xticks(ticks, self.vocab, rotation=90)
+        ax.set_yticks(ticks, self.vocab)
+        if plot_txt:
+            threshold = cm.max() / 2.0
+            for i in range(cm.shape[0]):
+                for j in range(cm.shape[1]):
+                    text = f"{cm[i, j]:.{norm_dec}f}" if normalize else f"{int(cm[i, j])}"
+                    ax.text(j, i, text, ha="center", va="center",
+                            color="white" if cm[i, j] > threshold else "black")
+        ax.set_ylabel("Actual")
+        ax.set_xlabel("Predicted")
+        ax.grid(False)
+        fig.tight_layout()
+        return fig
+
+    def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
+        """``(actual, predicted, count)`` for off-diagonal cells with ``count >= min_val``, most first.
+
+        >>> interp.most_confused(min_val=5)   # doctest: +SKIP
+        [('shirt', 'T-shirt/top', 9)]
+        """
+        cm = self.confusion_matrix()
+        pairs = [(self.vocab[i], self.vocab[j], int(cm[i, j]))
+                 for i in range(len(cm)) for j in range(len(cm)) if i != j and cm[i, j] >= min_val]
+        return sorted(pairs, key=lambda pair: -pair[2])
+
+    def top_losses(self, k: int | None = None, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` largest (or smallest) per-item losses and their item indices."""
+        k = len(self.losses) if k is None else min(k, len(self.losses))
+        return self.losses.topk(k, largest=largest)
+
+    def plot_top_losses(self, k: int, largest: bool = True, nrows: int | None = None,
+                        figsize: tuple[float, float] | None = None):
+        """Show the ``k`` items with the largest losses titled ``predicted/actual/loss/probability``.
+
+        >>> fig = interp.plot_top_losses(9, nrows=3)   # doctest: +SKIP
+        """
+        losses, indices = self.top_losses(k, largest)
+        inputs = decoded_inputs(self.dl, indices.tolist())
+        fig, axes = subplot_grid(len(inputs), nrows, figsize)
+        block = _input_block(self.dl)
+        for ax, x, index, loss in zip(axes, inputs, indices.tolist(), losses.tolist()):
+            show_sample((x,), [block], ax)
+            predicted, actual = int(self.decoded[index]), int(self.targs[index])
+            ax.set_title(f"{self.vocab[predicted]}/{self.vocab[actual]}\n{loss:.2f}/"
+                         f"{float(self.preds[index][actual]):.2f}", fontsize=9)
+        fig.suptitle("Prediction/Actual/Loss/Probability")
+        fig.tight_layout()
+        return fig
+
+    def classification_report(self) -> str:
+        """Precision, recall, F1 and support per class, with accuracy and macro / weighted averages."""
+        cm = self.confusion_matrix().astype(float)
+        support = cm.sum(axis=1)
+        true_pos = np.diag(cm)
+        precision = np.divide(true_pos, cm.sum(axis=0), out=np.zeros_like(true_pos), where=cm.sum(axis=0) > 0)
+        recall = np.divide(true_pos, support, out=np.zeros_like(true_pos), where=support > 0)
+        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(true_pos),
+                       where=(precision + recall) > 0)
+        width = max(12, max(len(v) for v in self.vocab) + 2)
+        lines = [f"{'':>{width}} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}", ""]
+        for name, p, r, f, s in zip(self.vocab, precision, recall, f1, support):
+            lines.append(f"{name:>{width}} {p:9.2f} {r:9.2f} {f:9.2f} {int(s):9d}")
+        total = support.sum()
+        lines += ["", f"{'accuracy':>{width}} {'':>9} {'':>9} {true_pos.sum() / max(total, 1):9.2f} {int(total):9d}"]
+        weights = support / max(total, 1)
+        lines.append(f"{'macro avg':>{width}} {precision.mean():9.2f} {recall.mean():9.2f} {f1.mean():9.2f} "
+                     f"{int(total):9d}")
+        lines.append(f"{'weighted avg':>{width}} {(precision * weights).sum():9.2f} {(recall * weights).sum():9.2f} "
+                     f"{(f1 * weights).sum():9.2f} {int(total):9d}")
+        return "\n".join(lines)
+
+    def print_classification_report(self) -> None:
+        """Print :meth:`classification_report`.
+
+        >>> interp.print_classification_report()   # doctest: +SKIP
+        """
+        print(self.classification_report())

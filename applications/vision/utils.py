@@ -1,0 +1,97 @@
+"""Housekeeping for folders of images: find the files that will not open, shrink big ones.
+
+>>> failed = verify_images(get_image_files(path))   # doctest: +SKIP
+>>> failed.map(Path.unlink)                          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from PIL import Image
+
+from fastlearn.data.getters import get_image_files
+from fastlearn.foundation import L
+
+RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+              "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+
+
+def verify_image(fname: str | os.PathLike) -> bool:
+    """Whether ``fname`` opens and decodes as an image.
+
+    >>> verify_image("not-an-image.txt")   # doctest: +SKIP
+    False
+    """
+    try:
+        with Image.open(fname) as image:
+            image.draft(image.mode, (32, 32))
+            image.load()
+        return True
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
+def verify_images(fns: Iterable[str | os.PathLike]) -> L:
+    """The files among ``fns`` that cannot be opened as images (an ``L``; empty when all are fine).
+
+    >>> verify_images([])
+    (#0) []
+    """
+    return L([fn for fn in fns if not verify_image(fn)])
+
+
+def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os.PathLike | None = None,
+                 max_size: int | None = None, n_channels: int = 3, ext: str | None = None,
+                 img_format: str | None = None, resample: str = "bilinear") -> Path:
+    """Write ``file`` into ``dest`` (keeping its path relative to ``src``), no side above ``max_size``.
+
+    ``n_channels=3`` converts to RGB (1: greyscale); ``ext`` changes the extension and
+    ``img_format`` the format PIL writes. Returns the written path.
+    """
+    file = Path(file)
+    relative = file.relative_to(src) if src is not None else Path(file.name)
+    target = Path(dest) / relative
+    if ext is not None:
+        target = target.with_suffix(ext if ext.startswith(".") else f".{ext}")
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample={resample!r}; expected one of {sorted(RESAMPLING)}")
+    with Image.open(file) as image:
+        mode = {3: "RGB", 1: "L"}.get(n_channels)
+        if mode is not None and image.mode != mode:
+            image = image.convert(mode)
+        if max_size is not None and max(image.size) > max_size:
+            ratio = max_size / max(image.size)
+            size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+            image = image.resize(size, RESAMPLING[resample])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.save(target, format=img_format)
+    return target
+
+
+def resize_images(path: str | os.PathLike, max_size: int | None = None, dest: str | os.PathLike = ".",
+                  recurse: bool = False, n_channels: int = 3, ext: str | None = None,
+                  img_format: str | None = None, resample: str = "bilinear") -> L:
+    """Copy every image under ``path`` into ``dest``, shrunk so no side exceeds ``max_size``.
+
+    With ``recurse`` the subfolders are walked and their layout kept under ``dest``. Files that
+    cannot be read are skipped and listed in the error raised at the end. Returns the written paths.
+
+    >>> resize_images(path / "raw", max_size=400, dest=path / "small", recurse=True)   # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"resize_images: {path} is not a folder; pass the folder holding the images")
+    dest = Path(dest)
+    written, failed = L(), []
+    for file in get_image_files(path, recurse=recurse):
+        try:
+            written.append(resize_image(file, dest, src=path, max_size=max_size, n_channels=n_channels, ext=ext,
+                                        img_format=img_format, resample=resample))
+        except (OSError, ValueError, SyntaxError) as error:
+            failed.append(f"{file} ({type(error).__name__})")
+    if failed:
+        raise ValueError(f"resize_images could not read {len(failed)} file(s): {failed[:5]}; find them with "
+                         "verify_images(get_image_files(path)) and remove them")
+    return written
