@@ -103,6 +103,10 @@ class Learner:
             raise TypeError(f"cbs takes Callback instances or classes, got {cb!r}")
         check_event_names(cb)
         existing = getattr(self, cb.name, None)
+        if existing is not None and not isinstance(existing, Callback):
+            raise ValueError(
+                f"callback {type(cb).__name__} would be reachable as learn.{cb.name}, which would replace "
+                f"the Learner's own {cb.name!r}; rename the class or give it a class attribute name = '...'")
         if isinstance(existing, Callback) and existing in self.cbs:
             self.remove_cb(existing)
         cb.learn = self
