@@ -1,0 +1,344 @@
+"""Callbacks: the closed list of events, ordering, cancelling, forwarding and its guard."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fastlearn.callback import (EVENTS, Callback, CancelBatchException, CancelFitException,
+                                CancelStepException, TrainEvalCallback, sort_callbacks)
+from fastlearn.data.core import DataBunch
+from fastlearn.learner import Learner
+from fastlearn.losses import MSELossFlat
+from fastlearn.optimizer import SGD
+from fastlearn.progress import ProgressCallback
+from fastlearn.recorder import Recorder
+
+
+def make_learner(cbs=None, n_train=32, bs=8, **kwargs):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n_train + 16, 2, generator=gen)
+    y = x.sum(1, keepdim=True)
+    items = list(zip(x, y))
+    dls = DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, shuffle=False, device="cpu")
+    torch.manual_seed(0)
+    return Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat(), cbs=cbs, device="cpu", lr=0.1,
+                   opt_func=SGD, **kwargs)
+
+
+def quiet_fit(learn, n_epoch=1, **kwargs):
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(n_epoch, **kwargs)
+
+
+class EventLog(Callback):
+    """Writes down every event it sees, with the training flag for batch events."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __getattribute__(self, name):
+        if name in EVENTS:
+            seen = object.__getattribute__(self, "seen")
+            return lambda: seen.append(name)
+        return object.__getattribute__(self, name)
+
+
+class EventList(Callback):
+    def __init__(self):
+        self.events = []
+
+    def before_fit(self): self.events.append("before_fit")
+    def before_epoch(self): self.events.append("before_epoch")
+    def before_train(self): self.events.append("before_train")
+    def before_batch(self): self.events.append("before_batch")
+    def after_pred(self): self.events.append("after_pred")
+    def after_loss(self): self.events.append("after_loss")
+    def before_backward(self): self.events.append("before_backward")
+    def after_backward(self): self.events.append("after_backward")
+    def before_step(self): self.events.append("before_step")
+    def after_step(self): self.events.append("after_step")
+    def after_batch(self): self.events.append("after_batch")
+    def after_train(self): self.events.append("after_train")
+    def before_validate(self): self.events.append("before_validate")
+    def after_validate(self): self.events.append("after_validate")
+    def after_epoch(self): self.events.append("after_epoch")
+    def after_cancel_fit(self): self.events.append("after_cancel_fit")
+    def after_fit(self): self.events.append("after_fit")
+
+
+def test_events_fire_in_loop_order():
+    log = EventList()
+    learn = make_learner(cbs=log, n_train=16, bs=8)  # 2 training batches, 1 validation batch
+    quiet_fit(learn)
+    train_batch = ["before_batch", "after_pred", "after_loss", "before_backward", "after_backward",
+                   "before_step", "after_step", "after_batch"]
+    valid_batch = ["before_batch", "after_pred", "after_loss", "after_batch"]
+    assert log.events == (["before_fit", "before_epoch", "before_train"] + train_batch * 2
+                          + ["after_train", "before_validate"] + valid_batch
+                          + ["after_validate", "after_epoch", "after_fit"])
+
+
+def test_misspelt_event_fails_when_added():
+    class Typo(Callback):
+        def after_bach(self):
+            pass
+
+    learn = make_learner()
+    with pytest.raises(AttributeError, match="did you mean 'after_batch'"):
+        learn.add_cb(Typo())
+    with pytest.raises(AttributeError, match="after_bach"):
+        make_learner(cbs=Typo)
+    assert not any(isinstance(cb, Typo) for cb in learn.cbs)
+
+
+def test_helpers_that_are_not_events_are_allowed():
+    class Helper(Callback):
+        def after_something_custom_helper(self):  # looks like an event, is not
+            pass
+
+    with pytest.raises(AttributeError, match="not an event"):
+        make_learner(cbs=Helper)
+
+    class Fine(Callback):
+        def compute(self):
+            return 1
+
+    learn = make_learner(cbs=Fine)
+    assert learn.fine.compute() == 1
+
+
+def test_cbs_accepts_classes_and_instances():
+    class CountBatches(Callback):
+        def __init__(self):
+            self.count = 0
+
+        def after_batch(self):
+            if self.training:
+                self.count += 1
+
+    instance = CountBatches()
+    learn = make_learner(cbs=[CountBatches])
+    assert isinstance(learn.count_batches, CountBatches)
+    quiet_fit(learn, 2)
+    assert learn.count_batches.count == 2 * len(learn.dls.train)
+    learn = make_learner(cbs=instance)
+    assert learn.count_batches is instance and instance.learn is learn
+    with pytest.raises(TypeError, match="Callback"):
+        make_learner(cbs=[object()])
+
+
+def test_run_before_and_order():
+    calls = []
+
+    class Late(Callback):
+        order = 5
+        def before_fit(self): calls.append("late")
+
+    class Early(Callback):
+        order = 10
+        run_before = Late
+        def before_fit(self): calls.append("early")
+
+    class BeforeRecorder(Callback):
+        order = 99
+        run_before = Recorder
+        def after_batch(self): calls.append(("before_recorder", len(self.learn.recorder.losses)))
+
+    learn = make_learner(cbs=[Late(), BeforeRecorder(), Early()])
+    names = [type(cb).__name__ for cb in learn.cbs]
+    assert names.index("Early") < names.index("Late")
+    assert names.index("BeforeRecorder") < names.index("Recorder")
+    assert names[0] == "TrainEvalCallback"
+    quiet_fit(learn)
+    assert calls[:2] == ["early", "late"]
+    # it ran before the recorder logged this batch's loss: it saw 0, 1, 2... losses
+    seen = [n for tag, n in calls[2:2 + len(learn.dls.train)]]
+    assert seen == list(range(len(learn.dls.train)))
+
+
+def test_run_before_cycle_is_an_error():
+    class A(Callback): pass
+
+    class B(Callback):
+        run_before = A
+        run_after = A
+
+    with pytest.raises(ValueError, match="cycle"):
+        sort_callbacks([A(), B()])
+
+
+def test_cancel_fit_in_after_batch_ends_cleanly():
+    class StopAfter3(Callback):
+        order = 99  # after the Recorder, which logs the batch first
+
+        def __init__(self):
+            self.batches, self.fit_ended, self.cancelled = 0, False, False
+
+        def after_batch(self):
+            self.batches += 1
+            if self.batches == 3:
+                raise CancelFitException()
+
+        def after_cancel_fit(self):
+            self.cancelled = True
+
+        def after_fit(self):
+            self.fit_ended = True
+
+    stop = StopAfter3()
+    learn = make_learner(cbs=stop)
+    before = learn.model.weight.detach().clone()
+    quiet_fit(learn, 5)
+    assert stop.batches == 3 and stop.cancelled and stop.fit_ended
+    assert learn.recorder.values == []  # no epoch finished
+    assert len(learn.recorder.losses) == 3
+    assert not torch.equal(before, learn.model.weight)
+    quiet_fit(learn, 1)  # the learner is usable afterwards
+    assert stop.batches == 3 + len(learn.dls.train) + len(learn.dls.valid)
+
+
+def test_cancel_batch_and_step_skip_the_update():
+    class SkipBatch(Callback):
+        def after_pred(self):
+            if self.training:
+                raise CancelBatchException()
+
+    learn = make_learner(cbs=SkipBatch)
+    before = learn.model.weight.detach().clone()
+    quiet_fit(learn)
+    assert torch.equal(before, learn.model.weight)
+
+    class SkipStep(Callback):
+        def before_step(self):
+            raise CancelStepException()
+
+    learn = make_learner(cbs=SkipStep)
+    before = learn.model.weight.detach().clone()
+    quiet_fit(learn)
+    assert torch.equal(before, learn.model.weight)
+    assert all(p.grad is None for p in learn.model.parameters()), "gradients are zeroed after a skipped step"
+
+
+def test_attribute_reads_are_forwarded():
+    class Peek(Callback):
+        def __init__(self):
+            self.records = []
+
+        def after_loss(self):
+            self.records.append((self.epoch, self.training, self.iter, tuple(self.pred.shape),
+                                 float(self.loss), self.model is self.learn.model, self.dls is self.learn.dls))
+
+    peek = Peek()
+    learn = make_learner(cbs=peek, n_train=16, bs=8)
+    quiet_fit(learn, 2)
+    epochs = [r[0] for r in peek.records]
+    training = [r[1] for r in peek.records]
+    assert epochs == [0, 0, 0, 1, 1, 1]
+    assert training == [True, True, False, True, True, False]
+    assert [r[2] for r in peek.records] == [0, 1, 0, 0, 1, 0]
+    assert [r[3] for r in peek.records] == [(8, 1), (8, 1), (16, 1)] * 2  # validation batches are twice as big
+    assert all(r[5] and r[6] for r in peek.records)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        Peek().nonexistent
+
+
+def test_writing_forwarded_state_raises_a_clear_error():
+    class Bad(Callback):
+        def after_pred(self):
+            self.pred = self.pred * 2
+
+    learn = make_learner(cbs=Bad)
+    with pytest.raises(AttributeError, match=r"self\.learn\.pred"):
+        quiet_fit(learn)
+
+    class Good(Callback):
+        def after_pred(self):
+            self.learn.pred = self.pred * 0
+
+        def after_loss(self):
+            self.learn.loss_grad = self.loss_grad * 0
+
+    learn = make_learner(cbs=Good)
+    before = learn.model.weight.detach().clone()
+    quiet_fit(learn)
+    assert torch.equal(before, learn.model.weight)  # zero loss: no update, the writes took effect
+
+
+def test_added_and_removed_cbs():
+    learn = make_learner()
+    log = EventList()
+    with learn.added_cbs(log):
+        assert learn.event_list is log and log in learn.cbs
+        quiet_fit(learn)
+    assert log not in learn.cbs and not hasattr(learn, "event_list")
+    assert "before_fit" in log.events
+    n_events = len(log.events)
+    quiet_fit(learn)
+    assert len(log.events) == n_events
+
+    with learn.removed_cbs(learn.recorder):
+        assert not any(isinstance(cb, Recorder) for cb in learn.cbs)
+    assert any(isinstance(cb, Recorder) for cb in learn.cbs)
+    with learn.no_bar():
+        assert not any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+    assert any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+
+    learn.add_cb(EventList)
+    learn.add_cb(EventList)  # a second one of the same name replaces the first
+    assert sum(isinstance(cb, EventList) for cb in learn.cbs) == 1
+    learn.remove_cb(EventList)
+    assert not any(isinstance(cb, EventList) for cb in learn.cbs)
+
+
+def test_callback_name_may_not_replace_a_learner_attribute(capsys):
+    class Logger(Callback):  # would become learn.logger, the Learner's table printer
+        def after_fit(self):
+            pass
+
+    learn = make_learner()
+    with pytest.raises(ValueError, match="learn.logger"):
+        learn.add_cb(Logger())
+    with learn.no_bar():
+        learn.fit(1)  # still logs its table
+    assert "train_loss" in capsys.readouterr().out
+
+    class Renamed(Logger):
+        name = "my_logger"
+
+    learn.add_cb(Renamed())
+    assert isinstance(learn.my_logger, Renamed)
+
+
+def test_fit_cbs_are_only_for_that_fit():
+    log = EventList()
+    learn = make_learner()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, cbs=[log])
+    assert log not in learn.cbs and log.events[-1] == "after_fit"
+
+
+def test_show_training_loop_prints_the_tree(capsys):
+    learn = make_learner(cbs=EventList)
+    learn.show_training_loop()
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "Start Fit" and lines[-1] == "End Fit"
+    batch_line = next(line for line in lines if line.strip().startswith("after_batch"))
+    assert "EventList" in batch_line and "Recorder" in batch_line
+    fit_line = next(line for line in lines if line.strip().startswith("before_fit"))
+    assert fit_line.startswith("   ") and "TrainEvalCallback" in fit_line
+    assert batch_line.index("after_batch") > fit_line.index("before_fit")  # nested deeper
+
+
+def test_train_eval_switches_model_mode():
+    modes = []
+
+    class Mode(Callback):
+        def before_batch(self):
+            modes.append((self.training, self.model.training))
+
+    learn = make_learner(cbs=Mode, n_train=8, bs=8)
+    quiet_fit(learn)
+    assert modes == [(True, True), (False, False)]
+    assert isinstance(learn.cbs[0], TrainEvalCallback)
