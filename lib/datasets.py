@@ -43,7 +43,7 @@ from fastlearn.image_source import FASHION_CLASSES, fashion_mnist, mnist_digits,
 from fastlearn.paths import Path
 from fastlearn.sources import sources_path
 from fastlearn.table_source import credit_data, movielens_100k, wa_churn
-from fastlearn.text_source import AUSTEN_BOOKS, food_reviews, jane_austen
+from fastlearn.corpus_source import AUSTEN_BOOKS, food_reviews, jane_austen
 
 BUILTIN_EQUIVALENTS: dict[str, Callable[[], Path]] = {
     URLs.MNIST_SAMPLE: mnist_sample,

@@ -67,7 +67,7 @@ def test_core_does_not_import_data_layer_or_applications():
         if path.name in FACADES:
             continue
         for module in _imported_modules(path):
-            if module.startswith(UPPER_LAYERS):
+            if any(module == layer or module.startswith(layer + ".") for layer in UPPER_LAYERS):
                 offenders.append(f"{path.relative_to(ROOT)} imports {module}")
     assert not offenders, "the core (lib/) must not import upper layers:\n" + "\n".join(offenders)
 

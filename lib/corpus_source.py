@@ -4,7 +4,7 @@
 
 Each folder is built once under ``[paths] data`` and reused.
 
->>> from fastlearn.text_source import food_reviews
+>>> from fastlearn.corpus_source import food_reviews
 >>> path = food_reviews()              # doctest: +SKIP
 >>> [p.name for p in path.ls()]        # doctest: +SKIP
 ['test', 'texts.csv', 'train']
