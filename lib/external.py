@@ -97,15 +97,17 @@ class URLs:
     @staticmethod
     def path(url: str = ".", c_key: str = "archive") -> Path:
         """Where ``url`` lives locally: its archive file (``c_key='archive'``), or the folder it
-        extracts to under another ``[paths]`` key (``c_key='data'``).
+        extracts to under another ``[paths]`` key (``c_key='data'``). Without a URL: the folder.
 
         >>> URLs.path(URLs.PETS).name
         'oxford-iiit-pet.tgz'
         >>> URLs.path(URLs.PETS, c_key="data").name
         'oxford-iiit-pet'
         """
-        name = url_file_name(url)
         folder = get_config().path(c_key)
+        if url in (".", ""):
+            return Path(folder)
+        name = url_file_name(url)
         return Path(folder / name) if c_key == "archive" else Path(folder / archive_stem(name))
 
 

@@ -35,7 +35,9 @@ apt_update_once() {
 
 # True when apt knows a candidate version of package $1.
 apt_knows() {
-    apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'
+    local policy
+    policy="$(apt-cache policy "$1" 2>/dev/null || true)"
+    [[ "$policy" == *"Candidate: "[0-9]* ]]
 }
 
 # Downloads the .deb of package $1 and unpacks it into DEST.
@@ -43,7 +45,8 @@ unpack_deb() {
     local package="$1" work
     apt_knows "$package" || apt_update_once
     work="$(mktemp -d)"
-    chmod 755 "$work"  # apt downloads as the _apt user
+    chmod 755 "$work"  # apt downloads as the _apt user when it can
+    chown _apt "$work" 2>/dev/null || true
     (cd "$work" && apt-get download -qq "$package")
     dpkg-deb -x "$work"/"$package"_*.deb "$DEST"
     rm -rf "$work"
@@ -52,8 +55,16 @@ unpack_deb() {
 
 # 1. Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist).
 FASHION=usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+HAVE_APT=1
+if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+    HAVE_APT=0
+    echo "install_sources: no apt-get/dpkg-deb here; skipping the Debian packages (the built-in" \
+         "datasets made from them will say what is missing)" >&2
+fi
 if [ -f "/$FASHION" ] || [ -f "$DEST/$FASHION" ]; then
     echo "install_sources: dataset-fashion-mnist already there"
+elif [ "$HAVE_APT" = 0 ]; then
+    :
 elif [ "$CAN_INSTALL" = 1 ]; then
     apt_knows dataset-fashion-mnist || apt_update_once
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
@@ -67,7 +78,7 @@ for package in r-cran-modeldata r-cran-janeaustenr; do
     name="${package#r-cran-}"
     if [ -f "$DEST/usr/lib/R/site-library/$name/data/Rdata.rdb" ]; then
         echo "install_sources: $package already unpacked"
-    else
+    elif [ "$HAVE_APT" = 1 ]; then
         unpack_deb "$package"
     fi
 done

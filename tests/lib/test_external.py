@@ -315,6 +315,7 @@ def test_urls_are_the_course_urls_and_path_follows_the_config(config_tmp):
     assert URLs.ML_100k.endswith("ml-100k.zip")
     assert URLs.path(URLs.IMDB) == config_tmp.path("archive") / "imdb.tgz"
     assert URLs.path(URLs.IMDB, c_key="data") == config_tmp.path("data") / "imdb"
+    assert URLs.path() == config_tmp.path("archive")
     with pytest.raises(TypeError, match="url must be a string"):
         untar_data(42)
 
