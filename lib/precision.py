@@ -1,0 +1,191 @@
+"""Mixed precision: ``learn.to_fp16()``, ``learn.to_bf16()``, ``learn.to_fp32()``.
+
+One callback, ``MixedPrecision``, enters ``torch.autocast`` in ``before_batch`` and leaves it in
+``after_loss``; the model's ``forward`` is never wrapped. With float16 on CUDA it also scales the
+loss with a ``torch.amp.GradScaler``, unscales the gradients before the optimizer step (and before
+``GradientClip`` clips them), and skips the steps whose gradients hold inf/NaN, counting them in
+``learn.mixed_precision.skipped_steps``. The scaler's state is saved and loaded with the learner.
+
+On a CPU, float16 is slow and badly supported, so ``to_fp16()`` trains in bfloat16 there and says
+so once per process. Predictions and losses reach the metrics as float32.
+
+>>> learn = Learner(dls, model, loss_func=CrossEntropyLossFlat()).to_fp16()   # doctest: +SKIP
+>>> Learner(dls, model, precision="bf16")                                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from fastlearn.callback import Callback, CancelStepException
+from fastlearn.config import PRECISIONS
+
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_cpu_fp16_said = False
+
+
+def _say_cpu_fallback_once() -> None:
+    global _cpu_fp16_said
+    if not _cpu_fp16_said:
+        _cpu_fp16_said = True
+        warnings.warn("to_fp16() on a CPU trains with bfloat16 autocast instead of float16 "
+                      "(float16 is slow on CPUs and needs no gradient scaler in bfloat16); "
+                      "call to_bf16() to ask for it directly", UserWarning, stacklevel=3)
+
+
+def _as_float32(x):
+    """Half-precision floating tensors (also inside tuples / lists) as float32; others unchanged."""
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_as_float32(item) for item in x)
+    return x
+
+
+class MixedPrecision(Callback):
+    """Autocast to ``precision`` ("fp16" or "bf16"), with a gradient scaler for float16 on CUDA.
+
+    ``cpu_fallback`` (default True): on a CPU, "fp16" trains in bfloat16. With False, a CPU keeps
+    float16 and uses a CPU gradient scaler (slow; useful to exercise the scaler path without a GPU).
+    ``init_scale``, ``growth_interval``: passed to ``torch.amp.GradScaler``.
+
+    >>> cb = MixedPrecision("bf16")
+    >>> cb.precision
+    'bf16'
+    """
+
+    order = 10
+
+    def __init__(self, precision: str = "fp16", cpu_fallback: bool = True, init_scale: float = 2.0 ** 16,
+                 growth_interval: int = 2000):
+        if precision not in _DTYPES:
+            raise ValueError(f"MixedPrecision(precision={precision!r}); expected 'fp16' or 'bf16' "
+                             "(for full precision remove the callback: learn.to_fp32())")
+        self.precision, self.cpu_fallback = precision, cpu_fallback
+        self.init_scale, self.growth_interval = init_scale, growth_interval
+        self.scaler: torch.amp.GradScaler | None = None
+        self.skipped_steps = 0
+        self._device_type: str | None = None
+        self._autocast = None
+        self._unscaled = False
+        self._pending_state: dict | None = None
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The autocast dtype actually used on the learner's device."""
+        device_type = self.learn.device.type if self.learn is not None else "cpu"
+        if self.precision == "fp16" and device_type == "cpu" and self.cpu_fallback:
+            return torch.bfloat16
+        return _DTYPES[self.precision]
+
+    @property
+    def uses_scaler(self) -> bool:
+        """True when the loss is scaled: float16 on CUDA (or on a CPU with ``cpu_fallback=False``)."""
+        return self.scaler is not None and self.scaler.is_enabled()
+
+    def _setup(self) -> None:
+        device_type = self.learn.device.type
+        if device_type == self._device_type:
+            return
+        self._device_type = device_type
+        if self.precision == "fp16" and device_type == "cpu" and self.cpu_fallback:
+            _say_cpu_fallback_once()
+        wants_scaler = self.dtype == torch.float16 and device_type in ("cuda", "cpu")
+        self.scaler = torch.amp.GradScaler(device_type if wants_scaler else "cpu", init_scale=self.init_scale,
+                                           growth_interval=self.growth_interval, enabled=wants_scaler)
+        if self._pending_state is not None:
+            self.load_state_dict(self._pending_state)
+
+    # --- events ------------------------------------------------------------------------------
+
+    def before_fit(self):
+        self._setup()
+
+    def before_batch(self):
+        self._setup()
+        self._unscaled = False
+        self._autocast = torch.autocast(self._device_type, dtype=self.dtype, enabled=True)
+        self._autocast.__enter__()
+
+    def after_pred(self):
+        self.learn.pred = _as_float32(self.pred)
+
+    def _leave_autocast(self) -> None:
+        if self._autocast is not None:
+            autocast, self._autocast = self._autocast, None
+            autocast.__exit__(None, None, None)
+
+    def after_loss(self):
+        self._leave_autocast()
+        if self.loss is not None:
+            self.learn.loss = _as_float32(self.loss)
+
+    def before_backward(self):
+        if self.uses_scaler:
+            self.learn.loss_grad = self.scaler.scale(self.loss_grad)
+
+    def unscale(self) -> None:
+        """Divide the gradients by the current scale, once per step (``GradientClip`` calls this)."""
+        if self.uses_scaler and not self._unscaled:
+            self.scaler.unscale_(self.opt)
+            self._unscaled = True
+
+    def before_step(self):
+        if not self.uses_scaler:
+            return
+        self.unscale()
+        scale_before = self.scaler.get_scale()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.scaler.get_scale() < scale_before:
+            self.skipped_steps += 1
+        self._unscaled = False
+        # the scaler has stepped (or skipped) the optimizer: the loop must not step it again
+        raise CancelStepException()
+
+    def after_batch(self):
+        self._leave_autocast()
+
+    def after_cancel_fit(self):
+        self._leave_autocast()
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The scaler's state and the count of skipped steps (saved by ``learn.save``)."""
+        scaler_state = self.scaler.state_dict() if self.uses_scaler else {}
+        return {"precision": self.precision, "skipped_steps": self.skipped_steps, "scaler": scaler_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (applied to the scaler once it exists)."""
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        scaler_state = state.get("scaler") or {}
+        if self.scaler is None:
+            self._pending_state = state
+            return
+        self._pending_state = None
+        if scaler_state and self.uses_scaler:
+            self.scaler.load_state_dict(scaler_state)
+
+
+def set_precision(learn, precision: str) -> None:
+    """Train ``learn`` in ``precision``: "fp32" removes mixed precision, "fp16" / "bf16" add it.
+
+    >>> set_precision(learn, "bf16")      # doctest: +SKIP
+    >>> learn.mixed_precision.dtype       # doctest: +SKIP
+    torch.bfloat16
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS} "
+                         "(e.g. learn.to_fp16(), learn.to_bf16(), Learner(..., precision='bf16'))")
+    existing = [cb for cb in learn.cbs if isinstance(cb, MixedPrecision)]
+    learn.remove_cbs(existing)
+    if precision == "fp32":
+        return
+    callback = MixedPrecision(precision)
+    learn.add_cb(callback)
+    if learn.device.type == "cpu" and precision == "fp16":
+        _say_cpu_fallback_once()

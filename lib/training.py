@@ -1,0 +1,155 @@
+"""Training knobs, one callback or one function each: gradient accumulation, gradient clipping,
+channels-last memory format, ``torch.compile``, and frozen BatchNorm layers kept in eval mode.
+
+>>> learn.fit_one_cycle(3, 1e-3, cbs=[GradientAccumulation(n_acc=64), GradientClip(1.0)])   # doctest: +SKIP
+>>> learn.to_channels_last().compile()                                                       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from fastlearn.callback import Callback, CancelBatchException
+from fastlearn.precision import MixedPrecision
+
+_BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def _batch_size(yb: tuple, xb: tuple) -> int:
+    for part in (*yb, *xb):
+        if isinstance(part, torch.Tensor) and part.ndim > 0:
+            return part.shape[0]
+    return 1
+
+
+class GradientAccumulation(Callback):
+    """Accumulate gradients over batches until ``n_acc`` samples were seen, then step once.
+
+    The loss of each batch is scaled by ``batch_size / n_acc``, so with a mean-reduced loss and no
+    BatchNorm, ``bs=16, n_acc=64`` gives the same updates as ``bs=64``. Samples are counted per
+    process. Under DistributedDataParallel, the gradients are only all-reduced on the batches that
+    step (the others run under ``model.no_sync()``). The recorded loss is not scaled.
+
+    >>> learn.fit(1, cbs=GradientAccumulation(n_acc=64))   # doctest: +SKIP
+    """
+
+    order = 5
+    run_valid = False
+
+    def __init__(self, n_acc: int = 32):
+        if not isinstance(n_acc, int) or n_acc < 1:
+            raise ValueError(f"GradientAccumulation(n_acc={n_acc!r}); expected a positive number of samples")
+        self.n_acc = n_acc
+        self.count = 0
+        self._no_sync: contextlib.AbstractContextManager | None = None
+
+    def before_fit(self):
+        self.count = 0
+
+    def before_batch(self):
+        batch_size = _batch_size(self.yb, self.xb)
+        steps_now = self.count + batch_size >= self.n_acc
+        no_sync = getattr(self.model, "no_sync", None)
+        if not steps_now and callable(no_sync):
+            self._no_sync = no_sync()
+            self._no_sync.__enter__()
+
+    def after_loss(self):
+        if self.loss_grad is not None:
+            self.learn.loss_grad = self.loss_grad * (_batch_size(self.yb, self.xb) / self.n_acc)
+
+    def before_step(self):
+        self.count += _batch_size(self.yb, self.xb)
+        if self.count < self.n_acc:
+            # keep the gradients: no step and no zero_grad for this batch
+            raise CancelBatchException()
+        self.count = 0
+
+    def after_batch(self):
+        if self._no_sync is not None:
+            context, self._no_sync = self._no_sync, None
+            context.__exit__(None, None, None)
+
+
+class GradientClip(Callback):
+    """Clip the gradients' norm to ``max_norm`` before each optimizer step (``norm_type``: the p of
+    the p-norm). Under float16 mixed precision the gradients are unscaled first.
+
+    >>> learn.fit(1, cbs=GradientClip(max_norm=1.0))   # doctest: +SKIP
+    """
+
+    order = 8
+    run_valid = False
+    run_after = GradientAccumulation
+    run_before = MixedPrecision
+
+    def __init__(self, max_norm: float = 1.0, norm_type: float = 2.0):
+        if max_norm <= 0:
+            raise ValueError(f"GradientClip(max_norm={max_norm!r}); expected a positive norm")
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.last_norm: float | None = None
+
+    def before_step(self):
+        mixed = getattr(self.learn, "mixed_precision", None)
+        if isinstance(mixed, MixedPrecision):
+            mixed.unscale()
+        params = [p for group in self.opt.param_groups for p in group["params"] if p.grad is not None]
+        norm = nn.utils.clip_grad_norm_(params, self.max_norm, norm_type=self.norm_type)
+        self.last_norm = float(norm)
+
+
+class BnFreeze(Callback):
+    """Keep the BatchNorm layers whose parameters are frozen in eval mode while training, so
+    their running statistics stay those of the pretrained model (use with ``train_bn=False``).
+
+    >>> learn = Learner(dls, model, train_bn=False, cbs=BnFreeze())   # doctest: +SKIP
+    """
+
+    def before_train(self):
+        for module in self.model.modules():
+            if isinstance(module, _BN_TYPES):
+                params = list(module.parameters(recurse=False))
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+
+
+class ChannelsLast(Callback):
+    """Turn 4-d input batches to the channels-last memory format (added by ``to_channels_last``)."""
+
+    def before_batch(self):
+        self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last)
+                              if isinstance(x, torch.Tensor) and x.ndim == 4 else x for x in self.xb)
+
+
+def to_channels_last(learn) -> None:
+    """Put the model's weights and every 4-d input batch in the channels-last memory format
+    (faster convolutions with mixed precision on recent GPUs).
+
+    >>> to_channels_last(learn)       # doctest: +SKIP
+    >>> learn.channels_last           # doctest: +SKIP
+    ChannelsLast
+    """
+    learn.model.to(memory_format=torch.channels_last)
+    if not any(isinstance(cb, ChannelsLast) for cb in learn.cbs):
+        learn.add_cb(ChannelsLast())
+
+
+def compile_model(learn, mode: str | None = None, fullgraph: bool = False, dynamic: bool | None = None,
+                  backend: str = "inductor") -> None:
+    """Compile ``learn.model`` with ``torch.compile``, in place (``nn.Module.compile``): the model
+    object, its parameters and its ``state_dict`` keys stay the same, so the optimizer, freezing,
+    discriminative learning rates and checkpoints keep working.
+
+    ``mode``: None, "default", "reduce-overhead", "max-autotune"...; ``backend``: "inductor"
+    (needs a C++ compiler on a CPU), "aot_eager" or "eager" (no code generation).
+
+    >>> compile_model(learn, mode="max-autotune")   # doctest: +SKIP
+    """
+    if not isinstance(learn.model, nn.Module):
+        raise TypeError(f"learn.model is a {type(learn.model).__name__}; compile_model needs an nn.Module")
+    if backend != "inductor" and mode is not None:
+        raise ValueError(f"mode={mode!r} only applies to the 'inductor' backend, got backend={backend!r}; "
+                         "pass mode=None or backend='inductor'")
+    learn.model.compile(mode=mode, fullgraph=fullgraph, dynamic=dynamic, backend=backend)
