@@ -84,6 +84,8 @@ class Learner:
         precision = precision if precision is not None else get_config().get("defaults", "precision")
         if precision != "fp32":
             self.set_precision(precision)
+        from fastlearn.distributed import attach_if_launched
+        attach_if_launched(self)  # under torchrun with several processes: DDP, no code change
 
     # --- metrics, callbacks --------------------------------------------------------------------
 
