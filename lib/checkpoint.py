@@ -94,6 +94,8 @@ def save_learner(learn, name, with_opt: bool = True) -> Path:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         atomic_write_bytes(path, buffer.getvalue())
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # every rank can load the file once save returns
     return path
 
 
