@@ -22,6 +22,7 @@ the exact path), or use the built-in datasets of ``fastlearn.datasets``
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -172,14 +173,40 @@ def untar_data(url: str, archive: str | os.PathLike | None = None,
     dest = data_folder.expanduser() / archive_stem(name)
     if dest.is_dir() and not force_download:
         return Path(dest)
-    if force_download or not archive_file.is_file():
-        download_url(resolve_url(url), archive_file, sha256=sha256)
-    elif sha256 is not None and file_sha256(archive_file) != sha256.lower():
-        raise ValueError(
-            f"the archive {archive_file} has SHA-256 {file_sha256(archive_file)}, expected "
-            f"{sha256}; delete it or call untar_data({url!r}, force_download=True)")
-    replace_folder(archive_file, dest)
+    archive_file.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(archive_file.with_name(f".{name}.lock")):
+        if dest.is_dir() and not force_download:  # another process finished meanwhile
+            return Path(dest)
+        if force_download or not archive_file.is_file():
+            download_url(resolve_url(url), archive_file, sha256=sha256)
+        elif sha256 is not None and file_sha256(archive_file) != sha256.lower():
+            raise ValueError(
+                f"the archive {archive_file} has SHA-256 {file_sha256(archive_file)}, expected "
+                f"{sha256}; delete it or call untar_data({url!r}, force_download=True)")
+        replace_folder(archive_file, dest)
     return Path(dest)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: pathlib.Path):
+    """Hold an exclusive lock on ``lock_file`` (POSIX ``flock``) so that processes sharing a
+    data folder, such as the ranks of a distributed run, download and extract one at a time.
+    Where ``fcntl`` does not exist (Windows) it does not lock.
+
+    >>> with exclusive(pathlib.Path("/tmp/.example.lock")):   # doctest: +SKIP
+    ...     pass
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def replace_folder(archive_file: pathlib.Path, dest: pathlib.Path) -> None:

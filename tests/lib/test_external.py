@@ -280,6 +280,20 @@ def test_zip_with_several_top_level_entries_extracts_into_a_named_folder(config_
     assert sorted(p.name for p in path.ls()) == ["u.data", "u.item"]
 
 
+def test_concurrent_calls_download_and_extract_once(config_tmp, server):
+    server.files["/mnist_sample.tgz"] = make_tgz(SAMPLE)
+    url = server.url("/mnist_sample.tgz")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(untar_data(url))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and len(set(results)) == 1
+    assert len(server.requests) == 1
+    assert [p.name for p in results[0].ls()] == ["labels.csv", "train", "valid"]
+
+
 def test_force_download_replaces_the_folder(config_tmp, server):
     server.files["/mnist_sample.tgz"] = make_tgz(SAMPLE)
     url = server.url("/mnist_sample.tgz")
