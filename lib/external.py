@@ -13,7 +13,8 @@ read at download time, so a company mirror needs one line in ``~/.fastlearn/conf
 
 Without a network, place the archive by hand at ``URLs.path(url)`` (the error message prints
 the exact path), or use the built-in datasets of ``fastlearn.datasets``
-(``builtin_path(URLs.MNIST_SAMPLE)``), which have the same layout but other data.
+(``builtin_path(URLs.MNIST_SAMPLE)``), which have the same layout but other data;
+``untar_data`` itself never substitutes other data for the URL it is given.
 
 >>> from fastlearn.external import URLs, untar_data
 >>> path = untar_data(URLs.MNIST_SAMPLE)   # doctest: +SKIP
