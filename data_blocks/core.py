@@ -1,4 +1,4 @@
-"""``DataLoader`` and ``DataBunch`` (alias ``DataLoaders``): batches on the device, ready for a Learner.
+"""``DataBunch`` (alias ``DataLoaders``): the training and validation loaders, ready for a Learner.
 
 >>> import torch
 >>> from fastlearn.data.core import DataBunch
@@ -10,148 +10,25 @@ torch.Size([4, 3])
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable
 
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader
-from torch.utils.data import Dataset
 
 from fastlearn.config import get_config
-from fastlearn.torch_core import default_device, to_device
+from fastlearn.data.load import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
+from fastlearn.data.transforms import Pipeline
+from fastlearn.torch_core import default_device
 
-
-def _auto_num_workers() -> int:
-    """'auto' worker count: 0 on small machines (process start-up costs more than it saves)."""
-    import os
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 0 if cpus <= 2 else min(8, cpus - 1)
-
-
-def resolve_num_workers(num_workers: int | str | None) -> int:
-    """``None`` reads the config; ``"auto"`` picks a count for this machine."""
-    if num_workers is None:
-        num_workers = get_config().get("defaults", "num_workers")
-    if num_workers == "auto":
-        return _auto_num_workers()
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers={num_workers!r}; expected a non-negative int or 'auto'")
-    return num_workers
-
-
-class DataLoader:
-    """Batches from a dataset, moved to ``device`` and passed through ``after_batch``.
-
-    Wraps ``torch.utils.data.DataLoader`` (workers, pinned memory on CUDA, persistent workers).
-    Shuffling is seeded: with ``seed`` set, epoch ``k`` always yields the same order, whatever the
-    number of workers. ``batch_size`` is accepted as an alias of ``bs`` (course chapter 4).
-
-    >>> dl = DataLoader(list(range(10)), bs=4)
-    >>> len(dl), [b.tolist() for b in dl][-1]
-    (3, [8, 9])
-    """
-
-    def __init__(self, dataset: Dataset | Sequence, bs: int | None = None, shuffle: bool = False,
-                 drop_last: bool = False, num_workers: int | str | None = 0,
-                 device: torch.device | str | None = None, after_batch: Callable | None = None,
-                 collate_fn: Callable | None = None, seed: int | None = None,
-                 pin_memory: bool | None = None, persistent_workers: bool = False,
-                 sampler: torch.utils.data.Sampler | None = None, n_inp: int = 1,
-                 batch_size: int | None = None, decode_batch_fn: Callable | None = None):
-        if bs is None:
-            bs = batch_size if batch_size is not None else get_config().get("defaults", "bs")
-        if not isinstance(bs, int) or bs < 1:
-            raise ValueError(f"bs={bs!r}; the batch size must be a positive int")
-        self.dataset, self.bs, self.shuffle, self.drop_last = dataset, bs, shuffle, drop_last
-        self.num_workers = resolve_num_workers(num_workers)
-        self.device = torch.device(device) if device is not None else None
-        self.after_batch, self.collate_fn, self.seed = after_batch, collate_fn, seed
-        self.pin_memory, self.persistent_workers, self.sampler = pin_memory, persistent_workers, sampler
-        self.n_inp, self.decode_batch_fn = n_inp, decode_batch_fn
-        self.epoch = 0
-        self.split_idx: int | None = None
-
-    @property
-    def n(self) -> int:
-        """The number of items (the sampler's share under a distributed sampler)."""
-        return len(self.sampler) if self.sampler is not None else len(self.dataset)
-
-    def __len__(self) -> int:
-        n = self.n
-        return n // self.bs if self.drop_last else -(-n // self.bs)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the shuffle order (and a distributed sampler's shard) for a new epoch."""
-        self.epoch = epoch
-        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
-
-    def _torch_loader(self) -> TorchDataLoader:
-        generator = None
-        if self.shuffle and self.sampler is None:
-            generator = torch.Generator()
-            seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
-            generator.manual_seed(seed + self.epoch)
-        pin = self.pin_memory if self.pin_memory is not None else (
-            self.device is not None and self.device.type == "cuda")
-        return TorchDataLoader(
-            self.dataset, batch_size=self.bs, shuffle=self.shuffle and self.sampler is None,
-            sampler=self.sampler, drop_last=self.drop_last, num_workers=self.num_workers,
-            collate_fn=self.collate_fn, generator=generator, pin_memory=pin,
-            persistent_workers=self.persistent_workers and self.num_workers > 0)
-
-    def __iter__(self):
-        for batch in self._torch_loader():
-            batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
-            if self.device is not None:
-                batch = to_device(batch, self.device)
-            if self.after_batch is not None:
-                batch = self.after_batch(batch)
-            yield batch if len(batch) > 1 else batch[0]
-        if self.shuffle and self.seed is not None:
-            self.epoch += 1
-
-    def one_batch(self):
-        """The first batch (for a look, or a model summary)."""
-        for batch in self:
-            return batch
-        raise ValueError(f"this DataLoader has no batch: {self.n} items with bs={self.bs}, "
-                         f"drop_last={self.drop_last}; lower bs or set drop_last=False")
-
-    def to(self, device: torch.device | str) -> "DataLoader":
-        """Move batches to ``device`` from now on (returns self)."""
-        self.device = torch.device(device)
-        return self
-
-    def new(self, dataset: Dataset | Sequence | None = None, **changes) -> "DataLoader":
-        """A copy with some arguments changed, e.g. ``dl.new(shuffle=False, bs=128)``."""
-        args = dict(dataset=self.dataset, bs=self.bs, shuffle=self.shuffle, drop_last=self.drop_last,
-                    num_workers=self.num_workers, device=self.device, after_batch=self.after_batch,
-                    collate_fn=self.collate_fn, seed=self.seed, pin_memory=self.pin_memory,
-                    persistent_workers=self.persistent_workers, sampler=self.sampler,
-                    n_inp=self.n_inp, decode_batch_fn=self.decode_batch_fn)
-        if dataset is not None:
-            args["dataset"] = dataset
-        unknown = set(changes) - set(args)
-        if unknown:
-            raise TypeError(f"DataLoader.new got unknown arguments {sorted(unknown)}; known: {sorted(args)}")
-        args.update(changes)
-        new = type(self)(**args)
-        new.split_idx = self.split_idx
-        return new
-
-    def decode_batch(self, batch, max_n: int = 9) -> list:
-        """Turn a batch back into a list of human-readable samples (uses the blocks' decoders)."""
-        if self.decode_batch_fn is not None:
-            return self.decode_batch_fn(batch, max_n)
-        batch = batch if isinstance(batch, tuple) else (batch,)
-        n = min(max_n, len(batch[0]))
-        return [tuple(part[i].cpu() for part in batch) for i in range(n)]
+_UNSET = object()
 
 
 class DataBunch:
     """The training and validation loaders (and more, if given), with the device they deliver to.
 
-    ``DataLoaders`` is the same class. ``dls.train`` / ``dls.valid`` / ``dls[i]``.
+    ``DataLoaders`` is the same class. ``dls.train`` / ``dls.valid`` / ``dls[i]``; ``vocab``,
+    ``c`` and ``loss_func`` come from the target block unless given.
 
     >>> dls = DataBunch(DataLoader([1, 2, 3], bs=2), DataLoader([4], bs=2))
     >>> dls.train.n, dls.valid.n
@@ -167,7 +44,7 @@ class DataBunch:
         for i, dl in enumerate(self.loaders):
             dl.split_idx = i
         self.path = Path(path)
-        self.loss_func, self.c, self.vocab = loss_func, c, vocab
+        self._loss_func, self._c, self._vocab = loss_func, c, vocab
         self.to(device if device is not None else default_device())
 
     def __getitem__(self, i: int) -> DataLoader:
@@ -175,6 +52,10 @@ class DataBunch:
 
     def __len__(self) -> int:
         return len(self.loaders)
+
+    def __repr__(self) -> str:
+        return (f"DataBunch({len(self.train_ds)} train, {len(self.valid_ds)} valid items; "
+                f"bs={self.train.bs}; device={self.device})")
 
     @property
     def train(self) -> DataLoader:
@@ -196,6 +77,39 @@ class DataBunch:
     def n_inp(self) -> int:
         return self.train.n_inp
 
+    @property
+    def vocab(self):
+        """The target vocabulary (``dls.vocab[i]`` is the name of class ``i``)."""
+        return self._vocab if self._vocab is not None else getattr(self.train_ds, "vocab", None)
+
+    @vocab.setter
+    def vocab(self, value) -> None:
+        self._vocab = value
+
+    classes = vocab
+
+    @property
+    def c(self) -> int | None:
+        """How many outputs a model needs (number of classes, of regression targets...)."""
+        if self._c is not None:
+            return self._c
+        return getattr(self.train_ds, "c", None)
+
+    @c.setter
+    def c(self, value: int | None) -> None:
+        self._c = value
+
+    @property
+    def loss_func(self):
+        """The loss suited to the target block (cross-entropy for a CategoryBlock...)."""
+        if self._loss_func is not None:
+            return self._loss_func
+        return getattr(self.train_ds, "loss_func", None)
+
+    @loss_func.setter
+    def loss_func(self, value) -> None:
+        self._loss_func = value
+
     def to(self, device: torch.device | str) -> "DataBunch":
         """Deliver every loader's batches to ``device`` (returns self)."""
         self.device = torch.device(device)
@@ -207,15 +121,90 @@ class DataBunch:
         """The first training batch."""
         return self.train.one_batch()
 
-    def decode_target(self, target: torch.Tensor):
-        """A decoded prediction or target for one item, as a user reads it (a class name...)."""
-        return target.item() if target.numel() == 1 else target
+    def decode_batch(self, batch, max_n: int = 9) -> list[tuple]:
+        """Readable samples from a batch of the training loader."""
+        return self.train.decode_batch(batch, max_n)
+
+    def show_batch(self, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
+                   unique: bool = False, figsize: tuple[float, float] | None = None):
+        """Show a training batch in a grid (headless with the Agg backend); returns the figure.
+
+        >>> fig = dls.show_batch(max_n=4, nrows=1)   # doctest: +SKIP
+        """
+        return self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique,
+                                     figsize=figsize)
+
+    def decode_target(self, target):
+        """A decoded prediction or target for one item, as a user reads it (a class name...).
+
+        >>> dls.decode_target(torch.tensor(1))   # doctest: +SKIP
+        'dog'
+        """
+        dataset = self.valid_ds
+        n_inp = self.n_inp
+        if hasattr(dataset, "decode_part") and len(getattr(dataset, "pipelines", [])) > n_inp:
+            if isinstance(target, torch.Tensor):
+                target = target.detach().cpu()
+                if target.dtype == torch.bool:
+                    target = target.float()
+            return dataset.decode_part(n_inp, target)
+        if isinstance(target, torch.Tensor):
+            return target.item() if target.numel() == 1 else target
+        return target
+
+    def test_dl(self, items, with_labels: bool = False, bs: int | None = None,
+                num_workers: int | str | None = _UNSET) -> DataLoader:
+        """A loader over new items with the validation transforms (no shuffling, no augmentation).
+
+        Items are what ``get_x`` would return (file paths, images...) or a DataFrame of rows.
+
+        >>> dl = dls.test_dl(get_image_files(path / "test"))   # doctest: +SKIP
+        """
+        dataset = self.valid_ds
+        if not hasattr(dataset, "test_set"):
+            raise TypeError(f"test_dl needs loaders built from Datasets (a DataBlock, Datasets or "
+                            f"ImageDataLoaders); this DataBunch holds {type(dataset).__name__}")
+        test_ds = dataset.test_set(items, with_labels=with_labels)
+        changes = dict(shuffle=False, drop_last=False, sampler=None, kinds=test_ds.kinds)
+        if bs is not None:
+            changes["bs"] = bs
+        if num_workers is not _UNSET:
+            changes["num_workers"] = resolve_num_workers(num_workers)
+        return self.valid.new(test_ds, **changes)
+
+    def new(self, bs: int | None = None, num_workers: int | str | None = _UNSET,
+            device: torch.device | str | None = None, seed: int | None = _UNSET) -> "DataBunch":
+        """A copy with a new batch size (validation gets twice it), workers, device or seed."""
+        loaders = []
+        for i, dl in enumerate(self.loaders):
+            changes = {}
+            if bs is not None:
+                changes["bs"] = bs if i == 0 else 2 * bs
+            if num_workers is not _UNSET:
+                changes["num_workers"] = resolve_num_workers(num_workers)
+            if seed is not _UNSET:
+                changes["seed"] = seed
+            loaders.append(dl.new(**changes))
+        return type(self)(*loaders, path=self.path, device=device or self.device,
+                          loss_func=self._loss_func, c=self._c, vocab=self._vocab)
+
+    def inference_spec(self) -> dict:
+        """A JSON-able description of what inference needs (blocks, vocab, transforms, stats)."""
+        from fastlearn.data.inference import inference_spec
+        return inference_spec(self)
+
+    @classmethod
+    def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "DataBunch":
+        """Loaders rebuilt from :meth:`inference_spec` (no items; use ``test_dl`` to predict)."""
+        from fastlearn.data.inference import databunch_from_spec
+        return databunch_from_spec(cls, spec, device)
 
     @classmethod
     def from_dsets(cls, train_ds, valid_ds, *more_ds, bs: int | None = None, shuffle: bool = True,
                    drop_last: bool | None = None, num_workers: int | str | None = 0,
                    device: torch.device | str | None = None, path=".", seed: int | None = None,
-                   collate_fn: Callable | None = None, n_inp: int = 1) -> "DataBunch":
+                   collate_fn: Callable | None = None, n_inp: int = 1, after_item=None,
+                   after_batch=None) -> "DataBunch":
         """Loaders over plain datasets: the first shuffled (and dropping its last partial batch,
         like fastai), the others in order with twice the batch size.
 
@@ -227,9 +216,11 @@ class DataBunch:
             bs = get_config().get("defaults", "bs")
         drop = shuffle if drop_last is None else drop_last
         train = DataLoader(train_ds, bs=bs, shuffle=shuffle, drop_last=drop, num_workers=num_workers,
-                           seed=seed, collate_fn=collate_fn, n_inp=n_inp)
+                           seed=seed, collate_fn=collate_fn, n_inp=n_inp, after_item=after_item,
+                           after_batch=after_batch)
         others = [DataLoader(ds, bs=bs * 2, shuffle=False, num_workers=num_workers,
-                             collate_fn=collate_fn, n_inp=n_inp) for ds in (valid_ds, *more_ds)]
+                             collate_fn=collate_fn, n_inp=n_inp, after_item=after_item,
+                             after_batch=after_batch) for ds in (valid_ds, *more_ds)]
         return cls(train, *others, path=path, device=device)
 
     @classmethod
@@ -246,5 +237,49 @@ def _wrap_torch_loader(loader) -> DataLoader:
     raise TypeError(f"DataBunch takes DataLoaders, got {type(loader).__name__}; "
                     "wrap a dataset with fastlearn.data.DataLoader(dataset, bs=...)")
 
+
+def databunch_from_datasets(dsets, bs: int | None = 64, shuffle: bool = True,
+                            num_workers: int | str | None = None, device=None, path=".",
+                            seed: int | None = None, drop_last: bool | None = None,
+                            val_bs: int | None = None, after_item=None, after_batch=None,
+                            before_batch: Callable | None = None, pin_memory: bool | None = None,
+                            persistent_workers: bool = False, cls: type = None) -> DataBunch:
+    """Loaders over each subset of ``dsets``: item/batch pipelines are copied (each DataBunch
+    owns its transforms' state) and set up on the first training sample and batch."""
+    cls = cls or DataBunch
+    if bs is None:
+        bs = get_config().get("defaults", "bs")
+    after_item = copy.deepcopy(as_pipeline(list(after_item) if after_item is not None else []))
+    after_batch = copy.deepcopy(as_pipeline(list(after_batch) if after_batch is not None else []))
+    drop = shuffle if drop_last is None else drop_last
+    loaders = []
+    for split in range(dsets.n_subsets):
+        subset = dsets.subset(split)
+        is_train = split == 0
+        loaders.append(DataLoader(
+            subset, bs=bs if is_train else (val_bs or 2 * bs), shuffle=shuffle and is_train,
+            drop_last=drop and is_train, num_workers=num_workers, seed=seed if is_train else None,
+            pin_memory=pin_memory, persistent_workers=persistent_workers, n_inp=dsets.n_inp,
+            after_item=after_item, after_batch=after_batch, before_batch=before_batch,
+            kinds=dsets.kinds))
+    dls = cls(*loaders, path=path, device=device)
+    _setup_loader_pipelines(dls)
+    return dls
+
+
+def _setup_loader_pipelines(dls: DataBunch) -> None:
+    """Set up item and batch transforms that learn from data (e.g. ``Normalize()``)."""
+    train = dls.train
+    if len(train.dataset) == 0:
+        return
+    kinds = tuple(train.kinds or ())
+    if train.after_item is not None and train.after_item.needs_setup():
+        sample = train.dataset[0]
+        train.after_item.setup_sample(sample if isinstance(sample, tuple) else (sample,), kinds)
+    if isinstance(train.after_batch, Pipeline) and train.after_batch.needs_setup():
+        probe = train.new(shuffle=False, drop_last=False, after_batch=None, num_workers=0, sampler=None)
+        probe.split_idx = 1
+        batch = probe.one_batch()
+        train.after_batch.setup_sample(batch if isinstance(batch, tuple) else (batch,), kinds)
 
 DataLoaders = DataBunch

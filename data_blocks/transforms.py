@@ -112,7 +112,7 @@ def transform_from_description(description: dict) -> "Transform":
         raise ValueError(f"no registered transform named {name!r} (from {description!r}); known: "
                          f"{sorted(TRANSFORMS)}. Import the module that defines it first, or "
                          "register it with @register_transform")
-    return TRANSFORMS[name].from_args(**description.get("args", {}))
+    return TRANSFORMS[name].from_args(description.get("args", {}))
 
 
 def _overrides(obj: Any, name: str) -> bool:
@@ -170,7 +170,16 @@ class Transform:
         return getattr(f, "__qualname__", type(f).__name__) if f is not None else type(self).__name__
 
     def __repr__(self) -> str:
-        return f"{self.name}" if self._enc is not None else f"{type(self).__name__}()"
+        if self._enc is not None:
+            return self.name
+        args = ""
+        if TRANSFORMS.get(type(self).__name__) is type(self):
+            try:
+                args = ", ".join(f"{k}={v!r}" for k, v in self.describe_args().items()
+                                 if not isinstance(v, list) or len(v) <= 4)
+            except (TypeError, ValueError):
+                args = ""
+        return f"{type(self).__name__}({args})"
 
     # --- the three user hooks -------------------------------------------------------------
     def encodes(self, x):
@@ -249,7 +258,7 @@ class Transform:
         return {"name": type(self).__name__, "args": self.describe_args()}
 
     @classmethod
-    def from_args(cls, **args) -> "Transform":
+    def from_args(cls, args: dict) -> "Transform":
         return cls(**args)
 
 

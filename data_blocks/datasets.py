@@ -1,0 +1,250 @@
+"""``Datasets`` (one pipeline per part of a sample) and ``TfmdLists`` (one pipeline).
+
+Pipelines are set up on the training items only, so a vocabulary never sees validation labels.
+
+>>> dsets = Datasets(["a1", "b2", "a3"], tfms=[[str.upper], [lambda s: s[0], Categorize()]],
+...                  splits=([0, 1], [2]))
+>>> dsets.train[0], dsets.vocab.items, dsets.valid[0]
+(('A1', tensor(0)), (#2) ['a', 'b'], ('A3', tensor(0)))
+>>> dsets.decode(dsets.train[1])
+('B2', 'b')
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+from fastlearn.data.blocks import TransformBlock
+from fastlearn.data.categorical import Categorize  # noqa: F401  (doctest)
+from fastlearn.data.splitters import check_splits
+from fastlearn.data.transforms import Pipeline
+from fastlearn.foundation import L
+
+
+def _is_frame(items) -> bool:
+    return hasattr(items, "iloc") and hasattr(items, "columns")
+
+
+def _item_at(items, i: int):
+    return items.iloc[i] if _is_frame(items) else items[i]
+
+
+def describe_item(item, limit: int = 80) -> str:
+    text = repr(item) if not hasattr(item, "to_dict") else repr(item.to_dict())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class Datasets:
+    """Items, one type pipeline per part (``tfms=[[x tfms], [y tfms]]``) and the splits.
+
+    ``dsets[i]`` is the encoded tuple; ``.train`` / ``.valid`` the subsets; ``.vocab`` the target
+    vocabulary; ``.decode(sample)`` turns a sample back into readable values. ``getters`` (one per
+    part, or None) run before each pipeline; ``blocks`` say each part's kind, how to show it and
+    what the target's loss is.
+    """
+
+    def __init__(self, items=None, tfms: Sequence | None = None, splits: Sequence | None = None,
+                 n_inp: int | None = None, blocks: Sequence[TransformBlock] | None = None,
+                 getters: Sequence[Callable | None] | None = None, check: Sequence[int] = (),
+                 check_getters: bool = False, split_idx: int | None = None, verbose: bool = False):
+        self.items = items if items is not None else []
+        tfms = [[]] if tfms is None else list(tfms)
+        self.pipelines = [t if isinstance(t, Pipeline) else Pipeline(t if isinstance(t, (list, tuple)) else [t])
+                          for t in tfms]
+        n = len(self.pipelines)
+        self.getters = list(getters) if getters is not None else [None] * n
+        self.blocks = list(blocks) if blocks is not None else [
+            TransformBlock(kind=p.output_kind or "raw") for p in self.pipelines]
+        if not (len(self.getters) == len(self.blocks) == n):
+            raise ValueError(f"Datasets: {n} pipelines, {len(self.getters)} getters and "
+                             f"{len(self.blocks)} blocks; give one of each per part")
+        self.n_inp = n_inp if n_inp is not None else (max(1, n - 1) if n > 1 else 1)
+        n_items = len(self.items)
+        self.splits = check_splits(splits, n_items) if splits is not None else [L(range(n_items)), L()]
+        self.idxs = L(range(n_items))
+        self.split_idx = split_idx
+        self.cache: dict[int, list] = {}
+        for p, pipeline in enumerate(self.pipelines):
+            pipeline.split_idx = None
+            if pipeline.needs_setup():
+                train = [self._get(p, _item_at(self.items, i), i) for i in self.splits[0]]
+                pipeline.setup(train)
+        if check_getters:
+            self._check_getters()
+        for p in check:
+            self._encode_all(p)
+
+    # --- building ---------------------------------------------------------------------------
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(b.kind for b in self.blocks)
+
+    def _where(self, i: int) -> str:
+        for k, name in zip(range(len(self.splits)), ("training", "validation", "test")):
+            if i in self._split_sets()[k]:
+                return f"{name} item"
+        return "item"
+
+    def _split_sets(self) -> list[set]:
+        if not hasattr(self, "_sets"):
+            self._sets = [set(s) for s in self.splits]
+        return self._sets
+
+    def _fail(self, step: str, p: int, i: int, item, error: Exception):
+        where = self._where(i) if self.split_idx is None else ("training item", "validation item",
+                                                                "test item")[min(self.split_idx, 2)]
+        message = (f"{step} failed on {where} {i} ({describe_item(item)}) for part {p} "
+                   f"({type(self.blocks[p]).__name__}): {type(error).__name__}: {error}")
+        kind = FileNotFoundError if isinstance(error, FileNotFoundError) else (
+            TypeError if isinstance(error, TypeError) else ValueError)
+        raise kind(message) from error
+
+    def _get(self, p: int, item, i: int):
+        getter = self.getters[p]
+        if getter is None:
+            return item
+        try:
+            return getter(item)
+        except Exception as error:  # noqa: BLE001  (re-raised with the item named)
+            self._fail(f"the getter {getattr(getter, '__name__', repr(getter))}", p, i, item, error)
+
+    def _check_getters(self) -> None:
+        for p, getter in enumerate(self.getters):
+            if getter is not None:
+                for i in range(len(self.items)):
+                    self._get(p, _item_at(self.items, i), i)
+
+    def _encode_all(self, p: int) -> None:
+        if any(t.split_idx is not None for t in self.pipelines[p]):
+            for i in range(len(self.items)):
+                self.encode_part(p, i)
+            return
+        self.cache[p] = [self.encode_part(p, i) for i in range(len(self.items))]
+
+    def encode_part(self, p: int, i: int):
+        """Part ``p`` of item ``i`` (an index into all items), with the item named on failure."""
+        if p in self.cache:
+            return self.cache[p][i]
+        item = _item_at(self.items, i)
+        value = self._get(p, item, i)
+        try:
+            return self.pipelines[p](value, split_idx=self.split_idx)
+        except Exception as error:  # noqa: BLE001
+            self._fail(f"{self.pipelines[p]!r}", p, i, item, error)
+
+    # --- access -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.idxs)
+
+    def __getitem__(self, i: int) -> tuple:
+        k = self.idxs[i]
+        return tuple(self.encode_part(p, k) for p in range(len(self.pipelines)))
+
+    def subset(self, split: int) -> "Datasets":
+        """The items of split ``split`` (0 training, 1 validation), sharing the pipelines."""
+        if split >= len(self.splits):
+            raise IndexError(f"split {split} does not exist; there are {len(self.splits)} splits")
+        view = copy.copy(self)
+        view.idxs, view.split_idx = self.splits[split], split
+        return view
+
+    @property
+    def train(self) -> "Datasets":
+        return self.subset(0)
+
+    @property
+    def valid(self) -> "Datasets":
+        return self.subset(1)
+
+    @property
+    def n_subsets(self) -> int:
+        return len(self.splits)
+
+    @property
+    def split_items(self):
+        """The items of this view (rows of a DataFrame source)."""
+        if _is_frame(self.items):
+            return self.items.iloc[list(self.idxs)]
+        return L([self.items[i] for i in self.idxs])
+
+    @property
+    def vocab(self):
+        """The first target part's vocabulary (the input's if no target has one)."""
+        for pipeline in self.pipelines[self.n_inp:] + self.pipelines[:self.n_inp]:
+            if pipeline.vocab is not None:
+                return pipeline.vocab
+        return None
+
+    @property
+    def c(self) -> int | None:
+        """Outputs a model needs for the first target (``len(vocab)``, ``n_out``...)."""
+        if len(self.pipelines) <= self.n_inp:
+            return None
+        p = self.n_inp
+        first = self.encode_part(p, self.splits[0][0]) if len(self.splits[0]) else None
+        return self.blocks[p].n_out(self.pipelines[p], first)
+
+    @property
+    def loss_func(self):
+        return self.blocks[self.n_inp].loss_func() if len(self.blocks) > self.n_inp else None
+
+    def decode_part(self, p: int, value):
+        return self.pipelines[p].decode(value)
+
+    def decode(self, sample: Sequence) -> tuple:
+        """Each part decoded by its pipeline (labels back to names...)."""
+        return tuple(self.decode_part(p, v) for p, v in enumerate(sample))
+
+    def test_set(self, items, with_labels: bool = False) -> "Datasets":
+        """A dataset of new ``items`` through the same (already set-up) pipelines.
+
+        Without labels only the inputs are built. Getters run when ``items`` is a DataFrame (they
+        read its rows) or ``with_labels``; otherwise items go straight to the type transforms
+        (paths, images...), so label functions are not needed at inference.
+        """
+        n = len(self.pipelines) if with_labels else self.n_inp
+        use_getters = with_labels or _is_frame(items)
+        items = items if _is_frame(items) else L(items)
+        return Datasets(items, tfms=self.pipelines[:n], n_inp=min(self.n_inp, n),
+                        blocks=self.blocks[:n],
+                        getters=self.getters[:n] if use_getters else [None] * n,
+                        splits=[L(range(len(items))), L()], split_idx=1)
+
+    def dataloaders(self, bs: int | None = 64, shuffle: bool = True, num_workers: int | str | None = None,
+                    device=None, path=".", seed: int | None = None, drop_last: bool | None = None,
+                    val_bs: int | None = None, after_item=None, after_batch=None,
+                    before_batch: Callable | None = None, pin_memory: bool | None = None,
+                    persistent_workers: bool = False):
+        """A ``DataBunch``: the training loader shuffled (dropping its last partial batch), the
+        validation loader in order; ``after_item`` / ``after_batch`` transforms are added."""
+        from fastlearn.data.core import databunch_from_datasets
+        return databunch_from_datasets(
+            self, bs=bs, shuffle=shuffle, num_workers=num_workers, device=device, path=path,
+            seed=seed, drop_last=drop_last, val_bs=val_bs, after_item=after_item,
+            after_batch=after_batch, before_batch=before_batch, pin_memory=pin_memory,
+            persistent_workers=persistent_workers)
+
+    def __repr__(self) -> str:
+        return f"Datasets({len(self)} items; splits {[len(s) for s in self.splits]}; kinds {self.kinds})"
+
+
+class TfmdLists(Datasets):
+    """Items through one pipeline: ``tl[i]`` is the encoded value (not a tuple).
+
+    >>> tl = TfmdLists([1, 2, 3], [lambda x: x * 10], splits=([0, 1], [2]))
+    >>> tl.train[1], tl.valid[0]
+    (20, 30)
+    """
+
+    def __init__(self, items, tfms, splits: Sequence | None = None, split_idx: int | None = None,
+                 kind: str | None = None):
+        pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
+        block = TransformBlock(kind=kind or pipeline.output_kind or "raw")
+        super().__init__(items, tfms=[pipeline], splits=splits, n_inp=1, blocks=[block],
+                         split_idx=split_idx)
+
+    def __getitem__(self, i: int):
+        return super().__getitem__(i)[0]
+
+    def decode(self, value):
+        return self.pipelines[0].decode(value)

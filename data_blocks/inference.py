@@ -1,0 +1,96 @@
+"""What inference needs, as JSON: ``inference_spec(dls)`` and ``databunch_from_spec(spec)``.
+
+The description names blocks and transforms (with their arguments, vocab and normalisation
+statistics); rebuilding needs no pickles and none of the training code's functions (label
+functions, getters): at inference the inputs are given directly.
+
+>>> spec = dls.inference_spec()                      # doctest: +SKIP
+>>> dls2 = DataBunch.from_inference_spec(spec)       # doctest: +SKIP
+>>> dls2.test_dl(["cat.png"]).one_batch()[0].shape   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from fastlearn.data.blocks import block_from_description
+from fastlearn.data.transforms import Pipeline, transform_from_description
+
+SPEC_FORMAT = "fastlearn.data.inference/1"
+
+
+def _with_module(description: dict, obj) -> dict:
+    return {**description, "module": type(obj).__module__}
+
+
+def _import_module_of(description: dict) -> None:
+    module = description.get("module")
+    if isinstance(module, str) and module.startswith("fastlearn."):
+        importlib.import_module(module)
+
+
+def _describe_pipeline(pipeline, where: str) -> list[dict]:
+    if pipeline is None:
+        return []
+    if not isinstance(pipeline, Pipeline):
+        raise TypeError(f"{where} is a plain function ({pipeline!r}); it cannot be exported. "
+                        "Use Transform subclasses registered with @register_transform")
+    return [_with_module(t.describe(), t) for t in pipeline.fs if t.split_idx != 0]
+
+
+def inference_spec(dls) -> dict:
+    """A JSON-able dict: input and target blocks (kind, name, args incl. vocab), the item and
+    batch transforms that run at inference, ``n_inp``, ``vocab`` and ``c``."""
+    dataset = dls.train_ds
+    if not hasattr(dataset, "pipelines"):
+        raise TypeError(f"inference_spec needs loaders built from Datasets or a DataBlock; this "
+                        f"DataBunch holds {type(dataset).__name__}")
+    n_inp = dataset.n_inp
+    parts = []
+    for p, (block, pipeline) in enumerate(zip(dataset.blocks, dataset.pipelines)):
+        try:
+            described = _with_module(block.describe(pipeline), block)
+        except TypeError:
+            if p < n_inp:
+                raise
+            described = None  # a target that cannot be rebuilt: predictions stay undecoded
+        parts.append({"kind": block.kind, "block": described})
+    vocab = dls.vocab
+    return {
+        "format": SPEC_FORMAT,
+        "n_inp": n_inp,
+        "inputs": parts[:n_inp],
+        "targets": parts[n_inp:],
+        "item_tfms": _describe_pipeline(dls.valid.after_item, "an item transform"),
+        "batch_tfms": _describe_pipeline(dls.valid.after_batch, "after_batch"),
+        "vocab": None if vocab is None else [v if isinstance(v, (str, int, float, bool)) else str(v)
+                                             for v in vocab],
+        "c": dls.c,
+    }
+
+
+def databunch_from_spec(cls, spec: dict, device: torch.device | str | None = "cpu"):
+    """Empty training/validation loaders with the described pipelines: ``test_dl(items)``,
+    ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work as on the original."""
+    from fastlearn.data.core import databunch_from_datasets
+    from fastlearn.data.datasets import Datasets
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise ValueError(f"not a fastlearn inference description (format "
+                         f"{spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}, "
+                         f"expected {SPEC_FORMAT!r}); make it with dls.inference_spec()")
+    parts = [part for part in spec["inputs"] + spec["targets"] if part.get("block") is not None]
+    for part in parts:
+        _import_module_of(part["block"])
+    blocks = [block_from_description(part["block"]) for part in parts]
+    dsets = Datasets([], tfms=[list(b.type_tfms) for b in blocks], n_inp=spec["n_inp"], blocks=blocks)
+    for d in spec["item_tfms"] + spec["batch_tfms"]:
+        _import_module_of(d)
+    dls = databunch_from_datasets(
+        dsets, bs=64, val_bs=64, shuffle=False, num_workers=0, device=device,
+        after_item=Pipeline([transform_from_description(d) for d in spec["item_tfms"]]),
+        after_batch=Pipeline([transform_from_description(d) for d in spec["batch_tfms"]]),
+        cls=cls)
+    if spec.get("c") is not None:
+        dls.c = spec["c"]
+    return dls
