@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from fastlearn.callback import Callback
-from fastlearn.metrics import AvgLoss, AvgSmoothLoss
+from fastlearn.metric_base import AvgLoss, AvgSmoothLoss
 from fastlearn.optimizer import get_hyper
 
 
