@@ -106,6 +106,7 @@ def mae(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
 def msle(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     """Mean squared logarithmic error: the MSE of ``log(1 + x)``.
 
+    >>> import math
     >>> msle(torch.tensor([math.e - 1]), torch.tensor([0.]))
     tensor(1.)
     """
