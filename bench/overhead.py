@@ -1,0 +1,145 @@
+"""Learner overhead against a plain PyTorch loop, in the same process.
+
+The same small CNN trains on a fixed synthetic set of 32x32 images (bs 64) three ways:
+``Learner.fit_one_cycle`` inside ``no_bar()``, ``Learner.fit_one_cycle`` with the progress bar,
+and a hand-written loop with ``torch.optim.AdamW`` and ``torch.optim.lr_scheduler.OneCycleLR``
+using the same hyper-parameters. The runs alternate (plain, learner, learner+bar, plain, ...)
+so that contention from other processes hits all of them alike; the medians and their ratios
+are printed with the load average.
+
+    OMP_WAIT_POLICY=PASSIVE python bench/overhead.py --batches 300 --repeats 3
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
+
+import argparse
+import contextlib
+import io
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from fastlearn.data.core import DataBunch
+from fastlearn.learner import Learner
+from fastlearn.losses import CrossEntropyLossFlat
+from fastlearn.optimizer import AdamW
+
+LR_MAX, DIV, DIV_FINAL, PCT_START = 3e-3, 25.0, 1e5, 0.25
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def synthetic_images(n_batches: int, bs: int, device: torch.device):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n_batches * bs, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (n_batches * bs,), generator=gen)
+    return x.to(device), y.to(device)
+
+
+class TensorPairs(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def plain_loop(x, y, bs: int, device) -> float:
+    torch.manual_seed(0)
+    model = small_cnn().to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=LR_MAX,
+                            betas=(0.95, 0.99), eps=1e-5, weight_decay=0.01,
+                            fused=True if device.type == "cuda" else None)
+    n_batches = len(x) // bs
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=LR_MAX, total_steps=n_batches, pct_start=PCT_START, anneal_strategy="cos",
+        div_factor=DIV, final_div_factor=DIV_FINAL / DIV, base_momentum=0.85, max_momentum=0.95)
+    loss_func = nn.CrossEntropyLoss()
+    loader = torch.utils.data.DataLoader(TensorPairs(x, y), batch_size=bs, shuffle=False)
+    sync(device)
+    start = time.perf_counter()
+    model.train()
+    for xb, yb in loader:
+        loss = loss_func(model(xb), yb)
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def learner_loop(x, y, bs: int, device, bar: bool) -> float:
+    torch.manual_seed(0)
+    ds = TensorPairs(x, y)
+    dls = DataBunch.from_dsets(ds, TensorPairs(x[:bs], y[:bs]), bs=bs, shuffle=False, device=device)
+    dls.valid.dataset = TensorPairs(x[:0], y[:0])  # no validation pass: train time only
+    learn = Learner(dls, small_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=AdamW, device=device)
+    learn.create_opt()
+    sync(device)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if bar:
+            learn.fit_one_cycle(1, LR_MAX, div=DIV, div_final=DIV_FINAL, pct_start=PCT_START)
+        else:
+            with learn.no_bar():
+                learn.fit_one_cycle(1, LR_MAX, div=DIV, div_final=DIV_FINAL, pct_start=PCT_START)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--bs", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    x, y = synthetic_images(args.batches, args.bs, device)
+    # warm-up (allocator, kernels, imports)
+    plain_loop(x[: 10 * args.bs], y[: 10 * args.bs], args.bs, device)
+    learner_loop(x[: 10 * args.bs], y[: 10 * args.bs], args.bs, device, bar=False)
+    times: dict[str, list[float]] = {"plain": [], "learner": [], "learner+bar": []}
+    load_before = os.getloadavg()
+    for _ in range(args.repeats):
+        times["plain"].append(plain_loop(x, y, args.bs, device))
+        times["learner"].append(learner_loop(x, y, args.bs, device, bar=False))
+        times["learner+bar"].append(learner_loop(x, y, args.bs, device, bar=True))
+    load_after = os.getloadavg()
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    print(f"device={device} batches={args.batches} bs={args.bs} repeats={args.repeats} "
+          f"threads={torch.get_num_threads()}")
+    for name, values in times.items():
+        print(f"{name:>12}: median {medians[name]:.3f}s  runs {[round(v, 3) for v in values]}")
+    print(f"ratio learner/plain     = {medians['learner'] / medians['plain']:.3f}")
+    print(f"ratio learner+bar/plain = {medians['learner+bar'] / medians['plain']:.3f}")
+    print(f"load average before {tuple(round(v, 2) for v in load_before)}, "
+          f"after {tuple(round(v, 2) for v in load_after)}")
+
+
+if __name__ == "__main__":
+    main()
