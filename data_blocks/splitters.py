@@ -232,8 +232,9 @@ def check_splits(splits, n_items: int, splitter=None) -> list[L]:
     >>> check_splits(([0, 1], [2]), 3)
     [(#2) [0, 1], (#1) [2]]
     """
-    name = getattr(splitter, "__name__", None) or type(splitter).__name__ if splitter else "splitter"
-    if not isinstance(splits, (tuple, list)) or len(splits) < 2:
+    name = (getattr(splitter, "__name__", None) or type(splitter).__name__) if splitter else "splitter"
+    if (not isinstance(splits, (tuple, list)) or len(splits) < 2
+            or not all(hasattr(s, "__iter__") for s in splits)):
         raise ValueError(f"{name} returned {type(splits).__name__}; a splitter must return "
                          "(train_indices, valid_indices)")
     checked = []
@@ -242,7 +243,7 @@ def check_splits(splits, n_items: int, splitter=None) -> list[L]:
             idxs = L([int(i) for i in idxs])
         except (TypeError, ValueError):
             raise ValueError(f"{name}: the {which} split holds non-integer indices "
-                             f"{list(idxs)[:5]}; return integer positions into the items") from None
+                             f"{list(idxs)[:5]!r}; return integer positions into the items") from None
         bad = [i for i in idxs if not 0 <= i < n_items]
         if bad:
             raise ValueError(f"{name}: the {which} split has indices out of range {bad[:5]} for "

@@ -1,0 +1,178 @@
+"""Transforms, pipelines, categorical and batch transforms of fastlearn.data."""
+import random
+
+import pytest
+import torch
+
+from fastlearn.data.batch_transforms import IntToFloatTensor, Normalize
+from fastlearn.data.categorical import (CategoryMap, Categorize, EncodedMultiCategorize, MultiCategorize,
+                                        RegressionSetup)
+from fastlearn.data.transforms import (Pipeline, Transform, register_transform,
+                                       transform_from_description)
+
+
+class AddN(Transform):
+    order = 2
+
+    def __init__(self, n=1):
+        super().__init__()
+        self.n = n
+
+    def encodes(self, x):
+        return x + self.n
+
+    def decodes(self, x):
+        return x - self.n
+
+
+class Double(Transform):
+    order = 1
+
+    def encodes(self, x):
+        return x * 2
+
+    def decodes(self, x):
+        return x // 2
+
+
+class Mean(Transform):
+    """A transform learning state from its training items (like a vocab)."""
+
+    def setups(self, items):
+        self.mean = sum(items) / len(items)
+
+    def encodes(self, x):
+        return x - self.mean
+
+
+def test_subclass_and_function_transforms():
+    assert AddN(3)(1) == 4 and AddN(3).decode(4) == 1
+    t = Transform(str.upper, dec=str.lower)
+    assert t("ab") == "AB" and t.decode("AB") == "ab"
+    with pytest.raises(TypeError, match="expected a function"):
+        Transform(3)
+
+
+def test_pipeline_sorts_by_order_and_decodes_in_reverse():
+    pipe = Pipeline([AddN(1), Double()])  # Double (order 1) runs before AddN (order 2)
+    assert [type(t).__name__ for t in pipe] == ["Double", "AddN"]
+    assert pipe(3) == 7
+    assert pipe.decode(7) == 3
+
+
+def test_split_idx_runs_only_on_that_split():
+    aug = Transform(lambda x: x + 100, split_idx=0)
+    pipe = Pipeline([aug])
+    assert pipe(1, split_idx=0) == 101
+    assert pipe(1, split_idx=1) == 1
+    assert aug(1) == 101  # called by hand: runs
+    with pytest.raises(ValueError, match="split_idx=2"):
+        Transform(lambda x: x, split_idx=2)
+
+
+def test_pipeline_setup_sees_items_after_earlier_steps():
+    mean = Mean()
+    pipe = Pipeline([Transform(lambda x: x * 10), mean])
+    pipe.setup([1, 2, 3])
+    assert mean.mean == 20
+    assert pipe(2) == 0
+
+
+def test_call_sample_applies_by_kind_and_shares_random_draws():
+    class Shift(Transform):
+        kinds = ("image", "mask")
+
+        def before_call(self, sample, kinds, split_idx, rng):
+            self.shift = rng.randint(1, 1000)
+
+        def encodes(self, x):
+            return x + self.shift
+
+    t = Shift(split_idx=0)
+    image, mask, label = t.call_sample((0, 0, 0), ("image", "mask", "category"), 0, random.Random(1))
+    assert image == mask == random.Random(1).randint(1, 1000)
+    assert label == 0
+    assert t.call_sample((0, 0, 0), ("image", "mask", "category"), split_idx=1) == (0, 0, 0)
+    with pytest.raises(ValueError, match="unknown kind"):
+        Transform(kinds=["imgae"])
+
+
+def test_registry_describes_and_rebuilds_transforms():
+    @register_transform
+    class Scale(Transform):
+        def __init__(self, factor: float = 1.0):
+            super().__init__()
+            self.factor = factor
+
+        def encodes(self, x):
+            return x * self.factor
+
+        def describe_args(self):
+            return {"factor": self.factor}
+
+    rebuilt = transform_from_description(Scale(3.0).describe())
+    assert isinstance(rebuilt, Scale) and rebuilt(2) == 6
+    with pytest.raises(TypeError, match="not registered"):
+        AddN().describe()
+    with pytest.raises(ValueError, match="no registered transform named 'Nope'"):
+        transform_from_description({"name": "Nope", "args": {}})
+    # training-only transforms are left out of an inference description
+    assert Pipeline([Scale(2.0), Transform(lambda x: x, split_idx=0)]).describe() == [
+        {"name": "Scale", "args": {"factor": 2.0}}]
+
+
+def test_category_map_and_categorize():
+    vocab = CategoryMap(["b", "a", "b", "c"])
+    assert list(vocab.items) == ["a", "b", "c"] and vocab.o2i == {"a": 0, "b": 1, "c": 2}
+    assert vocab[torch.tensor([2, 0])] == ["c", "a"]
+    assert list(CategoryMap(["b", "a"], sort=False, add_na=True)) == ["#na#", "b", "a"]
+    assert list(CategoryMap([3, 1, 2])) == [1, 2, 3]
+    tfm = Categorize()
+    tfm.setup(["dog", "cat", "dog"])
+    assert tfm("dog").item() == 1 and tfm("dog").dtype == torch.long
+    assert tfm.decode(torch.tensor(0)) == "cat"
+    with pytest.raises(ValueError, match=r"label 'bird' is not in the vocab \['cat', 'dog'\]"):
+        tfm("bird")
+    with pytest.raises(ValueError, match="has no vocab yet"):
+        Categorize()("cat")
+
+
+def test_multi_category_and_regression():
+    tfm = MultiCategorize()
+    tfm.setup([["cat"], ["dog", "cat"], []])
+    assert tfm(["dog", "cat"]).tolist() == [1.0, 1.0]
+    assert tfm([]).tolist() == [0.0, 0.0]
+    assert tfm.decode(torch.tensor([0.0, 1.0])) == ["dog"]
+    enc = EncodedMultiCategorize(vocab=["a", "b", "c"])
+    assert enc([0, 1, 1]).tolist() == [0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="has 2 values but the vocab has 3"):
+        enc([0, 1])
+    reg = RegressionSetup()
+    reg.setup([[1, 2], [3, 4]])
+    assert reg.c == 2 and reg([1, 2]).dtype == torch.float32
+    with pytest.raises(ValueError, match="not a number"):
+        reg("abc")
+
+
+def test_int_to_float_and_normalize():
+    x = torch.tensor([[[[0, 255]]]], dtype=torch.uint8).expand(2, 3, 1, 2)
+    mask = torch.tensor([[[0, 2]]], dtype=torch.uint8)
+    img, m = IntToFloatTensor().call_sample((x, mask), ("image", "mask"))
+    assert img.dtype == torch.float32 and img.max() == 1.0 and m.dtype == torch.long
+    assert IntToFloatTensor().decode(img).dtype == torch.uint8
+
+    norm = Normalize.from_stats([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    out, label = norm.call_sample((img, torch.tensor([1, 0])), ("image", "category"))
+    assert out.min() == -1 and out.max() == 1 and label.tolist() == [1, 0]
+    assert torch.allclose(norm.decode_sample((out,), ("image",))[0], img)
+
+    learnt = Normalize()
+    with pytest.raises(ValueError, match="no statistics yet"):
+        learnt(img)
+    batch = torch.rand(8, 3, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)
+    learnt.setup_sample((batch,), ("image",))
+    normed = learnt(batch)
+    assert torch.allclose(normed.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(normed.std((0, 2, 3)), torch.ones(3), atol=1e-4)
+    assert transform_from_description(learnt.describe()).mean.flatten().tolist() == pytest.approx(
+        learnt.mean.flatten().tolist())
