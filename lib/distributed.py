@@ -239,9 +239,9 @@ class DistributedTrainer(Callback):
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self._plain_model = model
         device_ids = [self.learn.device.index] if self.learn.device.type == "cuda" else None
+        options = {} if self.broadcast_buffers else {"broadcast_buffers": False}
         self.learn.model = DistributedDataParallel(model, device_ids=device_ids,
-                                                   find_unused_parameters=self.find_unused_parameters,
-                                                   broadcast_buffers=self.broadcast_buffers)
+                                                   find_unused_parameters=self.find_unused_parameters, **options)
         self._plain_dls = self.learn.dls
         sharded = copy.copy(self._plain_dls)
         sharded.loaders = [self._shard_train(self._plain_dls.train)] + list(self._plain_dls.loaders[1:])

@@ -1,0 +1,208 @@
+"""Callbacks that watch the run: stop on a NaN loss, save the best (or every) model, stop early.
+
+>>> learn.fit_one_cycle(10, 1e-3, cbs=[TerminateOnNaN(), SaveModelCallback(monitor="accuracy"),
+...                                    EarlyStoppingCallback(patience=3)])   # doctest: +SKIP
+
+A checkpoint is never written from weights holding NaN or inf: the last good one is kept.
+To resume a killed run from its last per-epoch checkpoint::
+
+    name = latest_checkpoint(learn)            # "model_2", or None
+    learn.load(name)
+    learn.fit_one_cycle(5, 1e-3, start_epoch=learn.epoch + 1, cbs=SaveModelCallback(every_epoch=True))
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastlearn.callback import Callback, CancelFitException
+from fastlearn.checkpoint import checkpoint_path, unwrapped_model
+from fastlearn.distributed import any_process, broadcast_value, is_distributed, rank_distrib
+from fastlearn.recorder import Recorder
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or inf, before that batch changes the
+    weights; warns with the epoch and iteration, kept in ``nan_at``. Under DDP every process stops.
+
+    >>> learn.fit(3, cbs=TerminateOnNaN())   # doctest: +SKIP
+    """
+
+    order = -5
+    run_valid = False
+
+    def __init__(self):
+        self.nan_at: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return "terminate_on_nan"
+
+    def before_fit(self):
+        self.nan_at = None
+
+    def after_loss(self):
+        if self.loss is None:
+            return
+        bad = not bool(torch.isfinite(self.loss.detach()).all())
+        if is_distributed():
+            bad = any_process(bad, self.loss.device)
+        if not bad:
+            return
+        self.nan_at = (int(self.epoch), int(self.iter))
+        if rank_distrib() == 0:
+            warnings.warn(
+                f"TerminateOnNaN: the training loss is {float(self.loss.detach().float().mean())} (or not finite on "
+                f"another process) at epoch {self.epoch}, iteration {self.iter} (batch {self.iter + 1} of "
+                f"{self.n_iter}); training stopped before this batch changed the weights. Lower the learning "
+                "rate, clip gradients (GradientClip) or check this batch's data", RuntimeWarning, stacklevel=2)
+        raise CancelFitException()
+
+
+def weights_are_finite(model: torch.nn.Module) -> bool:
+    """True if no parameter or floating buffer holds NaN or inf.
+
+    >>> weights_are_finite(torch.nn.Linear(2, 1))
+    True
+    """
+    tensors = list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]
+    return all(bool(torch.isfinite(t.detach()).all()) for t in tensors)
+
+
+class TrackerCallback(Callback):
+    """Base class: follows ``monitor`` (a column of the metrics table, "valid_loss" by default)
+    after each epoch; ``best`` holds its best value and ``new_best`` whether this epoch set it.
+
+    ``comp`` compares a value with the best (default: ``np.less`` for names holding "loss" or
+    "error", else ``np.greater``); ``min_delta`` is the improvement that counts.
+
+    >>> TrackerCallback(monitor="accuracy").monitor   # doctest: +SKIP
+    'accuracy'
+    """
+
+    order = 55
+    run_after = Recorder
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 reset_on_fit: bool = True):
+        if comp is None:
+            comp = np.less if ("loss" in monitor or "error" in monitor) else np.greater
+        self.monitor, self.comp, self.reset_on_fit = monitor, comp, reset_on_fit
+        self.min_delta = -abs(min_delta) if comp is np.less else abs(min_delta)
+        self.best: float | None = None
+        self.new_best = False
+
+    def before_fit(self):
+        names = [n for n in self.learn.recorder.metric_names[1:] if n != "time"]
+        if self.monitor not in names:
+            raise ValueError(f"{type(self).__name__}(monitor={self.monitor!r}) is not a column of this run's "
+                             f"metrics table {names}; pass one of them")
+        self.index = names.index(self.monitor)
+        if self.reset_on_fit or self.best is None:
+            self.best = float("inf") if self.comp is np.less else -float("inf")
+
+    def after_epoch(self):
+        value = broadcast_value(self.learn.recorder.values[-1][self.index])
+        self.new_best = value is not None and bool(self.comp(value - self.min_delta, self.best))
+        if self.new_best:
+            self.best = float(value)
+
+
+class SaveModelCallback(TrackerCallback):
+    """Save the model (with the optimizer, unless ``with_opt=False``) to ``models/fname.pth``
+    each time ``monitor`` improves, and load that best model back at the end of ``fit``.
+
+    ``every_epoch=True`` saves ``fname_{epoch}`` after every epoch instead (an int: every that
+    many epochs) and loads nothing at the end; ``at_end=True`` saves once, after training.
+    Weights holding NaN/inf are never saved: the last good checkpoint is kept.
+
+    >>> learn.fit(5, cbs=SaveModelCallback(monitor="accuracy"))   # doctest: +SKIP
+    """
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 fname: str = "model", every_epoch: bool | int = False, at_end: bool = False,
+                 with_opt: bool = True, reset_on_fit: bool = True):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        if not isinstance(every_epoch, (bool, int)) or every_epoch < 0:
+            raise ValueError(f"every_epoch={every_epoch!r}; expected True/False or a number of epochs")
+        self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
+        self.saved: list[str] = []
+
+    def _save(self, name: str) -> bool:
+        if not weights_are_finite(unwrapped_model(self.learn)):
+            if rank_distrib() == 0:
+                warnings.warn(f"SaveModelCallback: not saving {name!r} at epoch {self.epoch}: the model's weights "
+                              "hold NaN or inf; the last good checkpoint is kept", RuntimeWarning, stacklevel=2)
+            return False
+        self.learn.save(name, with_opt=self.with_opt)
+        self.saved.append(name)
+        return True
+
+    def after_epoch(self):
+        if self.every_epoch:
+            every = 1 if self.every_epoch is True else int(self.every_epoch)
+            if self.epoch % every == 0:
+                self._save(f"{self.fname}_{self.epoch}")
+            return
+        super().after_epoch()
+        if self.new_best:
+            if rank_distrib() == 0:
+                print(f"Better model found at epoch {self.epoch} with {self.monitor} value: {self.best}.")
+            self._save(self.fname)
+
+    def after_fit(self):
+        if self.at_end:
+            self._save(self.fname)
+        elif not self.every_epoch and self.fname in self.saved:
+            self.learn.load(self.fname, with_opt=self.with_opt)
+
+
+class EarlyStoppingCallback(TrackerCallback):
+    """Stop training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    >>> learn.fit(20, cbs=EarlyStoppingCallback(monitor="valid_loss", patience=3))   # doctest: +SKIP
+    """
+
+    order = TrackerCallback.order + 1  # after SaveModelCallback has seen the epoch
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 patience: int = 1, reset_on_fit: bool = True):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience={patience!r}; expected a positive number of epochs")
+        self.patience = patience
+        self.stopped_epoch: int | None = None
+
+    def before_fit(self):
+        super().before_fit()
+        self.wait, self.stopped_epoch = 0, None
+
+    def after_epoch(self):
+        super().after_epoch()
+        if self.new_best:
+            self.wait = 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = int(self.epoch)
+            if rank_distrib() == 0:
+                print(f"No improvement since epoch {self.epoch - self.wait}: early stopping")
+            raise CancelFitException()
+
+
+def latest_checkpoint(learn, fname: str = "model") -> str | None:
+    """The newest per-epoch checkpoint ``fname_{epoch}`` written by
+    ``SaveModelCallback(every_epoch=...)`` in ``learn.path/model_dir``, or None.
+
+    >>> latest_checkpoint(learn)   # doctest: +SKIP
+    'model_2'
+    """
+    folder = Path(checkpoint_path(learn, fname)).parent
+    pattern = re.compile(rf"^{re.escape(fname)}_(\d+)\.pth$")
+    epochs = [int(m.group(1)) for p in folder.glob(f"{fname}_*.pth") if (m := pattern.match(p.name))]
+    return f"{fname}_{max(epochs)}" if epochs else None
