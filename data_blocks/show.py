@@ -57,7 +57,8 @@ def show_batch(dl, b=None, max_n: int = 9, nrows: int | None = None, ncols: int 
             if dl.n == 0:
                 raise ValueError("show_batch(unique=True): the loader has no items")
             first = int(next(iter(dl._base_sampler())))
-            repeat = dl.new(shuffle=False, sampler=[first] * min(dl.bs, max_n), num_workers=0)
+            repeat = dl.new(shuffle=False, drop_last=False, sampler=[first] * min(dl.bs, max_n),
+                            num_workers=0)
             b = repeat.one_batch()
         else:
             b = dl.one_batch()

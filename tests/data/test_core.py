@@ -1,0 +1,147 @@
+"""DataLoader and DataBunch: seeded shuffling, workers, item/batch pipelines, test_dl, show_batch."""
+import pandas as pd
+import pytest
+import torch
+
+from fastlearn.data.block import DataBlock
+from fastlearn.data.blocks import CategoryBlock, RegressionBlock
+from fastlearn.data.core import DataBunch, DataLoader
+from fastlearn.data.getters import ColReader
+from fastlearn.data.splitters import IndexSplitter
+from fastlearn.data.transforms import Transform
+
+
+class Jitter(Transform):
+    """A random, training-only item transform on regression inputs (drawn from the given rng)."""
+
+    split_idx = 0
+    kinds = ("regression",)
+
+    def before_call(self, sample, kinds, split_idx, rng):
+        self.noise = rng.random()
+
+    def encodes(self, x):
+        return x + self.noise
+
+
+class RecordDevice(Transform):
+    kinds = ("regression",)
+
+    def encodes(self, x):
+        self.device = x.device
+        return x * 2
+
+
+def frame(n=40):
+    return pd.DataFrame({"x": [float(i) for i in range(n)], "y": [["a", "b", "c"][i % 3] for i in range(n)]})
+
+
+def make_dls(num_workers=0, seed=3, item_tfms=None, batch_tfms=None, bs=8):
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+                       splitter=IndexSplitter(list(range(30, 40))), item_tfms=item_tfms, batch_tfms=batch_tfms)
+    return dblock.dataloaders(frame(), bs=bs, num_workers=num_workers, seed=seed, device="cpu")
+
+
+def batches(dl):
+    return [tuple(t.clone() for t in b) for b in dl]
+
+
+def test_from_dsets_and_lengths():
+    train = [(torch.randn(3), torch.tensor(0)) for _ in range(10)]
+    dls = DataBunch.from_dsets(train, train[:4], bs=4, device="cpu")
+    assert len(dls.train) == 2 and len(dls.valid) == 1 and dls.train.n == 10
+    xb, yb = dls.one_batch()
+    assert xb.shape == (4, 3) and yb.shape == (4,)
+    assert DataLoader(list(range(10)), batch_size=4).bs == 4
+
+
+def test_seeded_shuffle_repeats_and_epochs_differ():
+    a, b = make_dls(seed=3), make_dls(seed=3)
+    first = batches(a.train)
+    assert all(torch.equal(x, y) for bx, by in zip(first, batches(b.train)) for x, y in zip(bx, by))
+    a.train.set_epoch(1)
+    assert not torch.equal(batches(a.train)[0][0], first[0][0])
+    order = torch.cat([bx[0] for bx in first]).tolist()
+    assert len(order) == 24 and len(set(order)) == 24  # drop_last on the training set: 30 // 8 * 8
+    assert [b[0].tolist() for b in a.valid] == [[float(i) for i in range(30, 40)]]
+
+
+def test_two_workers_give_the_same_batches_as_one_process():
+    single = batches(make_dls(num_workers=0, item_tfms=[Jitter()]).train)
+    double = batches(make_dls(num_workers=2, item_tfms=[Jitter()]).train)
+    assert len(single) == len(double) == 3
+    for bs, bd in zip(single, double):
+        assert torch.equal(bs[0], bd[0]) and torch.equal(bs[1], bd[1])
+    # the augmentation did run (inputs are not whole numbers any more) and only on training
+    assert not torch.equal(single[0][0], single[0][0].round())
+    assert torch.equal(next(iter(make_dls(item_tfms=[Jitter()]).valid))[0],
+                       torch.arange(30, 40).float())
+
+
+def test_batch_transforms_run_on_the_device_after_transfer():
+    recorder = RecordDevice()
+    dls = make_dls(batch_tfms=[recorder])
+    xb, yb = dls.valid.one_batch()
+    assert xb.tolist() == [2.0 * i for i in range(30, 40)]
+    assert dls.valid.after_batch.fs[0].device == torch.device("cpu")
+    assert yb.dtype == torch.long  # the category part is left alone
+
+
+def test_new_sampler_and_plain_function_after_batch():
+    dls = make_dls()
+    dl = dls.valid.new(sampler=[3, 1], bs=2)
+    assert dl.n == 2 and next(iter(dl))[0].tolist() == [33.0, 31.0]
+    plain = DataLoader([(torch.tensor(1.0), torch.tensor(2.0))], bs=1,
+                       after_batch=lambda batch: (batch[0] + 1, batch[1]))
+    assert next(iter(plain))[0].tolist() == [2.0]
+
+
+def test_vocab_c_loss_and_decoding():
+    dls = make_dls()
+    assert list(dls.vocab) == ["a", "b", "c"] and dls.c == 3
+    assert type(dls.loss_func).__name__ == "CrossEntropyLossFlat"
+    assert dls.decode_target(torch.tensor(2)) == "c"
+    decoded = dls.valid.decode_batch(dls.valid.one_batch(), max_n=2)
+    assert decoded == [(torch.tensor(30.0), "a"), (torch.tensor(31.0), "b")]
+
+
+def test_test_dl_with_and_without_labels():
+    dls = make_dls()
+    dl = dls.test_dl(frame(5))
+    batch = dl.one_batch()
+    assert isinstance(batch, tuple) and len(batch) == 1 and batch[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    xb, yb = dls.test_dl(frame(3), with_labels=True).one_batch()
+    assert yb.tolist() == [0, 1, 2]
+    assert dls.test_dl([7.0, 8.0]).one_batch()[0].tolist() == [7.0, 8.0]  # no getter on raw items
+
+
+def test_show_batch_returns_a_figure_headless():
+    import matplotlib
+    matplotlib.use("Agg")
+    dls = make_dls()
+    fig = dls.show_batch(max_n=4, nrows=1)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(fig.axes) == 4 and len(titles) == 4 and all(t.split("\n")[1] in "abc" for t in titles)
+    fig = dls.train.show_batch(max_n=3, unique=True)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(set(titles)) == 1
+
+
+def test_inference_spec_round_trip_without_images():
+    import json
+    dls = make_dls()
+    spec = json.loads(json.dumps(dls.inference_spec()))
+    assert spec["n_inp"] == 1 and spec["vocab"] == ["a", "b", "c"]
+    assert spec["targets"][0]["block"]["name"] == "CategoryBlock"
+    rebuilt = DataBunch.from_inference_spec(spec)
+    assert list(rebuilt.vocab) == ["a", "b", "c"] and rebuilt.c == 3
+    assert rebuilt.decode_target(torch.tensor(1)) == "b"
+    assert rebuilt.test_dl([1.0, 2.0]).one_batch()[0].tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="not a fastlearn inference description"):
+        DataBunch.from_inference_spec({"format": "x"})
+
+
+def test_unexportable_item_transform_says_how_to_fix():
+    dls = make_dls(item_tfms=[Transform(lambda x: x)])
+    with pytest.raises(TypeError, match="register_transform"):
+        dls.inference_spec()
