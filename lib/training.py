@@ -7,6 +7,7 @@ channels-last memory format, ``torch.compile``, and frozen BatchNorm layers kept
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -137,13 +138,13 @@ def to_channels_last(learn) -> None:
 
 
 def compile_model(learn, mode: str | None = None, fullgraph: bool = False, dynamic: bool | None = None,
-                  backend: str = "inductor") -> None:
+                  backend: str | Callable = "inductor") -> None:
     """Compile ``learn.model`` with ``torch.compile``, in place (``nn.Module.compile``): the model
     object, its parameters and its ``state_dict`` keys stay the same, so the optimizer, freezing,
     discriminative learning rates and checkpoints keep working.
 
     ``mode``: None, "default", "reduce-overhead", "max-autotune"...; ``backend``: "inductor"
-    (needs a C++ compiler on a CPU), "aot_eager" or "eager" (no code generation).
+    (needs a C++ compiler on a CPU), "aot_eager", "eager" (no code generation) or a callable.
 
     >>> compile_model(learn, mode="max-autotune")   # doctest: +SKIP
     """
