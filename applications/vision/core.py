@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -25,6 +26,8 @@ from fastlearn.foundation import L
 from fastlearn.paths import Path
 
 imagenet_stats: tuple[list[float], list[float]] = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 _READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
 
 
@@ -32,6 +35,11 @@ def _bad_image(source, error: Exception) -> ValueError:
     return ValueError(
         f"cannot decode image {source}: {type(error).__name__}: {error}. The file is not an image "
         "or is truncated/corrupt; delete it (verify_images(get_image_files(path)) lists such files)")
+
+
+def _unsupported(error: RuntimeError) -> bool:
+    """torchvision cannot read this format (PIL may); other decode errors mean a damaged file."""
+    return "unsupported image" in str(error).lower()
 
 
 def _pil_open(path) -> PIL.Image.Image:
@@ -94,13 +102,17 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
             raise FileNotFoundError(f"image file {path} does not exist; check the path")
         try:
             return _uint8(decode_image(path, mode=_READ_MODES[mode]))
-        except RuntimeError:
+        except RuntimeError as error:
+            if not _unsupported(error):
+                raise _bad_image(path, error) from None
             source = _pil_open(path)  # formats torchvision does not decode (BMP, TIFF...)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = torch.frombuffer(bytearray(source), dtype=torch.uint8)
         try:
             return _uint8(decode_image(data, mode=_READ_MODES[mode]))
-        except RuntimeError:
+        except RuntimeError as error:
+            if not _unsupported(error):
+                raise _bad_image("given as bytes", error) from None
             source = _pil_open(io.BytesIO(bytes(source)))
     if isinstance(source, PIL.Image.Image):
         return _array_to_chw(np.asarray(source.convert(mode)))
@@ -149,13 +161,9 @@ class PILBase(PIL.Image.Image):
         'L'
         """
         mode = mode or cls._mode
-        if isinstance(source, (str, os.PathLike)):
-            img = _pil_open(source)
-        elif isinstance(source, (bytes, bytearray)):
-            img = _pil_open(io.BytesIO(bytes(source)))
-        elif isinstance(source, PIL.Image.Image):
+        if isinstance(source, PIL.Image.Image):
             img = source
-        elif isinstance(source, (np.ndarray, torch.Tensor)):
+        elif isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor)):
             t = load_image(source, mode="L" if mode == "L" else "RGB")
             array = t.permute(1, 2, 0).numpy()
             img = PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)

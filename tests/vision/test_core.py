@@ -1,0 +1,75 @@
+"""Images: PILImage / PILImageBW, decoding to tensors, bad files named, show_image."""
+import io
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from fastlearn.vision.core import (LoadMask, PILImage, PILImageBW, image2tensor, imagenet_stats, load_image,
+                                   show_image, verify_images)
+
+
+@pytest.fixture
+def png(tmp_path):
+    array = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    path = tmp_path / "img.png"
+    PIL.Image.fromarray(array).save(path)
+    return path, array
+
+
+def test_pil_image_create_from_every_source(png):
+    path, array = png
+    from_path = PILImage.create(path)
+    assert isinstance(from_path, PILImage) and from_path.shape == (6, 8) and from_path.mode == "RGB"
+    assert np.array_equal(np.asarray(from_path), array)
+    assert np.array_equal(np.asarray(PILImage.create(path.read_bytes())), array)
+    assert np.array_equal(np.asarray(PILImage.create(array)), array)
+    assert np.array_equal(np.asarray(PILImage.create(torch.from_numpy(array).permute(2, 0, 1))), array)
+    grey = PILImageBW.create(path)
+    assert grey.mode == "L" and image2tensor(grey).shape == (1, 6, 8)
+    thumb = from_path.to_thumb(4)
+    assert isinstance(thumb, PILImage) and max(thumb.size) == 4
+    with pytest.raises(TypeError, match="cannot open int"):
+        PILImage.create(3)
+
+
+def test_load_image_decodes_to_uint8_chw(png, tmp_path):
+    path, array = png
+    t = load_image(path)
+    assert t.dtype == torch.uint8 and t.shape == (3, 6, 8)
+    assert torch.equal(t, torch.from_numpy(array).permute(2, 0, 1))
+    assert load_image(path, mode="L").shape == (1, 6, 8)
+    bmp = tmp_path / "img.bmp"  # a format decoded by PIL
+    PIL.Image.fromarray(array).save(bmp)
+    assert torch.equal(load_image(bmp), t)
+    assert torch.equal(load_image(PIL.Image.fromarray(array)), t)
+    assert load_image(np.zeros((2, 3), dtype=np.uint8)).shape == (3, 2, 3)
+
+
+def test_bad_image_files_are_named(png, tmp_path):
+    path, _ = png
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(path.read_bytes()[:60])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    for bad in (truncated, text):
+        with pytest.raises(ValueError, match=f"cannot decode image {bad}.*verify_images"):
+            load_image(bad)
+        with pytest.raises(ValueError, match=str(bad)):
+            PILImage.create(bad)
+    with pytest.raises(FileNotFoundError, match="missing.png does not exist"):
+        load_image(tmp_path / "missing.png")
+    assert verify_images([path, truncated, text]) == [truncated, text]
+
+
+def test_masks_and_show_image(tmp_path):
+    codes = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    PIL.Image.fromarray(codes).save(tmp_path / "mask.png")
+    assert LoadMask()(tmp_path / "mask.png").tolist() == codes.tolist()
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(codes).save(buffer, format="PNG")
+    assert LoadMask()(buffer.getvalue()).tolist() == codes.tolist()
+    ax = show_image(torch.rand(3, 4, 4), title="noise")
+    assert ax.get_title() == "noise" and len(ax.images) == 1
+    assert len(imagenet_stats) == 2 and imagenet_stats[0][0] == pytest.approx(0.485)
