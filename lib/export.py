@@ -146,6 +146,16 @@ def _rebuild_loss(description: dict | None, dls) -> Any:
     return import_dotted(description["builder"])(**description["args"])
 
 
+def _modules_to_import(dls) -> list[str]:
+    """Modules defining the data's blocks and transforms: imported at load time so that they register."""
+    objects = list(getattr(dls.train_ds, "blocks", None) or [])
+    for dl in (dls.train, dls.valid):
+        for pipeline in (getattr(dl, "after_item", None), getattr(dl, "after_batch", None)):
+            objects.extend(getattr(pipeline, "fs", None) or [])
+    modules = {type(obj).__module__ for obj in objects}
+    return sorted(m for m in modules if m and m != "__main__" and not m.startswith("builtins"))
+
+
 def _atomic_torch_save(obj: Any, path: PlainPath) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -175,7 +185,7 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": fastlearn.__version__,
         "model": model_spec_of(learn),
-        "data": {"builder": data_builder, "spec": dls.inference_spec()},
+        "data": {"builder": data_builder, "spec": dls.inference_spec(), "imports": _modules_to_import(dls)},
         "loss": describe_loss(learn.loss_func),
     }
     try:
@@ -244,6 +254,12 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True):
         data_cls = import_dotted(data["builder"])
     except ValueError as error:
         raise ValueError(f"{path} needs {data['builder']!r} to rebuild its data pipeline: {error}") from error
+    for module in data.get("imports", []):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"{path} needs the module {module!r}, which defines part of its data pipeline, and "
+                             f"it cannot be imported ({error}); install it or put it on sys.path") from error
     dls = data_cls.from_inference_spec(data["spec"], device)
     learn = Learner(dls, model, loss_func=_rebuild_loss(description.get("loss"), dls), device=device)
     learn.model_spec = spec
