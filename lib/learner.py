@@ -244,8 +244,9 @@ class Learner:
         self.opt.zero_grad(set_to_none=True)
 
     def _split_batch(self, batch) -> None:
-        batch = batch if isinstance(batch, (tuple, list)) else (batch,)
-        batch = to_device(tuple(batch), self.device)
+        batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        if getattr(self.dl, "device", None) != self.device:  # fastlearn loaders already deliver there
+            batch = to_device(batch, self.device)
         n_inp = getattr(self.dl, "n_inp", None) or getattr(self.dls, "n_inp", 1) or 1
         self.xb, self.yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
 
