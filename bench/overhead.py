@@ -43,7 +43,7 @@ def synthetic_images(n_batches: int, bs: int, device: torch.device):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n_batches * bs, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (n_batches * bs,), generator=gen)
-    return x.to(device), y.to(device)
+    return x, y  # on the CPU, like a dataset read from disk; both loops move batches to the device
 
 
 class TensorPairs(torch.utils.data.Dataset):
@@ -70,11 +70,13 @@ def plain_loop(x, y, bs: int, device) -> float:
         opt, max_lr=LR_MAX, total_steps=n_batches, pct_start=PCT_START, anneal_strategy="cos",
         div_factor=DIV, final_div_factor=DIV_FINAL / DIV, base_momentum=0.85, max_momentum=0.95)
     loss_func = nn.CrossEntropyLoss()
-    loader = torch.utils.data.DataLoader(TensorPairs(x, y), batch_size=bs, shuffle=False)
+    loader = torch.utils.data.DataLoader(TensorPairs(x, y), batch_size=bs, shuffle=False,
+                                         pin_memory=device.type == "cuda")
     sync(device)
     start = time.perf_counter()
     model.train()
     for xb, yb in loader:
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         loss = loss_func(model(xb), yb)
         loss.backward()
         opt.step()
