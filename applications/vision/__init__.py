@@ -5,8 +5,39 @@ from fastlearn.vision.data import (ImageBlock, ImageDataBunch, ImageDataLoaders,
                                    SegmentationDataBunch, SegmentationDataLoaders, ToPoints)
 from fastlearn.vision.transforms import (CropPad, PadMode, PointScaler, RandomResizedCrop, Resize,
                                          ResizeMethod, ToTensor)
+from torchvision.models import (convnext_base, convnext_small, convnext_tiny, densenet121, densenet161,
+                                densenet169, densenet201, efficientnet_b0, efficientnet_b1, efficientnet_b2,
+                                efficientnet_b3, mobilenet_v3_large, mobilenet_v3_small, regnet_y_400mf,
+                                resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d, vgg16_bn,
+                                wide_resnet50_2)
 
-__all__ = [
+from fastlearn.export import load_learner
+from fastlearn.vision.augment import (AffineCoordTfm, Dihedral, Flip, RandomResizedCropGPU, Rotate, Warp, Zoom,
+                                      aug_transforms)
+from fastlearn.vision.efficientnet_lite import EfficientNetLite, efficientnet_lite0
+from fastlearn.vision.interpret import ClassificationInterpretation
+from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange, sigmoid_range
+from fastlearn.vision.learner import cnn_learner, create_body, create_head, vision_learner, vision_model
+from fastlearn.vision.lighting import Brightness, Contrast, LightingTfm
+from fastlearn.vision.models import model_meta
+from fastlearn.vision.predictions import show_results, tta
+from fastlearn.vision.utils import resize_image, resize_images
+
+_models = [
+    "convnext_base", "convnext_small", "convnext_tiny", "densenet121", "densenet161", "densenet169",
+    "densenet201", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+    "mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf", "resnet18", "resnet34", "resnet50",
+    "resnet101", "resnet152", "resnext50_32x4d", "vgg16_bn", "wide_resnet50_2",
+]
+_learning = [
+    "AdaptiveConcatPool2d", "AffineCoordTfm", "Brightness", "ClassificationInterpretation", "Contrast",
+    "Dihedral", "EfficientNetLite", "Flatten", "Flip", "LightingTfm", "RandomResizedCropGPU", "Rotate",
+    "SigmoidRange", "Warp", "Zoom", "aug_transforms", "cnn_learner", "create_body", "create_head",
+    "efficientnet_lite0", "load_learner", "model_meta", "resize_image", "resize_images", "show_results",
+    "sigmoid_range", "tta", "vision_learner", "vision_model",
+]
+
+__all__ = _models + _learning + [
     "CropPad", "ImageBlock", "ImageDataBunch", "ImageDataLoaders", "LoadImage", "LoadMask", "MaskBlock",
     "PILImage", "PILImageBW", "PILMask", "PadMode", "PointBlock", "PointScaler", "RandomResizedCrop",
     "Resize", "ResizeMethod", "SegmentationDataBunch", "SegmentationDataLoaders", "ToPoints", "ToTensor",

@@ -33,7 +33,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _check_folder(folder: Path) -> tuple[list[Path], bool]:
-    from fastlearn.vision.utils import verify_images
+    from fastlearn.vision.core import verify_images
     if not folder.exists():
         raise CommandError(f"folder {folder} does not exist; pass a folder with one subfolder of images per class")
     if not folder.is_dir():
@@ -122,7 +122,7 @@ def fine_tune(folder: str | None, arch: str, epochs: int, size: int, bs: int, lr
 def predict(model: str, images: Sequence[str]) -> list[tuple[str, str, float]]:
     """Print ``image<TAB>label<TAB>probability`` for each image; returns the rows."""
     from fastlearn.export import load_learner
-    from fastlearn.vision.utils import verify_image
+    from fastlearn.vision.core import verify_image
     if not Path(model).is_file():
         raise CommandError(f"model file {model} does not exist; create it with `fastlearn fine-tune ... --out {model}`")
     for image in images:

@@ -1,7 +1,6 @@
-"""Housekeeping for folders of images: find the files that will not open, shrink big ones.
+"""Housekeeping for folders of images: shrink big ones (``verify_images`` lives in ``fastlearn.vision.core``).
 
->>> failed = verify_images(get_image_files(path))   # doctest: +SKIP
->>> failed.map(Path.unlink)                          # doctest: +SKIP
+>>> resize_images(path / "raw", max_size=400, dest=path / "small", recurse=True)   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -16,30 +15,6 @@ from fastlearn.foundation import L
 
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
               "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
-
-
-def verify_image(fname: str | os.PathLike) -> bool:
-    """Whether ``fname`` opens and decodes as an image.
-
-    >>> verify_image("not-an-image.txt")   # doctest: +SKIP
-    False
-    """
-    try:
-        with Image.open(fname) as image:
-            image.draft(image.mode, (32, 32))
-            image.load()
-        return True
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return False
-
-
-def verify_images(fns: Iterable[str | os.PathLike]) -> L:
-    """The files among ``fns`` that cannot be opened as images (an ``L``; empty when all are fine).
-
-    >>> verify_images([])
-    (#0) []
-    """
-    return L([fn for fn in fns if not verify_image(fn)])
 
 
 def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os.PathLike | None = None,

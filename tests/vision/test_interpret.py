@@ -15,7 +15,8 @@ from fastlearn.vision.interpret import ClassificationInterpretation
 from fastlearn.vision.learner import vision_learner
 from fastlearn.vision.predictions import show_results, tta
 from fastlearn.vision.transforms import Resize
-from fastlearn.vision.utils import resize_images, verify_images
+from fastlearn.vision.core import verify_images
+from fastlearn.vision.utils import resize_images
 
 
 @pytest.fixture(scope="module")
