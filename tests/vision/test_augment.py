@@ -155,3 +155,25 @@ def test_bad_arguments_are_clear_errors():
         aug_transforms(min_scale=0.5)
     with pytest.raises(ValueError, match="p=2"):
         Flip(p=2)
+
+
+def test_loaders_augment_training_batches_only(fashion_mnist_path):
+    from fastlearn.data.block import DataBlock
+    from fastlearn.data.blocks import CategoryBlock
+    from fastlearn.data.getters import get_image_files, parent_label
+    from fastlearn.data.splitters import GrandparentSplitter
+    from fastlearn.vision.data import ImageBlock
+    from fastlearn.vision.transforms import Resize
+
+    def loaders(batch_tfms):
+        block = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                          splitter=GrandparentSplitter(), item_tfms=Resize(32), batch_tfms=batch_tfms)
+        return block.dataloaders(fashion_mnist_path, bs=16, num_workers=0, seed=3)
+
+    plain, augmented = loaders(None), loaders(aug_transforms(max_rotate=30., p_affine=1., p_lighting=1.))
+    for plain_batch, augmented_batch in zip(plain.valid, augmented.valid):
+        assert torch.equal(plain_batch[0], augmented_batch[0]) and torch.equal(plain_batch[1], augmented_batch[1])
+    plain_x, plain_y = plain.train.one_batch()
+    augmented_x, augmented_y = augmented.train.one_batch()
+    assert torch.equal(plain_y, augmented_y) and plain_x.shape == augmented_x.shape
+    assert not torch.allclose(plain_x, augmented_x, atol=1e-3)
