@@ -47,8 +47,9 @@ class ProgressCallback(Callback):
 
     def after_batch(self):
         self.bar.update(self.iter + 1)
-        if hasattr(self.learn, "smooth_loss") and self.training:
-            self.bar.comment = f"{self.learn.smooth_loss:.4f}"
+        # reading the loss waits for the device, so the bar shows it every few batches only
+        if self.training and (self.iter % 20 == 0 or self.iter + 1 == self.n_iter):
+            self.bar.comment = f"{float(self.learn.smooth_loss):.4f}"
 
     def after_train(self):
         self.bar.on_iter_end()

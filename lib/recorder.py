@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from fastlearn.callback import Callback
 from fastlearn.metric_base import AvgLoss, AvgSmoothLoss
@@ -84,9 +85,11 @@ class Recorder(Callback):
         if not self.learn.yb or self.learn.loss is None:  # no targets, or cancelled before the loss
             return
         if self.training:
-            self.smooth_meter.accumulate(self.learn)
-            self.learn.smooth_loss = self.smooth_meter.value
-            self.losses.append(self.learn.smooth_loss)
+            meter = self.smooth_meter
+            meter.accumulate(self.learn)
+            # kept as a tensor: reading it as a float every batch would wait for the GPU each time
+            self.learn.smooth_loss = meter.average / (1 - meter.beta ** meter.count)
+            self._pending_losses.append(self.learn.smooth_loss)
             self.lrs.append(get_hyper(self.opt, "lr"))
             self.moms.append(get_hyper(self.opt, "mom"))
         else:
@@ -94,8 +97,20 @@ class Recorder(Callback):
         for metric in self._metrics_for(self.training):
             metric.accumulate(self.learn)
 
+    @property
+    def losses(self) -> list[float]:
+        """The smoothed training loss after every training batch."""
+        if self._pending_losses:
+            self._losses += torch.stack(self._pending_losses).float().cpu().tolist()
+            self._pending_losses = []
+        return self._losses
+
+    @losses.setter
+    def losses(self, values) -> None:
+        self._losses, self._pending_losses = list(values), []
+
     def after_train(self):
-        self.log.append(self.learn.smooth_loss)
+        self.log.append(float(self.learn.smooth_loss))
         self.log += [m.value for m in self._metrics_for(training=True)]
 
     def after_validate(self):
