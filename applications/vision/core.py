@@ -98,11 +98,11 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
         raise ValueError(f"mode={mode!r}; expected 'RGB' (colour) or 'L' (grey)")
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"image file {path} does not exist; check the path")
         try:
             return _uint8(decode_image(path, mode=_READ_MODES[mode]))
         except RuntimeError as error:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
             if not _unsupported(error):
                 raise _bad_image(path, error) from None
             source = _pil_open(path)  # formats torchvision does not decode (BMP, TIFF...)
