@@ -112,6 +112,8 @@ class CropResizeTransform(Transform):
 
     def _crop_pad(self, t: torch.Tensor, top: int, left: int, rh: int, rw: int, kind: str) -> torch.Tensor:
         h, w = t.shape[-2:]
+        if top >= 0 and left >= 0 and top + rh <= h and left + rw <= w:
+            return t[..., top:top + rh, left:left + rw]
         y0, x0 = max(top, 0), max(left, 0)
         y1, x1 = min(top + rh, h), min(left + rw, w)
         t = t[..., y0:y1, x0:x1]
