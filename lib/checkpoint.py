@@ -62,10 +62,10 @@ def _restore_rng(plain: dict) -> dict:
     version, state, gauss = plain["python"]
     name, keys, pos, has_gauss, cached = plain["numpy"]
     states = {"python": (version, tuple(state), gauss),
-              "numpy": (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached),
-              "torch": plain["torch"]}
+              "numpy": (name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached),
+              "torch": plain["torch"].cpu()}  # loading with map_location="cuda" moved them
     if "cuda" in plain:
-        states["cuda"] = plain["cuda"]
+        states["cuda"] = [state.cpu() for state in plain["cuda"]]
     return states
 
 
