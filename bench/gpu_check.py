@@ -1,6 +1,6 @@
 """Speed and loss of precision / memory-format / compile settings on one GPU.
 
-    python bench/gpu_check.py [--steps 100] [--size 96] [--bs 128]
+    python bench/gpu_check.py [--steps 100] [--size 128] [--bs 128]
 
 A resnet-ish CNN on synthetic images (a bright square whose grid position is the class, on
 noise), trained from the same initial weights on the same batches in each configuration:
@@ -11,6 +11,7 @@ process, for the ratio. Prints images per second, the speed-up over fp32 and the
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -145,9 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=15)
-    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--bs", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=max(1, min(12, (os.cpu_count() or 2) - 2)))
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
     if not torch.cuda.is_available():

@@ -50,7 +50,7 @@ STATUS=0
 echo; echo "== 1. CUDA tests"
 "$VPY" -m pytest -q -m cuda -p no:cacheprovider tests/lib/test_precision.py tests/lib/test_training.py || STATUS=1
 
-echo; echo "== 2. Speed: precision, channels_last, compile (resnet-ish CNN, synthetic 96 px images)"
+echo; echo "== 2. Speed: precision, channels_last, compile (resnet-ish CNN, synthetic 128 px images)"
 "$VPY" bench/gpu_check.py --steps "$STEPS" || STATUS=1
 
 echo; echo "== 3. DDP on NCCL"

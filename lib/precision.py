@@ -65,7 +65,7 @@ class MixedPrecision(Callback):
         self.precision, self.cpu_fallback = precision, cpu_fallback
         self.init_scale, self.growth_interval = init_scale, growth_interval
         self.scaler: torch.amp.GradScaler | None = None
-        self.skipped_steps = 0
+        self._skipped, self._skips = 0, None
         self._device_type: str | None = None
         self._autocast = None
         self._unscaled = False
@@ -80,6 +80,11 @@ class MixedPrecision(Callback):
         if self.precision == "fp16" and device_type == "cpu" and self.cpu_fallback:
             return torch.bfloat16
         return _DTYPES[self.precision]
+
+    @property
+    def skipped_steps(self) -> int:
+        """How many optimizer steps the scaler skipped because the gradients held inf/NaN."""
+        return self._skipped + (int(self._skips.item()) if self._skips is not None else 0)
 
     @property
     def uses_scaler(self) -> bool:
@@ -137,11 +142,17 @@ class MixedPrecision(Callback):
         if not self.uses_scaler:
             return
         self.unscale()
-        scale_before = self.scaler.get_scale()
+        scale = getattr(self.scaler, "_scale", None)
+        lazy = isinstance(scale, torch.Tensor)
+        # a skipped step lowers the scale; compared on the device to avoid a sync every step
+        scale_before = scale.clone() if lazy else self.scaler.get_scale()
         self.scaler.step(self.opt)
         self.scaler.update()
-        if self.scaler.get_scale() < scale_before:
-            self.skipped_steps += 1
+        if lazy:
+            lowered = (self.scaler._scale < scale_before).int()
+            self._skips = lowered if self._skips is None else self._skips + lowered
+        elif self.scaler.get_scale() < scale_before:
+            self._skipped += 1
         self._unscaled = False
         # the scaler has stepped (or skipped) the optimizer: the loop must not step it again
         raise CancelStepException()
@@ -161,7 +172,7 @@ class MixedPrecision(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned (applied to the scaler once it exists)."""
-        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self._skipped, self._skips = int(state.get("skipped_steps", 0)), None
         scaler_state = state.get("scaler") or {}
         if self.scaler is None:
             self._pending_state = state
