@@ -1,5 +1,8 @@
 """Layers the vision heads are built from: concat pooling, flatten, sigmoid range.
 
+``sigmoid_range`` and ``SigmoidRange`` are defined in :mod:`fastlearn.layers` (shared with the
+tabular and collab applications) and imported here.
+
 >>> import torch
 >>> AdaptiveConcatPool2d()(torch.zeros(2, 8, 4, 4)).shape
 torch.Size([2, 16, 1, 1])
@@ -8,6 +11,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from fastlearn.layers import SigmoidRange, sigmoid_range  # noqa: F401  (re-exported)
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -41,30 +46,3 @@ class Flatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(-1) if self.full else x.reshape(x.shape[0], -1)
-
-
-def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """A sigmoid scaled to ``(low, high)``.
-
-    >>> sigmoid_range(torch.tensor([0.]), 0, 10)
-    tensor([5.])
-    """
-    return torch.sigmoid(x) * (high - low) + low
-
-
-class SigmoidRange(nn.Module):
-    """:func:`sigmoid_range` as a layer, for regression heads with ``y_range``.
-
-    >>> SigmoidRange(-1, 1)(torch.tensor([100.]))
-    tensor([1.])
-    """
-
-    def __init__(self, low: float, high: float) -> None:
-        super().__init__()
-        self.low, self.high = low, high
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sigmoid_range(x, self.low, self.high)
-
-    def extra_repr(self) -> str:
-        return f"low={self.low}, high={self.high}"
