@@ -1,0 +1,80 @@
+"""``CollabDataLoaders``: (user, item) → rating batches for collaborative filtering.
+
+Batches are ``(x int64 (B, 2), y float32 (B,))``: user and item codes (``#na#`` is 0, so the
+codes index ``dls.classes[user]`` / ``dls.classes[item]``), and the rating. Built on the tabular
+pipeline: the two columns are categorified on the training rows, and batches are slices of
+pre-built tensors.
+
+>>> dls = CollabDataLoaders.from_df(ratings, item_name="title", bs=64)   # doctest: +SKIP
+>>> x, y = dls.one_batch()                                               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import torch
+
+from fastlearn.data.blocks import RegressionBlock
+from fastlearn.data.splitters import RandomSplitter
+from fastlearn.tabular.core import TabularPandas
+from fastlearn.tabular.data import TabularDataLoaders
+from fastlearn.tabular.procs import Categorify
+
+
+class CollabDataLoaders(TabularDataLoaders):
+    """Loaders of ratings: ``classes`` is ``{user_col: CategoryMap, item_col: CategoryMap}``.
+
+    >>> dls = CollabDataLoaders.from_csv(path / "ratings.csv")   # doctest: +SKIP
+    >>> len(dls.classes["user"])                                 # doctest: +SKIP
+    944
+    """
+
+    @property
+    def user_name(self) -> str:
+        return self.cat_names[0]
+
+    @property
+    def item_name(self) -> str:
+        return self.cat_names[1]
+
+    @classmethod
+    def from_df(cls, ratings: pd.DataFrame, valid_pct: float = 0.2, user_name: str | None = None,
+                item_name: str | None = None, rating_name: str | None = None, seed: int | None = None, path=".",
+                bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
+                device: torch.device | str | None = None) -> "CollabDataLoaders":
+        """Loaders from a ratings DataFrame; the user, item and rating columns default to the first,
+        second and third; a random ``valid_pct`` of the rows (seeded by ``seed``) is validation.
+
+        >>> dls = CollabDataLoaders.from_df(ratings, item_name="title", bs=64, seed=42)   # doctest: +SKIP
+        """
+        if not isinstance(ratings, pd.DataFrame):
+            raise TypeError(f"CollabDataLoaders.from_df takes a DataFrame of ratings, got {type(ratings).__name__}")
+        if len(ratings.columns) < 3 and None in (user_name, item_name, rating_name):
+            raise ValueError(f"the ratings have columns {list(ratings.columns)}; by default the first three are "
+                             "user, item and rating: pass user_name=, item_name= and rating_name=")
+        user_name = user_name if user_name is not None else ratings.columns[0]
+        item_name = item_name if item_name is not None else ratings.columns[1]
+        rating_name = rating_name if rating_name is not None else ratings.columns[2]
+        splits = RandomSplitter(valid_pct, seed=seed)(range(len(ratings)))
+        to = TabularPandas(ratings, [Categorify(unseen="na")], cat_names=[user_name, item_name],
+                           y_names=[rating_name], y_block=RegressionBlock, splits=splits, with_cont=False)
+        return cls.from_tabular(to, bs=bs, shuffle_train=shuffle, val_bs=val_bs, path=path, device=device, seed=seed)
+
+    @classmethod
+    def from_csv(cls, csv: str | os.PathLike, valid_pct: float = 0.2, user_name: str | None = None,
+                 item_name: str | None = None, rating_name: str | None = None, seed: int | None = None,
+                 path=".", bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
+                 device: torch.device | str | None = None) -> "CollabDataLoaders":
+        """:meth:`from_df` on ``pd.read_csv(csv)``.
+
+        >>> dls = CollabDataLoaders.from_csv(movielens_100k() / "ratings.csv")   # doctest: +SKIP
+        """
+        if not os.path.isfile(csv):
+            raise FileNotFoundError(f"no CSV file at {csv}; pass the path of the ratings table")
+        return cls.from_df(pd.read_csv(csv), valid_pct=valid_pct, user_name=user_name, item_name=item_name,
+                           rating_name=rating_name, seed=seed, path=path, bs=bs, val_bs=val_bs, shuffle=shuffle,
+                           device=device)
+
+
+CollabDataBunch = CollabDataLoaders

@@ -1,0 +1,92 @@
+"""``tabular_learner``: a :class:`TabularModel` sized from the loaders, in a Learner that can export.
+
+>>> learn = tabular_learner(dls, layers=[200, 100], metrics=accuracy)   # doctest: +SKIP
+>>> learn.fit_one_cycle(3)                                              # doctest: +SKIP
+>>> label, index, probs = learn.predict(df.iloc[0])                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+from fastlearn.learner import Learner
+from fastlearn.optimizer import AdamW
+from fastlearn.torch_core import trainable_params
+from fastlearn.tabular.model import TabularModel, describe_activation, get_emb_sz
+
+CONFIG_KEYS = ("ps", "embed_p", "use_bn", "bn_final", "bn_cont", "act_cls", "lin_first", "y_range")
+
+
+def tabular_config(ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
+                   y_range: tuple[float, float] | None = None, use_bn: bool = True, bn_final: bool = False,
+                   bn_cont: bool = True, act_cls: nn.Module = nn.ReLU(inplace=True), lin_first: bool = True) -> dict:
+    """The :class:`TabularModel` options as a dict, for ``tabular_learner(config=...)``.
+
+    >>> tabular_config(ps=0.1, embed_p=0.05)["embed_p"]
+    0.05
+    """
+    return dict(ps=ps, embed_p=embed_p, y_range=y_range, use_bn=use_bn, bn_final=bn_final, bn_cont=bn_cont,
+                act_cls=act_cls, lin_first=lin_first)
+
+
+def tabular_model_spec(emb_szs, n_cont: int, out_sz: int, layers: Sequence[int], config: dict) -> dict:
+    """The export description of a :class:`TabularModel`: its class path and JSON arguments.
+
+    >>> tabular_model_spec([(3, 2)], 1, 2, [4], tabular_config())["builder"]
+    'fastlearn.tabular.model.TabularModel'
+    """
+    args = {"emb_szs": [list(e) for e in emb_szs], "n_cont": n_cont, "out_sz": out_sz, "layers": list(layers)}
+    for key, value in config.items():
+        if key == "act_cls":
+            value = describe_activation(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        args[key] = value
+    return {"builder": "fastlearn.tabular.model.TabularModel", "args": args}
+
+
+def model_options(config: dict | None, y_range: tuple[float, float] | None) -> dict:
+    """:func:`tabular_config` defaults updated with ``config`` (unknown keys are an error) and ``y_range``.
+
+    >>> model_options({"ps": 0.1}, (0, 5))["y_range"]
+    (0, 5)
+    """
+    config = dict(tabular_config(), **(config or {}))
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"config has unknown key(s) {unknown}; known: {list(CONFIG_KEYS)} (see tabular_config)")
+    if y_range is not None:
+        config["y_range"] = tuple(y_range)
+    return config
+
+
+def tabular_learner(dls, layers: Sequence[int] | None = None, emb_szs: dict[str, int] | None = None,
+                    config: dict | None = None, n_out: int | None = None, y_range: tuple[float, float] | None = None,
+                    loss_func: Callable | None = None, opt_func: Callable = AdamW, lr: float = 1e-3,
+                    splitter: Callable | None = None, cbs=None, metrics=None, path=None, model_dir: str = "models",
+                    wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
+                    moms: Sequence[float] = (0.95, 0.85, 0.95)) -> Learner:
+    """A Learner training a :class:`TabularModel` on tabular loaders.
+
+    ``layers`` are the hidden sizes (default ``[200, 100]``); ``emb_szs`` overrides embedding widths
+    by column name; ``config`` holds other model options (:func:`tabular_config`); ``n_out``
+    defaults to ``dls.c``; ``y_range=(low, high)`` ends a regression model with a scaled sigmoid;
+    the loss defaults to the target's (cross-entropy for a category, MSE for a regression).
+
+    >>> learn = tabular_learner(dls, metrics=accuracy)   # doctest: +SKIP
+    """
+    layers = [200, 100] if layers is None else list(layers)
+    if n_out is None:
+        n_out = dls.c
+        if not n_out:
+            raise ValueError("tabular_learner could not infer n_out from dls.c (no target?); pass n_out=")
+    config = model_options(config, y_range)
+    sizes = get_emb_sz(dls, emb_szs)
+    n_cont = len(dls.cont_names) if dls.tabular.with_cont else 0
+    model = TabularModel(sizes, n_cont, n_out, layers, **config)
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
+                    splitter=splitter or trainable_params, cbs=cbs, metrics=metrics, path=path,
+                    model_dir=model_dir, wd=wd, wd_bn_bias=wd_bn_bias, train_bn=train_bn, moms=moms)
+    learn.model_spec = tabular_model_spec(sizes, n_cont, n_out, layers, config)
+    return learn
