@@ -3,10 +3,11 @@
 Both sides train the same EfficientNet-Lite0 (same starting weights) on the same loaders
 (Fashion-MNIST, 64 px, with augmentation), with the same schedule: one frozen epoch of one-cycle
 on the head (body frozen except BatchNorm), then one unfrozen epoch with discriminative learning
-rates, each followed by a validation pass. Runs alternate (library, loop, library, loop, ...) in
-one process, and the script prints the ratio of median times (target: at most 1.05).
+rates, each followed by a validation pass. After one uncounted warm-up of each, runs alternate in
+one process (which side goes first alternates too), and the script prints the ratios of the
+median and of the best times (target: at most 1.05).
 
-    OMP_WAIT_POLICY=PASSIVE python bench/vision.py [--runs 3] [--n-per-class 100]
+    OMP_WAIT_POLICY=PASSIVE python bench/vision.py [--runs 5] [--n-per-class 100]
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def run_hand(model, dls):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--n-per-class", type=int, default=100)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
@@ -102,25 +103,36 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f}, "
           f"{len(dls.train_ds)} train / {len(dls.valid_ds)} valid images at {args.size} px")
-    library, hand = [], []
-    for run in range(args.runs):
+
+    def time_library() -> tuple[float, float]:
         learn.model.load_state_dict(start_state)
         learn.opt = None
-        learn.freeze()
         start = time.perf_counter()
         with learn.no_bar(), learn.no_logging():
             learn.fine_tune(1, base_lr=BASE_LR, freeze_epochs=1)
-        library.append(time.perf_counter() - start)
-        library_error = float(learn.recorder.values[-1][-1])
+        return time.perf_counter() - start, float(learn.recorder.values[-1][-1])
+
+    def time_hand() -> tuple[float, float]:
         learn.model.load_state_dict(start_state)
         start = time.perf_counter()
-        hand_error = run_hand(learn.model, dls)
-        hand.append(time.perf_counter() - start)
-        print(f"run {run + 1}: library {library[-1]:.2f} s (error {library_error:.3f}), "
-              f"hand loop {hand[-1]:.2f} s (error {hand_error:.3f})")
-    ratio = statistics.median(library) / statistics.median(hand)
-    print(f"fine_tune(1, freeze_epochs=1): library / hand-written loop = {ratio:.3f} "
-          f"(median of {args.runs}; target <= 1.05; load average now {os.getloadavg()[0]:.2f})")
+        error = run_hand(learn.model, dls)
+        return time.perf_counter() - start, error
+
+    time_library(), time_hand()  # warm-up: allocator, caches, first-call costs; not counted
+    library, hand = [], []
+    for run in range(args.runs):
+        order = (time_library, time_hand) if run % 2 == 0 else (time_hand, time_library)
+        results = {f: f() for f in order}
+        (lib_s, lib_error), (hand_s, hand_error) = results[time_library], results[time_hand]
+        library.append(lib_s)
+        hand.append(hand_s)
+        print(f"run {run + 1}: library {lib_s:.2f} s (error {lib_error:.3f}), hand loop {hand_s:.2f} s "
+              f"(error {hand_error:.3f}), load average {os.getloadavg()[0]:.2f}")
+    median_ratio = statistics.median(library) / statistics.median(hand)
+    best_ratio = min(library) / min(hand)
+    print(f"fine_tune(1, freeze_epochs=1), library / hand-written loop: median {median_ratio:.3f}, "
+          f"best-of-{args.runs} {best_ratio:.3f} (target <= 1.05; other processes on the machine inflate "
+          "either side at random: the best-of ratio is the least noisy)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from fastlearn.vision.learner import cnn_learner, create_body, create_head, visi
 from fastlearn.vision.lighting import Brightness, Contrast, LightingTfm
 from fastlearn.vision.models import model_meta
 from fastlearn.vision.predictions import show_results, tta
+from fastlearn.vision.unet import DynamicUnet, unet_learner
 from fastlearn.vision.utils import resize_image, resize_images
 
 _models = [
@@ -34,7 +35,7 @@ _learning = [
     "Dihedral", "EfficientNetLite", "Flatten", "Flip", "LightingTfm", "RandomResizedCropGPU", "Rotate",
     "SigmoidRange", "Warp", "Zoom", "aug_transforms", "cnn_learner", "create_body", "create_head",
     "efficientnet_lite0", "load_learner", "model_meta", "resize_image", "resize_images", "show_results",
-    "sigmoid_range", "tta", "vision_learner", "vision_model",
+    "sigmoid_range", "tta", "vision_learner", "vision_model", "DynamicUnet", "unet_learner",
 ]
 
 __all__ = _models + _learning + [

@@ -196,7 +196,13 @@ def vision_model(arch: Callable | str, n_out: int, pretrained: bool = True, cut:
     return nn.Sequential(body, head)
 
 
-def _describe_arch(arch: Callable | str) -> str:
+def describe_arch(arch: Callable | str) -> str:
+    """The name an export records for ``arch``: a registered name, else its importable dotted path.
+
+    >>> from torchvision.models import resnet18
+    >>> describe_arch(resnet18), describe_arch("efficientnet_lite0")
+    ('resnet18', 'efficientnet_lite0')
+    """
     if isinstance(arch, str):
         return arch
     name = arch_name(arch)
@@ -217,7 +223,12 @@ def _is_known_name(name: str) -> bool:
     return True
 
 
-def _describe_cut(cut) -> int | str | None:
+def describe_cut(cut) -> int | str | None:
+    """``cut`` as an export records it: None, an int, or the dotted path of a cut function.
+
+    >>> describe_cut(-2)
+    -2
+    """
     if cut is None or isinstance(cut, int):
         return cut
     path = dotted_path(cut)
@@ -236,7 +247,7 @@ def vision_model_spec(arch: Callable | str, n_out: int, cut, n_in: int, concat_p
     'fastlearn.vision.learner.vision_model'
     """
     return {"builder": "fastlearn.vision.learner.vision_model",
-            "args": {"arch": _describe_arch(arch), "n_out": n_out, "pretrained": False, "cut": _describe_cut(cut),
+            "args": {"arch": describe_arch(arch), "n_out": n_out, "pretrained": False, "cut": describe_cut(cut),
                      "n_in": n_in, "init": None, "concat_pool": concat_pool, "pool": pool,
                      "lin_ftrs": list(lin_ftrs) if lin_ftrs is not None else None,
                      "ps": ps if isinstance(ps, (int, float)) else list(ps), "first_bn": first_bn,
@@ -301,8 +312,12 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func or AdamW, lr=lr,
                     splitter=splitter or meta["split"], cbs=cbs, metrics=metrics, path=path, model_dir=model_dir,
                     wd=wd, moms=moms)
-    learn.model_spec = vision_model_spec(arch, n_out, cut, n_in, concat_pool, pool, lin_ftrs, ps, first_bn,
-                                         bn_final, lin_first, y_range)
+    try:
+        learn.model_spec = vision_model_spec(arch, n_out, cut, n_in, concat_pool, pool, lin_ftrs, ps, first_bn,
+                                             bn_final, lin_first, y_range)
+    except ValueError:
+        learn.model_spec = None  # not rebuildable from a description (a lambda or a model instance): no export
+
     if pretrained:
         learn.freeze()
     return learn
