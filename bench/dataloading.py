@@ -2,7 +2,7 @@
 ``torch.utils.data`` loader doing the same work (decode PNG, random square crop, resize,
 collate, uint8 → float), in one process, runs alternating A B A B, 0 and 2 workers.
 
-    OMP_WAIT_POLICY=PASSIVE python bench/dataloading.py [--n 3000] [--size 48] [--reps 5]
+    OMP_WAIT_POLICY=PASSIVE python bench/dataloading.py [--n 3000] [--size 48] [--reps 5] [--workers 0,2]
 
 Prints the median images/s of each and the ratio fastlearn / hand-written (1.0 = as fast).
 """
@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=48, help="output size after resizing")
     parser.add_argument("--bs", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5, help="runs of each loader per worker count")
+    parser.add_argument("--workers", default="0,2", help="worker counts to measure, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as root:
@@ -91,7 +92,7 @@ def main() -> None:
         make_images(root, args.n)
         print(f"wrote {args.n} PNGs (64 px high, 64-88 px wide) in {time.perf_counter() - start:.1f}s")
         files = get_image_files(root)
-        for workers in (0, 2):
+        for workers in (int(w) for w in args.workers.split(",")):
             dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
                             get_y=parent_label, splitter=RandomSplitter(0.0, seed=0),
                             item_tfms=Resize(args.size)).dataloaders(

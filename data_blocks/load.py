@@ -2,8 +2,11 @@
 device.
 
 Built on ``torch.utils.data.DataLoader`` (worker processes, pinned memory on CUDA, persistent
-workers). Shuffling and random item transforms are seeded per position in the epoch, so with
-``seed`` set a loader gives the same batches whatever its number of workers.
+workers). Each pass over the data has one seed: ``seed + epoch`` when the loader has a ``seed``,
+otherwise a number drawn from torch's global generator (so ``set_seed`` makes a run repeat, and a
+checkpoint's restored RNG state gives the same order on resume). It seeds the shuffle, and each
+batch's random item and batch transforms are seeded from it and the batch's position, so a loader
+gives the same batches whatever its number of workers.
 
 >>> dl = DataLoader(list(range(10)), bs=4)
 >>> len(dl), [b.tolist() for b in dl][-1]
@@ -17,10 +20,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader
-from torch.utils.data import Dataset, RandomSampler, SequentialSampler, default_collate
+from torch.utils.data import BatchSampler, Dataset, RandomSampler, SequentialSampler, default_collate
 
 from fastlearn.config import get_config
-from fastlearn.data.transforms import Pipeline, Transform
+from fastlearn.data.transforms import Pipeline, SamplePlan, Transform
 from fastlearn.torch_core import to_device
 
 
@@ -56,41 +59,87 @@ def as_pipeline(tfms) -> Pipeline | None:
     return None
 
 
-class _TaggedSampler:
-    """Yields ``(index, epoch, position)`` so workers can seed each item's transforms."""
+def should_pin_memory(device: torch.device | str | None, sample, pin_memory: bool | None = None) -> bool:
+    """Whether batches go through pinned memory: by default only on a CUDA ``device`` and only
+    when every tensor in ``sample`` (a dataset's first item) is on the CPU, since tensors already
+    on a GPU cannot be pinned. ``pin_memory=False`` turns it off; ``True`` turns it on, and is an
+    error for a dataset of GPU tensors.
 
-    def __init__(self, base, epoch: int = 0):
-        self.base, self.epoch = base, epoch
+    >>> should_pin_memory("cuda", (torch.zeros(2), 1)), should_pin_memory("cpu", (torch.zeros(2),))
+    (True, False)
+    >>> should_pin_memory("cuda", (torch.zeros(2, device="meta"),))
+    False
+    """
+    if pin_memory is False:
+        return False
+    if pin_memory is None and (device is None or torch.device(device).type != "cuda"):
+        return False
+    elsewhere = sorted({str(t.device) for t in _tensors(sample) if t.device.type != "cpu"})
+    if elsewhere and pin_memory:
+        raise ValueError(f"pin_memory=True, but the dataset's items hold tensors on {elsewhere}; only "
+                         "CPU tensors can be pinned: pass pin_memory=None (or False)")
+    return not elsewhere
+
+
+def _tensors(value):
+    """The tensors in a nested tuple / list / dict."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+
+
+class _SeededBatches:
+    """The batch sampler torch sees: ``(seed, [index, ...])`` per batch, the seed depending only
+    on the pass's seed and the batch's position, so any worker building a batch draws the same
+    random transforms."""
+
+    def __init__(self, base, bs: int, drop_last: bool, pass_seed: int):
+        self.base, self.bs, self.drop_last, self.pass_seed = base, bs, bool(drop_last), pass_seed
 
     def __iter__(self):
-        for position, index in enumerate(self.base):
-            yield int(index), self.epoch, position
+        for b, indices in enumerate(BatchSampler(self.base, self.bs, self.drop_last)):
+            yield hash((self.pass_seed, b, 0)), [int(i) for i in indices]
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(BatchSampler(self.base, self.bs, self.drop_last))
 
 
 class _ItemDataset(Dataset):
-    """The dataset seen by torch: fetch a sample, run the item transforms with a seeded rng."""
+    """The dataset seen by torch: fetch a batch's samples and run the item transforms on each,
+    drawing from one ``random.Random`` per process that is re-seeded for every batch."""
 
     def __init__(self, dataset, after_item: Pipeline | None, kinds: tuple[str, ...] | None,
-                 split_idx: int | None, seed: int | None):
-        self.dataset, self.after_item, self.kinds = dataset, after_item, kinds
-        self.split_idx, self.seed = split_idx, seed
+                 split_idx: int | None):
+        self.dataset, self.after_item, self.kinds, self.split_idx = dataset, after_item, kinds, split_idx
+        self.rng = random.Random()
+        self.plans: dict[int, SamplePlan] = {}  # by the number of parts of a sample
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, tag):
-        index, epoch, position = tag
+    def __getitems__(self, seeded_batch: tuple[int, list[int]]) -> list:
+        seed, indices = seeded_batch
+        self.rng.seed(seed)
+        return [self[i] for i in indices]
+
+    def __getitem__(self, index: int):
         sample = self.dataset[index]
-        if self.after_item is None or len(self.after_item) == 0:
+        if self.after_item is None:
             return sample
-        rng = random.Random(hash((self.seed, epoch, position))) if self.seed is not None else random
-        if isinstance(sample, tuple):
-            kinds = _kinds_for(self.kinds, len(sample))
-            return self.after_item.apply_sample(sample, kinds, self.split_idx, rng)
-        return self.after_item.apply_sample((sample,), _kinds_for(self.kinds, 1), self.split_idx, rng)[0]
+        parts = sample if isinstance(sample, tuple) else (sample,)
+        plan = self.plans.get(len(parts))
+        if plan is None:
+            plan = self.plans[len(parts)] = self.after_item.plan(_kinds_for(self.kinds, len(parts)),
+                                                                 self.split_idx)
+        if not plan.steps:
+            return sample
+        parts = plan(parts, self.rng)
+        return parts if isinstance(sample, tuple) else parts[0]
 
 
 def _kinds_for(kinds: tuple[str, ...] | None, n: int) -> tuple[str, ...]:
@@ -152,6 +201,7 @@ class DataLoader:
         self.epoch = 0
         self.split_idx: int | None = None
         self._persistent: TorchDataLoader | None = None
+        self._pin_decision: tuple[torch.device, bool] | None = None
 
     @property
     def n(self) -> int:
@@ -168,37 +218,47 @@ class DataLoader:
         if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
 
-    def _base_sampler(self):
+    def _pass_seed(self) -> int:
+        """The seed of one pass over the data: ``seed + epoch``, or drawn from torch's global
+        generator when the loader has no ``seed``."""
+        if self.seed is not None:
+            return self.seed + self.epoch
+        return int(torch.randint(2**62, ()).item())
+
+    def _base_sampler(self, pass_seed: int | None = None):
         if self.sampler is not None:
             return self.sampler
         if not self.shuffle:
             return SequentialSampler(range(len(self.dataset)))
         generator = torch.Generator()
-        if self.seed is not None:
-            generator.manual_seed(self.seed + self.epoch)
-        else:
-            generator.seed()
+        generator.manual_seed(self._pass_seed() if pass_seed is None else pass_seed)
         return RandomSampler(range(len(self.dataset)), generator=generator)
 
-    def _torch_loader(self) -> TorchDataLoader:
-        sampler = _TaggedSampler(self._base_sampler(), self.epoch)
+    def _pin(self) -> bool:
+        """:func:`should_pin_memory` for this device, probing the first item once per device."""
+        if self.pin_memory is False or (self.pin_memory is None and (
+                self.device is None or self.device.type != "cuda")):
+            return False
+        if self._pin_decision is None or self._pin_decision[0] != self.device:
+            first = self.dataset[0] if len(self.dataset) > 0 else None
+            self._pin_decision = (self.device, should_pin_memory(self.device, first, self.pin_memory))
+        return self._pin_decision[1]
+
+    def _torch_loader(self, pass_seed: int) -> TorchDataLoader:
+        batches = _SeededBatches(self._base_sampler(pass_seed), self.bs, self.drop_last, pass_seed)
         if self._persistent is not None:
-            self._persistent.sampler.base, self._persistent.sampler.epoch = sampler.base, sampler.epoch
+            self._persistent.batch_sampler.base = batches.base
+            self._persistent.batch_sampler.pass_seed = pass_seed
             return self._persistent
-        pin = self.pin_memory if self.pin_memory is not None else (
-            self.device is not None and self.device.type == "cuda")
-        dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx, self.seed)
+        dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx)
         persistent = self.persistent_workers and self.num_workers > 0
         loader = TorchDataLoader(
-            dataset, batch_size=self.bs, sampler=sampler, drop_last=self.drop_last,
-            num_workers=self.num_workers, collate_fn=_Collate(self.before_batch, self.collate_fn),
-            pin_memory=pin, persistent_workers=persistent)
+            dataset, batch_sampler=batches, num_workers=self.num_workers,
+            collate_fn=_Collate(self.before_batch, self.collate_fn), pin_memory=self._pin(),
+            persistent_workers=persistent)
         if persistent:
             self._persistent = loader
         return loader
-
-    def _batch_rng(self, b: int):
-        return random.Random(hash((self.seed, self.epoch, b, "batch"))) if self.seed is not None else random
 
     def apply_after_batch(self, batch: tuple, rng=None) -> tuple:
         """Run the batch transforms on a batch tuple already on the device."""
@@ -211,14 +271,24 @@ class DataLoader:
         return tuple(result) if isinstance(result, (list, tuple)) else (result,)
 
     def __iter__(self):
-        loader = self._torch_loader()
+        pass_seed = self._pass_seed()
+        loader = self._torch_loader(pass_seed)
         non_blocking = bool(loader.pin_memory)
+        rng, plans = random.Random(), {}
         for b, batch in enumerate(loader):
             was_tuple = isinstance(batch, (list, tuple))
             batch = tuple(batch) if was_tuple else (batch,)
             if self.device is not None:
                 batch = to_device(batch, self.device, non_blocking=non_blocking)
-            batch = self.apply_after_batch(batch, self._batch_rng(b))
+            rng.seed(hash((pass_seed, b, 1)))
+            if isinstance(self.after_batch, Pipeline):
+                plan = plans.get(len(batch))
+                if plan is None:
+                    plan = plans[len(batch)] = self.after_batch.plan(
+                        _kinds_for(self.kinds, len(batch)), self.split_idx)
+                batch = plan(batch, rng)
+            else:
+                batch = self.apply_after_batch(batch, rng)
             yield batch if was_tuple else batch[0]
         if self.shuffle and self.seed is not None:
             self.epoch += 1

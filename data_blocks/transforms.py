@@ -31,9 +31,10 @@ changes. For each sample (or batch) the pipeline calls :meth:`Transform.call_sam
 1. returns the sample unchanged if the transform's ``split_idx`` is set and differs from the
    loader's (``split_idx=0``: training only, for augmentation; ``1``: validation only);
 2. calls ``before_call(sample, kinds, split_idx, rng)`` once, where random parameters are drawn
-   (from ``rng``, a ``random.Random`` that is seeded per item / per batch when the loader has a
-   seed, so results do not depend on the worker count), so that an image, its mask and its points
-   get the same crop or flip;
+   (from ``rng``, a ``random.Random`` re-seeded for every batch from the loader's seed for the
+   epoch and the batch's position, so results do not depend on the worker count; items of a
+   batch draw from it in turn), so that an image, its mask and its points get the same crop or
+   flip;
 3. calls ``encode_part(part, kind)`` for each part whose kind is in ``kinds``; by default this
    is ``encodes(part)``. Override ``encode_part`` when the work differs by kind (a mask is
    resized with nearest-neighbour, points are moved rather than resampled).
@@ -357,9 +358,12 @@ class Pipeline:
     def apply_sample(self, sample: tuple, kinds: tuple[str, ...], split_idx: int | None = None,
                      rng: random.Random | None = None) -> tuple:
         """Run every transform on the parts of ``sample`` it applies to."""
-        for t in self.fs:
-            sample = t.call_sample(sample, kinds, split_idx, rng)
-        return sample
+        return self.plan(kinds, split_idx)(sample, rng)
+
+    def plan(self, kinds: tuple[str, ...], split_idx: int | None = None) -> "SamplePlan":
+        """The steps this pipeline takes on samples of these kinds in this split, worked out once
+        (a loader reuses it for every item); see :class:`SamplePlan`."""
+        return SamplePlan(self.fs, tuple(kinds), split_idx)
 
     def decode_sample(self, sample: tuple, kinds: tuple[str, ...]) -> tuple:
         for t in reversed(self.fs):
@@ -384,3 +388,50 @@ class Pipeline:
     @classmethod
     def from_description(cls, descriptions: list[dict]) -> "Pipeline":
         return cls([transform_from_description(d) for d in descriptions])
+
+
+class SamplePlan:
+    """What a pipeline does to every sample of given ``kinds`` in one split, decided once.
+
+    Transforms that do not run on the split, and those that change none of the parts and draw
+    nothing (no ``before_call``), are left out; for the others the indices of the parts they
+    change are kept. Calling the plan gives exactly what ``call_sample`` of each transform in
+    turn gives, with the same draws from ``rng``.
+
+    >>> plan = Pipeline([Transform(str.upper, kinds="text")]).plan(("text", "category"))
+    >>> len(plan.steps), plan(("cat", 1))
+    (1, ('CAT', 1))
+    """
+
+    def __init__(self, transforms: Iterable[Transform], kinds: tuple[str, ...], split_idx: int | None):
+        self.kinds, self.split_idx = kinds, split_idx
+        self.steps: list[tuple[Transform, tuple[int, ...] | None, bool]] = []
+        for t in transforms:
+            if not t.runs_on(split_idx):
+                continue
+            if _overrides(t, "call_sample"):  # its own way of walking a sample: call it as is
+                self.steps.append((t, None, True))
+                continue
+            parts = tuple(i for i, kind in enumerate(kinds) if t.applies_to(kind))
+            draws = _overrides(t, "before_call")
+            if parts or draws:
+                self.steps.append((t, parts, draws))
+
+    def __call__(self, sample: tuple, rng: random.Random | None = None) -> tuple:
+        kinds, split_idx = self.kinds, self.split_idx
+        if len(sample) != len(kinds):
+            raise ValueError(f"a sample of {len(sample)} parts with {len(kinds)} kinds {kinds}; "
+                             "give one kind per part (blocks, or kinds= of the DataLoader)")
+        rng = rng if rng is not None else random
+        for t, parts, draws in self.steps:
+            if parts is None:
+                sample = t.call_sample(sample, kinds, split_idx, rng)
+                continue
+            if draws:
+                t.before_call(sample, kinds, split_idx, rng)
+            if parts:
+                changed = list(sample)
+                for i in parts:
+                    changed[i] = t.encode_part(changed[i], kinds[i])
+                sample = tuple(changed)
+        return sample

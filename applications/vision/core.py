@@ -87,6 +87,20 @@ def _match_channels(t: torch.Tensor, mode: str) -> torch.Tensor:
     return t[:1].contiguous()
 
 
+def _decode(data, mode: str, source) -> torch.Tensor | None:
+    """Decode an encoded image held in memory (read once, no second look at the file); None for
+    a format torchvision does not read (PIL may); a ValueError naming ``source`` if damaged."""
+    if len(data) == 0:
+        raise _bad_image(source, ValueError("the file is empty"))
+    try:
+        return _uint8(decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                                   mode=_READ_MODES[mode]))
+    except RuntimeError as error:
+        if not _unsupported(error):
+            raise _bad_image(source, error) from None
+        return None
+
+
 def load_image(source, mode: str = "RGB") -> torch.Tensor:
     """A ``(C, H, W)`` uint8 tensor (C = 3 for ``"RGB"``, 1 for ``"L"``) from a file path, bytes, a
     PIL image, an array or a tensor. Undecodable files raise a ValueError naming the file.
@@ -99,21 +113,19 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
-            return _uint8(decode_image(path, mode=_READ_MODES[mode]))
-        except RuntimeError as error:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
-            if not _unsupported(error):
-                raise _bad_image(path, error) from None
-            source = _pil_open(path)  # formats torchvision does not decode (BMP, TIFF...)
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
+        decoded = _decode(data, mode, path)
+        if decoded is not None:
+            return decoded
+        source = _pil_open(path)  # formats torchvision does not decode (BMP, TIFF...)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = torch.frombuffer(bytearray(source), dtype=torch.uint8)
-        try:
-            return _uint8(decode_image(data, mode=_READ_MODES[mode]))
-        except RuntimeError as error:
-            if not _unsupported(error):
-                raise _bad_image("given as bytes", error) from None
-            source = _pil_open(io.BytesIO(bytes(source)))
+        decoded = _decode(source, mode, "given as bytes")
+        if decoded is not None:
+            return decoded
+        source = _pil_open(io.BytesIO(bytes(source)))
     if isinstance(source, PIL.Image.Image):
         return _array_to_chw(np.asarray(source.convert(mode)))
     if isinstance(source, np.ndarray):

@@ -259,7 +259,9 @@ class ImageDataLoaders:
         csv = Path(path) / csv_fname
         if not csv.exists():
             raise FileNotFoundError(f"from_csv: {csv} does not exist; pass csv_fname= the labels file")
-        df = pd.read_csv(csv, header=header, delimiter=delimiter)
+        # no delimiter given: pandas sniffs it, which only its python engine can do
+        df = pd.read_csv(csv, header=header, delimiter=delimiter,
+                         engine="python" if delimiter is None else "c")
         return cls.from_df(df, path=path, valid_pct=valid_pct, seed=seed, fn_col=fn_col, folder=folder,
                            suff=suff, label_col=label_col, label_delim=label_delim, y_block=y_block,
                            valid_col=valid_col, item_tfms=item_tfms, batch_tfms=batch_tfms,

@@ -145,3 +145,39 @@ def test_unexportable_item_transform_says_how_to_fix():
     dls = make_dls(item_tfms=[Transform(lambda x: x)])
     with pytest.raises(TypeError, match="register_transform"):
         dls.inference_spec()
+
+
+def test_unseeded_shuffle_and_augmentation_follow_torch_global_rng():
+    def run(dl):
+        return [tuple(t.clone() for t in b) for b in dl]
+
+    def same(a, b):
+        return all(torch.equal(x, y) for bx, by in zip(a, b) for x, y in zip(bx, by))
+
+    dl = make_dls(seed=None, item_tfms=[Jitter()]).train
+    torch.manual_seed(5)
+    first, second = run(dl), run(dl)
+    torch.manual_seed(5)
+    assert same(run(dl), first)  # set_seed(...) makes an unseeded run repeat
+    assert not torch.equal(first[0][0], second[0][0])  # and each epoch has its own order
+    state = torch.get_rng_state()  # what a checkpoint restores on resume
+    third = run(dl)
+    torch.set_rng_state(state)
+    assert same(run(dl), third)
+    order = sorted(torch.cat([b[0] for b in first]).floor().tolist())
+    assert len(order) == 24 and len(set(order)) == 24
+
+
+def test_memory_is_pinned_only_for_cpu_tensors_bound_for_cuda():
+    from fastlearn.data.load import should_pin_memory
+    cpu, elsewhere = (torch.zeros(2), torch.tensor(1)), (torch.zeros(2, device="meta"), torch.tensor(1))
+    assert should_pin_memory("cuda", cpu) and should_pin_memory(torch.device("cuda:0"), [{"x": cpu}])
+    assert not should_pin_memory("cpu", cpu) and not should_pin_memory(None, cpu)
+    assert not should_pin_memory("cuda", elsewhere)  # tensors already off the CPU cannot be pinned
+    assert not should_pin_memory("cuda", cpu, pin_memory=False)
+    with pytest.raises(ValueError, match="only CPU tensors can be pinned"):
+        should_pin_memory("cuda", elsewhere, pin_memory=True)
+    # the loader probes its dataset's first item (without needing a GPU to decide)
+    assert DataLoader([elsewhere] * 4, bs=2, device="cuda")._pin() is False
+    assert DataLoader([cpu] * 4, bs=2, device="cuda")._pin() is True
+    assert DataLoader([cpu] * 4, bs=2, device="cpu")._pin() is False

@@ -97,6 +97,34 @@ def test_call_sample_applies_by_kind_and_shares_random_draws():
         Transform(kinds=["imgae"])
 
 
+def test_sample_plan_matches_call_sample_and_skips_what_does_nothing():
+    class Shift(Transform):
+        kinds = ("image",)
+
+        def before_call(self, sample, kinds, split_idx, rng):
+            self.shift = rng.randint(1, 1000)
+
+        def encodes(self, x):
+            return x + self.shift
+
+    shift, masks_only = Shift(), Transform(lambda x: -x, kinds="mask")
+    train_only = Transform(lambda x: x + 5, split_idx=0)
+    pipe = Pipeline([shift, train_only, masks_only, Shift(kinds="mask")])
+    kinds = ("image", "category")
+    for split_idx in (0, 1):
+        plan = pipe.plan(kinds, split_idx)
+        by_hand = (3, 4)
+        rng = random.Random(7)
+        for t in pipe:
+            by_hand = t.call_sample(by_hand, kinds, split_idx, rng)
+        assert plan((3, 4), random.Random(7)) == by_hand == pipe.apply_sample((3, 4), kinds, split_idx,
+                                                                             random.Random(7))
+        # the mask-only transform has nothing to do; Shift(kinds="mask") still draws its number
+        assert masks_only not in [t for t, _, _ in plan.steps] and len(plan.steps) == 3 - split_idx
+    with pytest.raises(ValueError, match="3 parts with 2 kinds"):
+        pipe.plan(kinds, 1)((1, 2, 3))
+
+
 def test_registry_describes_and_rebuilds_transforms():
     @register_transform
     class Scale(Transform):
