@@ -1,0 +1,9 @@
+"""Course-style star import: ``from fastlearn.text.all import *`` (core, data layer and text)."""
+from fastlearn.basics import *  # noqa: F401,F403  (Learner, losses, metrics, optimizers, untar_data...)
+from fastlearn.basics import __all__ as _basics_all
+from fastlearn.data.all import *  # noqa: F401,F403
+from fastlearn.data.all import __all__ as _data_all
+from fastlearn.text import *  # noqa: F401,F403
+from fastlearn.text import __all__ as _text_all
+
+__all__ = list(dict.fromkeys(list(_basics_all) + list(_data_all) + list(_text_all)))

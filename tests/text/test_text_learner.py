@@ -1,0 +1,102 @@
+"""ULMFiT in miniature: language model, encoder, classifier, predict, export."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fastlearn.export import load_learner
+from fastlearn.text import (AWD_LSTM, TextDataLoaders, TextLearner, language_model_learner,
+                            text_classifier_learner)
+from fastlearn.metrics import accuracy
+from fastlearn.torch_core import set_seed
+
+TINY_LM = dict(emb_sz=32, n_hid=64, n_layers=2)
+TINY_CLAS = TINY_LM
+
+
+@pytest.fixture(scope="module")
+def lm_learner(austen_df, tmp_path_factory):
+    set_seed(0)
+    dls = TextDataLoaders.from_df(austen_df, text_col="text", is_lm=True, valid_col="is_valid", bs=16, seq_len=24,
+                                  seed=0, device="cpu")
+    learn = language_model_learner(dls, AWD_LSTM, config=TINY_LM, drop_mult=0.3, pretrained=False,
+                                   path=tmp_path_factory.mktemp("lm"))
+    learn.logger = None
+    before = learn.validate()
+    learn.fit_one_cycle(2, 1e-2)
+    return learn, before
+
+
+def test_language_model_lowers_validation_perplexity(lm_learner):
+    learn, before = lm_learner
+    after = learn.validate()
+    assert after[2] < before[2] * 0.5                   # perplexity
+    assert after[2] == pytest.approx(math.exp(after[0]), rel=1e-4)
+    assert len(learn.recorder.values) == 2
+
+
+def test_language_model_predict_continues_the_text(lm_learner):
+    learn, _ = lm_learner
+    set_seed(1)
+    text = learn.predict("Emma was", n_words=6, temperature=0.75)
+    assert isinstance(text, str) and text.startswith("Emma was") and len(text) > len("Emma was")
+    assert "xxmaj" not in text and "xxbos" not in text
+
+
+def test_pretrained_weights_missing_is_a_clear_error(lm_learner):
+    with pytest.raises(FileNotFoundError, match="pretrained=False"):
+        language_model_learner(lm_learner[0].dls, AWD_LSTM, config=TINY_LM)
+
+
+def test_freeze_to_trains_only_the_last_groups(lm_learner):
+    learn, _ = lm_learner
+    learn.freeze_to(-2)
+    encoder = learn.model[0]
+    assert not any(p.requires_grad for p in encoder.rnns[0].parameters())
+    assert all(p.requires_grad for p in encoder.rnns[1].parameters())
+    learn.unfreeze()
+
+
+def test_ulmfit_encoder_to_classifier_export_and_predict(lm_learner, food_path, tmp_path):
+    lm, _ = lm_learner
+    lm.path = tmp_path
+    lm.save_encoder("finetuned")
+    dls = TextDataLoaders.from_folder(food_path, valid="test", text_vocab=lm.dls.vocab, bs=32, seed=0,
+                                      device="cpu")
+    set_seed(0)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=TINY_CLAS, drop_mult=0.3, metrics=accuracy,
+                                    pretrained=False, path=tmp_path)
+    learn.logger = None
+    assert isinstance(learn, TextLearner)
+    learn = learn.load_encoder("finetuned")
+    for mine, saved in zip(learn.model[0].module.state_dict().values(), lm.model[0].state_dict().values()):
+        assert torch.equal(mine.cpu(), saved.cpu())
+    assert not learn.model[0].module.encoder.weight.requires_grad       # load_encoder freezes the body
+    learn.fit_one_cycle(1, 2e-2)
+    learn.unfreeze()
+    learn.fit_one_cycle(2, 5e-3)
+    losses = [v[0] for v in learn.recorder.values]
+    first_batches = learn.recorder.losses[:5]
+    assert sum(learn.recorder.losses[-5:]) < sum(first_batches)         # it learns
+    label, index, probs = learn.predict("Absolutely delicious, the best coffee I have ever had!")
+    assert label in ("great", "other") and probs.shape == (2,) and float(probs.sum()) == pytest.approx(1, abs=1e-5)
+    learn.export("clas.pkl")
+    loaded = load_learner(tmp_path / "clas.pkl")
+    for text in ("Terrible. Stale and overpriced.", "Great snack for kids"):
+        expected, got = learn.predict(text), loaded.predict(text)
+        assert got[0] == expected[0]
+        torch.testing.assert_close(got[2], expected[2])
+    assert list(loaded.dls.vocab[1]) == ["great", "other"]
+    assert losses
+
+
+def test_load_encoder_with_another_vocab_is_a_clear_error(lm_learner, food_path, tmp_path):
+    lm, _ = lm_learner
+    lm.path = tmp_path
+    lm.save_encoder("enc")
+    dls = TextDataLoaders.from_folder(food_path, valid="test", bs=32, device="cpu")
+    learn = text_classifier_learner(dls, AWD_LSTM, config=TINY_CLAS, pretrained=False, path=tmp_path)
+    with pytest.raises(ValueError, match="text_vocab=dls_lm.vocab"):
+        learn.load_encoder("enc")
