@@ -36,7 +36,10 @@ demo: install
 	$(PY) -m fastlearn.vision.cli demo
 
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+bench-env: install
+	bash tools/bench_env.sh $(VENV) .venv-bench
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,132 @@
+"""What the three implementations of each workload share: settings, models, measurements.
+
+Imported by ``worker.py`` in both environments (the main one for fastlearn and the plain loop,
+``.venv-bench`` for fastai). It imports nothing but torch and the standard library at the top;
+fastlearn is imported only inside :func:`lite0_model`, which every side calls to get the same
+EfficientNet-Lite0 (fastlearn's architecture code and packaged weights, fastlearn's head).
+"""
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+# Normalisation statistics, written out here so that no side needs another library's constants.
+IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+LITE_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # what the EfficientNet-Lite0 weights expect
+
+# fastai's and fastlearn's defaults, spelt out for the plain loop.
+ADAM_BETAS, ADAM_EPS, WEIGHT_DECAY = (0.9, 0.99), 1e-5, 0.01
+MOMS = (0.95, 0.85, 0.95)
+DIV, DIV_FINAL = 25.0, 1e5
+
+
+@dataclass
+class Settings:
+    """One run's sizes; the driver passes them to every worker as JSON so all sides match."""
+
+    data: str = ""              # the Fashion-MNIST folder (train/<class>, valid/<class>)
+    bs: int = 64
+    threads: int = 1            # torch intra-op threads in every worker
+    fit_size: int = 32          # resnet18 from scratch
+    fit_epochs: int = 3
+    fit_lr: float = 2e-3
+    loading_passes: int = 3     # timed passes over the training loader (after one warm-up pass)
+    loading_workers: tuple = (0, 2)
+    lr_find_it: int = 50
+    tune_size: int = 64         # efficientnet_lite0 fine_tune
+    tune_epochs: int = 1        # after one frozen epoch
+    tune_lr: float = 2e-3
+    infer_size: int = 32
+    infer_n: int = 1000         # images through get_preds
+    predict_n: int = 100        # images through predict, one at a time
+    workers: int = 0            # loader workers (the loading workload sets its own)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
+def image_files(root: str, split: str) -> list[str]:
+    """The PNG files of ``root/split/<class>/``, sorted (the same order on every side)."""
+    folder = os.path.join(root, split)
+    return sorted(os.path.join(folder, c, f) for c in sorted(os.listdir(folder))
+                  for f in os.listdir(os.path.join(folder, c)) if f.endswith(".png"))
+
+
+def class_names(root: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(root, "train")))
+
+
+def resnet18_model(n_out: int = 10) -> nn.Module:
+    """torchvision's resnet18, random init from seed 0: the same starting weights on every side."""
+    from torchvision.models import resnet18
+    torch.manual_seed(0)
+    return resnet18(num_classes=n_out)
+
+
+def lite0_model(n_out: int = 10) -> nn.Module:
+    """``nn.Sequential(body, head)``: fastlearn's EfficientNet-Lite0 with its packaged ImageNet
+    weights and fastlearn's head, seeded as ``vision_learner`` builds it after ``torch.manual_seed(0)``."""
+    from fastlearn.vision.learner import vision_model
+    torch.manual_seed(0)
+    return vision_model("efficientnet_lite0", n_out, pretrained=True)
+
+
+def lite0_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """The parameter groups fastlearn's ``vision_learner`` uses (two body halves, the head)."""
+    from fastlearn.vision.models import arch_meta
+    return arch_meta("efficientnet_lite0")["split"](model)
+
+
+def checksum(model: nn.Module) -> float:
+    """A number that differs when the starting weights differ (reported to show all sides match)."""
+    with torch.no_grad():
+        return round(float(sum(p.double().abs().sum() for p in model.state_dict().values()
+                               if p.is_floating_point())), 3)
+
+
+def one_cycle_lr(pct: float, lr_max: float, div: float, div_final: float, pct_start: float) -> float:
+    """The learning rate at ``pct`` of a one-cycle schedule (cosine up, then cosine down)."""
+    def cos(start, end, p):
+        return end + (start - end) / 2 * (1 + math.cos(math.pi * p))
+    if pct < pct_start:
+        return cos(lr_max / div, lr_max, pct / pct_start)
+    return cos(lr_max, lr_max / div_final, (pct - pct_start) / (1 - pct_start))
+
+
+def rss_mb() -> float:
+    """The resident set size now, in MiB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``; records the 1-minute load average at start and end."""
+
+    def __enter__(self) -> "Timer":
+        self.load_start = os.getloadavg()[0]
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+        self.load_end = os.getloadavg()[0]
+
+    def fields(self, prefix: str = "") -> dict:
+        return {f"{prefix}seconds": self.seconds, f"{prefix}load": round((self.load_start + self.load_end) / 2, 2)}

@@ -1,0 +1,89 @@
+"""The benchmark workloads written with fastlearn, as its README and course notebooks use it.
+
+Every function takes the run's ``Settings`` and returns a dict of measurements; ``worker.py``
+calls one per process. Progress bars and the epoch table are off (``no_bar``/``no_logging``) on
+this side and on fastai's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fastlearn.data.batch_transforms import Normalize
+from fastlearn.learner import Learner
+from fastlearn.metrics import accuracy, error_rate
+from fastlearn.vision.data import ImageDataLoaders
+from fastlearn.vision.learner import vision_learner
+from fastlearn.vision.transforms import Resize
+
+from common import IMAGENET_STATS, Settings, Timer, checksum, image_files, peak_rss_mb, resnet18_model, rss_mb
+
+
+def _loaders(s: Settings, size: int, normalize: bool = True, workers: int | None = None):
+    batch_tfms = [Normalize.from_stats(*IMAGENET_STATS)] if normalize else None
+    return ImageDataLoaders.from_folder(s.data, item_tfms=Resize(size), batch_tfms=batch_tfms, bs=s.bs,
+                                        num_workers=s.workers if workers is None else workers, seed=0,
+                                        device="cpu")
+
+
+def _resnet_learner(s: Settings, size: int) -> Learner:
+    return Learner(_loaders(s, size), resnet18_model(), metrics=accuracy)
+
+
+def fit(s: Settings) -> dict:
+    learn = _resnet_learner(s, s.fit_size)
+    start_sum, setup_rss = checksum(learn.model), rss_mb()
+    with learn.no_bar(), learn.no_logging(), Timer() as t:
+        learn.fit_one_cycle(s.fit_epochs, s.fit_lr)
+    valid_loss, acc = learn.validate()[:2]
+    return {**t.fields(), "epoch_s": t.seconds / s.fit_epochs, "accuracy": float(acc),
+            "valid_loss": float(valid_loss), "setup_rss_mb": setup_rss, "peak_rss_mb": peak_rss_mb(),
+            "checksum": start_sum}
+
+
+def loading(s: Settings) -> dict:
+    """Images per second through the training loader with 0, then 2 worker processes."""
+    result = {}
+    for workers in s.loading_workers:
+        dls = _loaders(s, s.fit_size, workers=workers)
+        rates = []
+        for i in range(s.loading_passes + 1):  # the first pass warms the file cache
+            with Timer() as t:
+                n = sum(len(xb) for xb, _ in dls.train)
+            if i:
+                rates.append(n / t.seconds)
+        result[f"images_per_s_w{workers}"] = sorted(rates)[len(rates) // 2]
+    return {**result, "images": n}
+
+
+def lr_find(s: Settings) -> dict:
+    learn = _resnet_learner(s, s.fit_size)
+    with learn.no_bar(), Timer() as t:
+        suggestion = learn.lr_find(num_it=s.lr_find_it, stop_div=False, show_plot=False)
+    return {**t.fields(), "batches": len(learn.lr_finder_result[0]), "valley": float(suggestion[0])}
+
+
+def fine_tune(s: Settings) -> dict:
+    dls = _loaders(s, s.tune_size, normalize=False)  # vision_learner adds the weights' normalisation
+    torch.manual_seed(0)
+    learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)
+    start_sum, setup_rss = checksum(learn.model), rss_mb()
+    with learn.no_bar(), learn.no_logging(), Timer() as t:
+        learn.fine_tune(s.tune_epochs, base_lr=s.tune_lr, freeze_epochs=1)
+    valid_loss, err = learn.validate()[:2]
+    return {**t.fields(), "epoch_s": t.seconds / (s.tune_epochs + 1), "error_rate": float(err),
+            "valid_loss": float(valid_loss), "setup_rss_mb": setup_rss, "peak_rss_mb": peak_rss_mb(),
+            "checksum": start_sum}
+
+
+def inference(s: Settings) -> dict:
+    learn = _resnet_learner(s, s.infer_size)
+    learn.model.eval()
+    files = [Path(f) for f in image_files(s.data, "train")][:s.infer_n]
+    with Timer() as t:
+        preds = learn.get_preds(dl=learn.dls.test_dl(files))[0]
+    with Timer() as t1:
+        labels = [learn.predict(f)[0] for f in files[:s.predict_n]]
+    return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": len(labels) / t1.seconds,
+            "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}

@@ -1,0 +1,214 @@
+"""The benchmark workloads as a hand-written PyTorch loop: the no-overhead reference.
+
+The same work as the libraries do with their defaults: decode each PNG as RGB, resize it, collate
+uint8 batches, convert to float and normalise per batch; AdamW with betas (0.9, 0.99), eps 1e-5,
+weight decay 0.01 off for biases and norm layers; one-cycle learning rates and beta1 momentum; a
+validation pass after every epoch; a shuffled training loader that drops its last short batch.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torchvision.transforms.v2.functional as tvf
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchvision.io import ImageReadMode, decode_image
+
+from common import (ADAM_BETAS, ADAM_EPS, DIV, DIV_FINAL, IMAGENET_STATS, LITE_STATS, MOMS, WEIGHT_DECAY, Settings,
+                    Timer, checksum, class_names, image_files, lite0_groups, lite0_model, peak_rss_mb,
+                    resnet18_model, rss_mb)
+
+
+def load_image(path: str, size: int) -> torch.Tensor:
+    return tvf.resize(decode_image(path, mode=ImageReadMode.RGB), [size, size], antialias=True)
+
+
+class FolderImages(Dataset):
+    """``root/split/<class>/*.png`` as (uint8 image, class index) pairs."""
+
+    def __init__(self, root: str, split: str, size: int):
+        self.files = image_files(root, split)
+        index = {name: i for i, name in enumerate(class_names(root))}
+        self.labels = [index[f.split("/")[-2]] for f in self.files]
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        return load_image(self.files[i], self.size), self.labels[i]
+
+
+def loaders(s: Settings, size: int, workers: int | None = None) -> tuple[DataLoader, DataLoader]:
+    workers = s.workers if workers is None else workers
+    train = DataLoader(FolderImages(s.data, "train", size), batch_size=s.bs, shuffle=True, drop_last=True,
+                       num_workers=workers, generator=torch.Generator().manual_seed(0))
+    valid = DataLoader(FolderImages(s.data, "valid", size), batch_size=s.bs, num_workers=workers)
+    return train, valid
+
+
+def to_input(images: torch.Tensor, stats) -> torch.Tensor:
+    mean = torch.tensor(stats[0]).view(1, -1, 1, 1)
+    std = torch.tensor(stats[1]).view(1, -1, 1, 1)
+    return (images.float().div_(255) - mean) / std
+
+
+def no_decay_ids(model: nn.Module) -> set[int]:
+    """Biases and the parameters of norm layers: no weight decay, as in both libraries."""
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+    ids = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters()}
+    return ids | {id(p) for name, p in model.named_parameters() if name.endswith("bias")}
+
+
+def adamw(groups: list[list[nn.Parameter]], model: nn.Module) -> torch.optim.AdamW:
+    skip = no_decay_ids(model)
+    torch_groups = []
+    for params in groups:
+        torch_groups.append({"params": [p for p in params if id(p) not in skip]})
+        torch_groups.append({"params": [p for p in params if id(p) in skip], "weight_decay": 0.0})
+    return torch.optim.AdamW(torch_groups, lr=1e-3, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=WEIGHT_DECAY)
+
+
+def one_cycle(opt, group_lrs: list[float], total_steps: int, pct_start: float, div: float):
+    """torch's OneCycleLR with fastai's shape: cosine, lr_max/div up to lr_max down to lr_max/DIV_FINAL."""
+    max_lr = [lr for lr in group_lrs for _ in range(2)]  # each group is split in decay / no decay
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start, anneal_strategy="cos",
+        div_factor=div, final_div_factor=DIV_FINAL / div, base_momentum=MOMS[1], max_momentum=MOMS[0])
+
+
+def validate(model: nn.Module, valid: DataLoader, stats) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``valid``."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for images, labels in valid:
+            out = model(to_input(images, stats))
+            total_loss += float(F.cross_entropy(out, labels, reduction="sum"))
+            correct += int((out.argmax(1) == labels).sum())
+            count += len(labels)
+    return total_loss / count, correct / count
+
+
+def train_epochs(model, opt, sched, train, valid, epochs: int, stats) -> tuple[float, float]:
+    for _ in range(epochs):
+        model.train()
+        for images, labels in train:
+            loss = F.cross_entropy(model(to_input(images, stats)), labels)
+            loss.backward()
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+        result = validate(model, valid, stats)
+    return result
+
+
+def fit(s: Settings) -> dict:
+    train, valid = loaders(s, s.fit_size)
+    model = resnet18_model()
+    opt = adamw([list(model.parameters())], model)
+    sched = one_cycle(opt, [s.fit_lr], s.fit_epochs * len(train), 0.25, DIV)
+    start_sum, setup_rss = checksum(model), rss_mb()
+    with Timer() as t:
+        valid_loss, acc = train_epochs(model, opt, sched, train, valid, s.fit_epochs, IMAGENET_STATS)
+    return {**t.fields(), "epoch_s": t.seconds / s.fit_epochs, "accuracy": acc, "valid_loss": valid_loss,
+            "setup_rss_mb": setup_rss, "peak_rss_mb": peak_rss_mb(), "checksum": start_sum}
+
+
+def loading(s: Settings) -> dict:
+    """Images per second through the training loader with 0, then 2 worker processes."""
+    result = {}
+    for workers in s.loading_workers:
+        train, _ = loaders(s, s.fit_size, workers=workers)
+        rates = []
+        for i in range(s.loading_passes + 1):  # the first pass warms the file cache
+            with Timer() as t:
+                n = sum(len(to_input(images, IMAGENET_STATS)) for images, _ in train)
+            if i:
+                rates.append(n / t.seconds)
+        result[f"images_per_s_w{workers}"] = sorted(rates)[len(rates) // 2]
+    return {**result, "images": n}
+
+
+def lr_find(s: Settings, start_lr: float = 1e-7, end_lr: float = 10.0) -> dict:
+    """Exponentially rising lr for ``lr_find_it`` batches, smoothed loss recorded, then the model
+    and optimizer put back (what both libraries' ``lr_find`` do)."""
+    train, _ = loaders(s, s.fit_size)
+    model = resnet18_model()
+    opt = adamw([list(model.parameters())], model)
+    with Timer() as t:
+        saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+        model.train()
+        losses, smooth, step = [], 0.0, 0
+        while step < s.lr_find_it:
+            for images, labels in train:
+                lr = start_lr * (end_lr / start_lr) ** (step / max(1, s.lr_find_it - 1))
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                loss = F.cross_entropy(model(to_input(images, IMAGENET_STATS)), labels)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                smooth = 0.98 * smooth + 0.02 * float(loss.detach())
+                losses.append(smooth / (1 - 0.98 ** step))
+                if step >= s.lr_find_it:
+                    break
+        model.load_state_dict(saved_model)
+        opt.load_state_dict(saved_opt)
+    return {**t.fields(), "batches": len(losses)}
+
+
+def fine_tune(s: Settings) -> dict:
+    """One frozen epoch on the head (norm layers train too), then ``tune_epochs`` unfrozen with
+    discriminative learning rates: fastai's and fastlearn's ``fine_tune`` written out."""
+    train, valid = loaders(s, s.tune_size)
+    model = lite0_model()
+    groups = lite0_groups(model)
+    norm_ids = {id(p) for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
+                for p in m.parameters()}
+    opt = adamw(groups, model)
+    start_sum, setup_rss = checksum(model), rss_mb()
+    n = len(groups)
+    with Timer() as t:
+        for index, params in enumerate(groups):  # freeze: only the head and norm layers train
+            for p in params:
+                p.requires_grad_(index == n - 1 or id(p) in norm_ids)
+        frozen_lrs = [s.tune_lr / 10] * (n - 1) + [s.tune_lr]
+        sched = one_cycle(opt, frozen_lrs, len(train), 0.99, DIV)
+        train_epochs(model, opt, sched, train, valid, 1, LITE_STATS)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        top = s.tune_lr / 2
+        low = top / 100
+        lrs = [low * (top / low) ** (i / (n - 1)) for i in range(n)]
+        sched = one_cycle(opt, lrs, s.tune_epochs * len(train), 0.3, 5.0)
+        valid_loss, acc = train_epochs(model, opt, sched, train, valid, s.tune_epochs, LITE_STATS)
+    return {**t.fields(), "epoch_s": t.seconds / (s.tune_epochs + 1), "error_rate": 1 - acc,
+            "valid_loss": valid_loss, "setup_rss_mb": setup_rss, "peak_rss_mb": peak_rss_mb(),
+            "checksum": start_sum}
+
+
+def inference(s: Settings) -> dict:
+    model = resnet18_model().eval()
+    files = image_files(s.data, "train")[:s.infer_n]
+    classes = class_names(s.data)
+
+    class Files(Dataset):
+        def __len__(self):
+            return len(files)
+
+        def __getitem__(self, i):
+            return load_image(files[i], s.infer_size)
+
+    with Timer() as t, torch.no_grad():
+        preds = torch.cat([model(to_input(images, IMAGENET_STATS)).softmax(1)
+                           for images in DataLoader(Files(), batch_size=s.bs)])
+    with Timer() as t1, torch.no_grad():
+        labels = [classes[int(model(to_input(load_image(f, s.infer_size)[None], IMAGENET_STATS)).softmax(1).argmax(1))]
+                  for f in files[:s.predict_n]]
+    return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": len(labels) / t1.seconds,
+            "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
+
