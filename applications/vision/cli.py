@@ -143,11 +143,11 @@ def predict(model: str, images: Sequence[str]) -> list[tuple[str, str, float]]:
     return rows
 
 
-def demo(epochs: int, n_per_class: int, size: int, out: str, arch: str) -> None:
+def demo(epochs: int, n_per_class: int, size: int, out: str, arch: str, bs: int = 32) -> None:
     """Fine-tune on the built-in Fashion-MNIST subset, then predict a few held-out images."""
     from fastlearn.datasets import fashion_mnist
     folder = fashion_mnist(n_per_class=n_per_class)
-    fine_tune(None, arch, epochs, size, 64, 2e-3, out, 0.2, True, n_per_class=n_per_class)
+    fine_tune(None, arch, epochs, size, bs, 2e-3, out, 0.2, True, n_per_class=n_per_class)
     held_out = [sorted((folder / "valid" / name).glob("*.png"))[0] for name in
                 sorted(p.name for p in (folder / "valid").iterdir())[:6]]
     print(f"\npredicting {len(held_out)} held-out validation images (never trained on):")
@@ -179,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("model", help="file written by fine-tune --out")
     pred.add_argument("images", nargs="+", help="image files")
     dem = commands.add_parser("demo", help="fine-tune on built-in Fashion-MNIST, then predict held-out images")
-    dem.add_argument("--epochs", type=int, default=1)
+    dem.add_argument("--epochs", type=int, default=3)
+    dem.add_argument("--bs", type=int, default=32)
     dem.add_argument("--n-per-class", type=int, default=DEFAULT_N_PER_CLASS)
     dem.add_argument("--size", type=int, default=64)
     dem.add_argument("--arch", default="efficientnet_lite0")
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "predict":
             predict(args.model, args.images)
         else:
-            demo(args.epochs, args.n_per_class, args.size, args.out, args.arch)
+            demo(args.epochs, args.n_per_class, args.size, args.out, args.arch, args.bs)
     except CommandError as error:
         print(f"fastlearn {args.command}: error: {error}", file=sys.stderr)
         return 2
