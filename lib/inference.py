@@ -57,6 +57,19 @@ class GatherPreds(Callback):
         if self.with_loss and self.learn.yb:
             self._losses.append(to_cpu(self.per_item_loss(pred, *self.learn.yb)))
 
+    def result(self, loss_func: Callable, with_decoded: bool = False, act: Callable | None = None) -> tuple:
+        """``(inputs?, preds, targets, decoded?, losses?)``: what ``Learner.get_preds`` returns.
+
+        Predictions go through ``act``, or else the loss's activation (softmax for cross-entropy).
+        """
+        preds = act(self.preds) if act is not None else loss_activation(loss_func, self.preds)
+        result = ([self.inputs] if self.with_input else []) + [preds, self.targets]
+        if with_decoded:
+            result.append(loss_decodes(loss_func, preds))
+        if self.with_loss:
+            result.append(self.losses)
+        return tuple(result)
+
     @property
     def preds(self):
         return _concat(self._preds)

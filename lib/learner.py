@@ -21,15 +21,20 @@ from fastlearn.callback import (LOOP_TREE, Callback, CancelBackwardException, Ca
                                 check_event_names, sort_callbacks)
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
-from fastlearn.inference import GatherPreds, loss_activation, loss_decodes, loss_without_reduction
+from fastlearn.inference import GatherPreds, loss_without_reduction
 from fastlearn.metrics import wrap_metric
-from fastlearn.optimizer import (AdamW, get_hyper, make_optimizer, norm_params, set_hyper, spread_lr,
+from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, norm_params, set_hyper, spread_lr,
                                  split_groups)
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback, print_table_row
 from fastlearn.recorder import Recorder
-from fastlearn.schedule import LRFinder, ParamScheduler, SchedCos, SchedNo, combine_scheds, one_cycle_scheds
+from fastlearn.schedule import LRFinder, ParamScheduler, flat_cos_scheds, one_cycle_scheds, sgdr_scheds
 from fastlearn import checkpoint, lr_finder
+from fastlearn.distributed import attach_if_launched, distrib_ctx
+from fastlearn.export import export_learner
+from fastlearn.precision import set_precision
+from fastlearn.summary import model_summary
+from fastlearn.training import compile_model, to_channels_last
 from fastlearn.torch_core import default_device, to_device, trainable_params
 
 DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback)
@@ -84,7 +89,6 @@ class Learner:
         precision = precision if precision is not None else get_config().get("defaults", "precision")
         if precision != "fp32":
             self.set_precision(precision)
-        from fastlearn.distributed import attach_if_launched
         attach_if_launched(self)  # under torchrun with several processes: DDP, no code change
 
     # --- metrics, callbacks --------------------------------------------------------------------
@@ -192,12 +196,7 @@ class Learner:
         self._apply_freeze(getattr(self, "_frozen_to", 0))
 
     def _apply_freeze(self, n: int) -> None:
-        groups = self.param_groups()
-        n = n if n >= 0 else len(groups) + n
-        keep = norm_params(self.model) if self.train_bn else set()
-        for index, group in enumerate(groups):
-            for param in group:
-                param.requires_grad_(index >= n or id(param) in keep)
+        freeze_groups(self.param_groups(), n, keep=norm_params(self.model) if self.train_bn else set())
 
     def freeze_to(self, n: int) -> None:
         """Freeze the parameter groups before ``n`` (negative counts from the end)."""
@@ -305,8 +304,9 @@ class Learner:
     def _n_groups(self) -> int:
         return max(g.get("fl_group", 0) for g in self.opt.param_groups) + 1
 
-    def _lr_array(self, lr):
-        if self.opt is None:
+    def _lr_array(self, lr, reset_opt: bool = False):
+        """One learning rate per param group (building the optimizer first if needed)."""
+        if reset_opt or self.opt is None:
             self.create_opt()
         return spread_lr(self.lr if lr is None else lr, self._n_groups())
 
@@ -318,9 +318,7 @@ class Learner:
                       start_epoch: int = 0) -> None:
         """One-cycle training: lr warms up from ``lr_max/div`` to ``lr_max`` over ``pct_start`` of
         training, then anneals to ``lr_max/div_final``; momentum cycles ``moms`` the other way."""
-        if reset_opt or self.opt is None:
-            self.create_opt()
-        scheds = one_cycle_scheds(self._lr_array(lr_max), div, div_final, pct_start,
+        scheds = one_cycle_scheds(self._lr_array(lr_max, reset_opt), div, div_final, pct_start,
                                   self.moms if moms is None else moms)
         self.fit(n_epoch, lr=None, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
 
@@ -328,23 +326,14 @@ class Learner:
                      pct_start: float = 0.75, wd: float | None = None, cbs=None, reset_opt: bool = False,
                      start_epoch: int = 0) -> None:
         """A flat learning rate for ``pct_start`` of training, then cosine annealing to ``lr/div_final``."""
-        if reset_opt or self.opt is None:
-            self.create_opt()
-        lr = self._lr_array(lr)
-        scheds = {"lr": combine_scheds([pct_start, 1 - pct_start], [SchedNo(lr, lr), SchedCos(lr, lr / div_final)])}
+        scheds = flat_cos_scheds(self._lr_array(lr, reset_opt), div_final, pct_start)
         self.fit(n_epoch, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
 
     def fit_sgdr(self, n_cycles: int, cycle_len: int, lr_max: float | slice | None = None,
                  cycle_mult: int = 2, wd: float | None = None, cbs=None, reset_opt: bool = False,
                  start_epoch: int = 0) -> None:
         """SGD with warm restarts: ``n_cycles`` cosine cycles, each ``cycle_mult`` times longer."""
-        if reset_opt or self.opt is None:
-            self.create_opt()
-        lr_max = self._lr_array(lr_max)
-        lengths = [cycle_len * cycle_mult ** i for i in range(n_cycles)]
-        n_epoch = sum(lengths)
-        scheds = {"lr": combine_scheds([length / n_epoch for length in lengths],
-                                       [SchedCos(lr_max, 0) for _ in lengths])}
+        scheds, n_epoch = sgdr_scheds(self._lr_array(lr_max, reset_opt), n_cycles, cycle_len, cycle_mult)
         self.fit(n_epoch, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
@@ -367,25 +356,18 @@ class Learner:
     # --- inference -----------------------------------------------------------------------------------
 
     def get_preds(self, ds_idx: int = 1, dl=None, with_input: bool = False, with_decoded: bool = False,
-                  with_loss: bool = False, act: Callable | None = None, reorder: bool = True, cbs=None):
+                  with_loss: bool = False, act: Callable | None = None, cbs=None):
         """Predictions and targets over a whole loader: ``(preds, targs)`` plus, when asked,
         the inputs first, the decoded predictions and the per-item losses, in that order.
 
         Predictions go through the loss's activation (softmax for cross-entropy) unless ``act``.
         """
-        if dl is None:
-            dl = self.dls[ds_idx]
+        dl = self.dls[ds_idx] if dl is None else dl
         gather = GatherPreds(with_input=with_input, with_loss=with_loss,
                              per_item_loss=loss_without_reduction(self.loss_func) if with_loss else None)
         with self.no_bar(), self.no_logging(), self.added_cbs([gather] + listify(cbs)):
             self._with_events(lambda: self._do_epoch_validate(dl=dl), "epoch", CancelEpochException)
-        preds = (act or (lambda x: loss_activation(self.loss_func, x)))(gather.preds)
-        result = ([gather.inputs] if with_input else []) + [preds, gather.targets]
-        if with_decoded:
-            result.append(loss_decodes(self.loss_func, preds))
-        if with_loss:
-            result.append(gather.losses)
-        return tuple(result)
+        return gather.result(self.loss_func, with_decoded=with_decoded, act=act)
 
     def predict(self, item, with_input: bool = False):
         """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``."""
@@ -439,7 +421,6 @@ class Learner:
 
     def summary(self) -> str:
         """Layers, output shapes and parameter counts for one batch; printed and returned."""
-        from fastlearn.summary import model_summary
         text = model_summary(self)
         print(text)
         return text
@@ -448,7 +429,6 @@ class Learner:
 
     def set_precision(self, precision: str) -> "Learner":
         """Train in "fp32", "fp16" (autocast + gradient scaler on CUDA; bfloat16 on a CPU) or "bf16"."""
-        from fastlearn.precision import set_precision
         set_precision(self, precision)
         return self
 
@@ -466,13 +446,11 @@ class Learner:
 
     def to_channels_last(self) -> "Learner":
         """Use the channels-last memory format for the model and its image batches."""
-        from fastlearn.training import to_channels_last
         to_channels_last(self)
         return self
 
     def compile(self, mode: str | None = None, fullgraph: bool = False, dynamic: bool | None = None) -> "Learner":
         """Compile the model with ``torch.compile``; freeze / unfreeze keep working."""
-        from fastlearn.training import compile_model
         compile_model(self, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
         return self
 
@@ -483,7 +461,6 @@ class Learner:
         >>> with learn.distrib_ctx():        # doctest: +SKIP
         ...     learn.fit_one_cycle(3)
         """
-        from fastlearn.distributed import distrib_ctx
         with distrib_ctx(self, sync_bn=sync_bn, timeout_s=timeout_s):
             yield self
 
@@ -497,5 +474,4 @@ class Learner:
 
     def export(self, fname: str = "export.pkl") -> PlainPath:
         """Write weights plus a declarative description to ``path/fname``; see ``load_learner``."""
-        from fastlearn.export import export_learner
         return export_learner(self, fname)

@@ -108,6 +108,14 @@ def split_groups(groups: list[list[nn.Parameter]], model: nn.Module, wd_bn_bias:
     return [g for g in torch_groups if g["params"] or not g["fl_decay"]]
 
 
+def freeze_groups(groups: list[list[nn.Parameter]], n: int, keep: set[int] = frozenset()) -> None:
+    """Stop gradients for the groups before ``n`` (negative counts from the end), except ``keep`` ids."""
+    n = n if n >= 0 else len(groups) + n
+    for index, group in enumerate(groups):
+        for param in group:
+            param.requires_grad_(index >= n or id(param) in keep)
+
+
 def make_optimizer(opt_func: Callable, torch_groups: list[dict], lr: float) -> torch.optim.Optimizer:
     """Call ``opt_func`` on the param groups; works for this module's functions and torch classes."""
     try:

@@ -94,6 +94,25 @@ def one_cycle_scheds(lr_max, div: float = 25.0, div_final: float = 1e5, pct_star
     return scheds
 
 
+def flat_cos_scheds(lr, div_final: float = 1e5, pct_start: float = 0.75) -> dict[str, Callable]:
+    """A flat learning rate for ``pct_start`` of training, then cosine annealing to ``lr/div_final``."""
+    lr = np.asarray(lr, dtype=float)
+    return {"lr": combine_scheds([pct_start, 1 - pct_start], [SchedNo(lr, lr), SchedCos(lr, lr / div_final)])}
+
+
+def sgdr_scheds(lr_max, n_cycles: int, cycle_len: int, cycle_mult: int = 2) -> tuple[dict[str, Callable], int]:
+    """Cosine cycles from ``lr_max`` to 0, each ``cycle_mult`` times longer; returns the schedules
+    and the total number of epochs.
+
+    >>> sgdr_scheds(0.1, n_cycles=3, cycle_len=1)[1]
+    7
+    """
+    lengths = [cycle_len * cycle_mult ** i for i in range(n_cycles)]
+    n_epoch = sum(lengths)
+    lr_max = np.asarray(lr_max, dtype=float)
+    return {"lr": combine_scheds([n / n_epoch for n in lengths], [SchedCos(lr_max, 0) for _ in lengths])}, n_epoch
+
+
 class ParamScheduler(Callback):
     """Sets the optimizer's hyper-parameters before each training batch from ``scheds``.
 
