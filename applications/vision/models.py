@@ -225,11 +225,12 @@ def pretrained_model(arch: Callable | str) -> nn.Module:
                              "pass pretrained=False") from error
     try:
         return arch(weights="DEFAULT")
-    except (OSError, RuntimeError) as error:
-        if "state_dict" in str(error) and checkpoint.exists():
-            raise ValueError(f"the checkpoint {checkpoint} does not fit {arch_name(arch)} ({error}); delete it "
-                             "and download it again, or pass pretrained=False") from error
+    except Exception as error:  # a failed download (no network) or a damaged cached file
+        if checkpoint.exists():
+            raise ValueError(f"the cached checkpoint {checkpoint} could not be loaded into {arch_name(arch)} "
+                             f"({type(error).__name__}: {str(error)[:200]}); delete it so that it is downloaded "
+                             "again, or pass pretrained=False") from error
         raise FileNotFoundError(
             f"pretrained weights for {arch_name(arch)} are not in the torch hub cache and could not be "
-            f"downloaded ({type(error).__name__}: {error}); place the checkpoint at {checkpoint} "
+            f"downloaded ({type(error).__name__}: {str(error)[:200]}); place the checkpoint at {checkpoint} "
             "(set TORCH_HOME to use another cache), or pass pretrained=False") from error

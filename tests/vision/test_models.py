@@ -122,3 +122,12 @@ def test_registry_covers_the_families():
 def test_unknown_arch_name_is_a_clear_error():
     with pytest.raises(ValueError, match="resnet_nonexistent"):
         vision_model("resnet_nonexistent", n_out=2, pretrained=False)
+
+
+def test_damaged_cached_checkpoint_says_to_delete_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = torchvision_checkpoint_path(resnet18)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half a checkpoint")
+    with pytest.raises(ValueError, match=f"{path.name}.*delete it"):
+        pretrained_model(resnet18)
