@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange
 from fastlearn.export import dotted_path, import_dotted
+from fastlearn.learner import Learner
+from fastlearn.optimizer import AdamW
+from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange
 from fastlearn.vision.models import arch_meta, arch_name, pretrained_model, resolve_arch
 
 
@@ -279,7 +281,7 @@ def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]]) -> bo
 
 
 def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
-                   pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable | None = None,
+                   pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable = AdamW,
                    lr: float = 1e-3, splitter: Callable | None = None, cbs=None, metrics=None, path=None,
                    model_dir: str = "models", wd: float | None = None, moms: tuple = (0.95, 0.85, 0.95),
                    cut: int | Callable | None = None, init: Callable | None = nn.init.kaiming_normal_,
@@ -296,8 +298,6 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     >>> learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)   # doctest: +SKIP
     >>> learn.fine_tune(1)                                                       # doctest: +SKIP
     """
-    from fastlearn.learner import Learner
-    from fastlearn.optimizer import AdamW
     if n_out is None:
         n_out = getattr(dls, "c", None)
         if not n_out:
@@ -309,7 +309,7 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
                          bn_final=bn_final, lin_first=lin_first, y_range=y_range)
     if pretrained and normalize:
         add_normalization(dls, meta["stats"])
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func or AdamW, lr=lr,
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
                     splitter=splitter or meta["split"], cbs=cbs, metrics=metrics, path=path, model_dir=model_dir,
                     wd=wd, moms=moms)
     try:

@@ -18,8 +18,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fastlearn.learner import Learner
+from fastlearn.optimizer import AdamW
 from fastlearn.vision.layers import SigmoidRange
-from fastlearn.vision.learner import describe_arch, describe_cut, add_normalization, create_body
+from fastlearn.vision.learner import add_normalization, create_body, describe_arch, describe_cut
 from fastlearn.vision.models import arch_meta, params_of
 
 
@@ -165,7 +167,7 @@ def unet_model(arch: Callable | str, n_out: int, img_size: Sequence[int], pretra
 
 
 def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
-                 pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable | None = None,
+                 pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable = AdamW,
                  lr: float = 1e-3, splitter: Callable | None = None, cbs=None, metrics=None, path=None,
                  model_dir: str = "models", wd: float | None = None, moms: tuple = (0.95, 0.85, 0.95),
                  cut: int | Callable | None = None, n_in: int = 3, blur: bool = False,
@@ -177,8 +179,6 @@ def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int |
     >>> learn = unet_learner(dls, resnet34)   # doctest: +SKIP
     >>> learn.fine_tune(8)                    # doctest: +SKIP
     """
-    from fastlearn.learner import Learner
-    from fastlearn.optimizer import AdamW
     if n_out is None:
         n_out = getattr(dls, "c", None)
         if not n_out:
@@ -190,7 +190,7 @@ def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int |
                        y_range=y_range, last_cross=last_cross)
     if pretrained and normalize:
         add_normalization(dls, meta["stats"])
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func or AdamW, lr=lr, splitter=splitter or unet_split,
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter or unet_split,
                     cbs=cbs, metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms)
     learn.model_spec = {"builder": "fastlearn.vision.unet.unet_model",
                         "args": {"arch": describe_arch(arch), "n_out": n_out, "img_size": list(img_size),
