@@ -80,6 +80,7 @@ class ClassificationInterpretation:
         (10, 10)
         """
         dl = dl if dl is not None else learn.dls[ds_idx]
+        dl = dl.new(shuffle=False, drop_last=False)  # item i of the results is item i of the dataset
         preds, targs, decoded, losses = learn.get_preds(dl=dl, with_decoded=True, with_loss=True, act=act)
         if targs is None:
             raise ValueError("ClassificationInterpretation needs targets; the loader has none "

@@ -53,8 +53,9 @@ def tta(learn, dl=None, n: int = 4, beta: float | None = 0.25, ds_idx: int = 1,
     dl = dl if dl is not None else learn.dls[ds_idx]
     if n < 1:
         raise ValueError(f"tta(n={n}): expected at least one augmented pass")
+    dl = dl.new(shuffle=False, drop_last=False)  # the same order in every pass
     preds, targs = learn.get_preds(dl=dl)
-    augmented_dl = dl.new(shuffle=False, drop_last=False)
+    augmented_dl = dl.new()
     augmented_dl.split_idx = 0  # training transforms: random crops and batch augmentation
     passes = []
     for i in range(n):

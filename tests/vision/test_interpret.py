@@ -95,3 +95,10 @@ def test_verify_and_resize_images(tmp_path):
     assert Image.open(tmp_path / "small" / "cats" / "small.png").mode == "RGB"
     with pytest.raises(FileNotFoundError, match="nowhere"):
         resize_images(tmp_path / "nowhere", max_size=10)
+
+
+def test_interpretation_of_the_shuffled_training_set_lines_up(learn):
+    interp = ClassificationInterpretation.from_learner(learn, ds_idx=0)
+    assert len(interp.targs) == len(learn.dls.train_ds)
+    labels = [learn.dls.train_ds[i][1] for i in range(len(learn.dls.train_ds))]
+    assert interp.targs.tolist() == [int(label) for label in labels]
