@@ -70,3 +70,17 @@ def test_clear_errors_for_bad_input(tmp_path, capsys):
     assert "broken.png is not an image" in capsys.readouterr().err
     assert main(["predict", str(model), str(bad / "a" / "fine.png")]) == 2
     assert "model.pkl" in capsys.readouterr().err
+
+
+def test_unknown_arch_and_the_console_script(tmp_path, capsys):
+    import tomllib
+    from pathlib import Path
+    folder = tmp_path / "shapes"
+    for name, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (folder / name).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (12, 12), colour).save(folder / name / f"{i}.png")
+    assert main(["fine-tune", str(folder), "--arch", "no_such_net", "--size", "16"]) == 2
+    assert "no_such_net" in capsys.readouterr().err
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["fastlearn"] == "fastlearn.vision.cli:main"
