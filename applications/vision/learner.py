@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from fastlearn.data.batch_transforms import Normalize
 from fastlearn.export import dotted_path, import_dotted
 from fastlearn.learner import Learner
 from fastlearn.optimizer import AdamW
@@ -257,12 +258,25 @@ def vision_model_spec(arch: Callable | str, n_out: int, cut, n_in: int, concat_p
                      "y_range": list(y_range) if y_range is not None else None}}
 
 
-def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]]) -> bool:
+def stats_for_channels(stats: tuple[Sequence[float], Sequence[float]], n_in: int) -> tuple[list, list]:
+    """``stats`` for ``n_in`` channels: as given when the counts match, else their means repeated
+    (greyscale input to an RGB-pretrained model, matching :func:`adapt_input_channels`).
+
+    >>> stats_for_channels(([0.25, 0.5, 0.75], [0.5, 0.25, 0.75]), 1)
+    ([0.5], [0.5])
+    """
+    mean, std = list(stats[0]), list(stats[1])
+    if len(mean) == n_in:
+        return mean, std
+    return [sum(mean) / len(mean)] * n_in, [sum(std) / len(std)] * n_in
+
+
+def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]], n_in: int = 3) -> bool:
     """Append ``Normalize.from_stats(*stats)`` to every loader's batch transforms unless one is there.
 
     Returns whether it was added. ``vision_learner`` calls it for pretrained models.
     """
-    from fastlearn.data.batch_transforms import Normalize
+    stats = stats_for_channels(stats, n_in)
     loaders = [dls[i] for i in range(len(dls))] if hasattr(dls, "__len__") else []
     pipelines = [getattr(dl, "after_batch", None) for dl in loaders]
     if any(t for pipe in pipelines if pipe is not None for t in pipe if isinstance(t, Normalize)):
@@ -308,7 +322,7 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
                          concat_pool=concat_pool, pool=pool, lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn,
                          bn_final=bn_final, lin_first=lin_first, y_range=y_range)
     if pretrained and normalize:
-        add_normalization(dls, meta["stats"])
+        add_normalization(dls, meta["stats"], n_in)
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
                     splitter=splitter or meta["split"], cbs=cbs, metrics=metrics, path=path, model_dir=model_dir,
                     wd=wd, moms=moms)

@@ -189,7 +189,7 @@ def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int |
     model = unet_model(arch, n_out, img_size, pretrained=pretrained, cut=cut, n_in=n_in, blur=blur,
                        y_range=y_range, last_cross=last_cross)
     if pretrained and normalize:
-        add_normalization(dls, meta["stats"])
+        add_normalization(dls, meta["stats"], n_in)
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter or unet_split,
                     cbs=cbs, metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms)
     learn.model_spec = {"builder": "fastlearn.vision.unet.unet_model",

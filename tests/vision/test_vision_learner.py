@@ -134,3 +134,16 @@ def test_pretrained_lite0_beats_random_init_by_a_wide_margin():
     print(f"\nFashion-MNIST 100/class, 64 px, fine_tune(1): error rate pretrained {errors[True]:.3f}, "
           f"random init {errors[False]:.3f}")
     assert errors[True] < errors[False] - 0.15
+
+
+def test_grey_images_with_n_in_1(fashion_mnist_path):
+    from fastlearn.vision.core import PILImageBW
+    block = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files,
+                      get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=Resize(32))
+    dls = block.dataloaders(fashion_mnist_path, bs=16, num_workers=0)
+    learn = vision_learner(dls, "efficientnet_lite0", n_in=1)
+    xb, _ = dls.valid.one_batch()
+    assert xb.shape[1] == 1 and learn.model[0][0].in_channels == 1
+    assert _normalizers(dls)[0].mean.flatten().tolist() == pytest.approx([0.5])
+    preds, targs = learn.get_preds()
+    assert preds.shape == (len(dls.valid_ds), 10)
