@@ -11,10 +11,24 @@ from fastlearn.data.show import show_sample
 from fastlearn.vision.interpret import _input_block, decoded_inputs, subplot_grid
 
 
+def _target_block(dl):
+    blocks = list(getattr(dl.dataset, "blocks", []) or [])
+    return blocks[1] if len(blocks) > 1 else None
+
+
+def _pixel_points(points: torch.Tensor, image) -> torch.Tensor:
+    height, width = torch.as_tensor(image).shape[-2:]
+    return (points.reshape(-1, 2).float() + 1) / 2 * torch.tensor([float(width), float(height)])
+
+
 def show_results(learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
                  nrows: int | None = None, dl=None):
-    """Show the first ``max_n`` items of ``dl`` (default ``learn.dls[ds_idx]``) titled with the target
-    above the prediction (green when they agree, red otherwise); returns the figure.
+    """Show the first ``max_n`` items of ``dl`` (default ``learn.dls[ds_idx]``) with their targets and
+    predictions; returns the figure.
+
+    Labels go in the title, the target above the prediction (green when they agree, red otherwise).
+    Masks and points are drawn instead: one row per item, the target on the left and the
+    prediction on the right.
 
     >>> fig = show_results(learn, max_n=4, nrows=1)   # doctest: +SKIP
     """
@@ -25,8 +39,17 @@ def show_results(learn, max_n: int = 9, figsize: tuple[float, float] | None = No
     subset = dl.new(sampler=indices, bs=len(indices), shuffle=False, drop_last=False, num_workers=0)
     _, targs, decoded = learn.get_preds(dl=subset, with_decoded=True)
     inputs = decoded_inputs(dl, indices)
+    block, target_block = _input_block(dl), _target_block(dl)
+    if target_block is not None and target_block.kind in ("mask", "points") and targs is not None:
+        fig, axes = subplot_grid(2 * len(indices), len(indices), figsize)
+        for i, x in enumerate(inputs):
+            for ax, value, title in ((axes[2 * i], targs[i], "target"), (axes[2 * i + 1], decoded[i], "prediction")):
+                show_sample((x,), [block], ax)
+                target_block.show(_pixel_points(value, x) if target_block.kind == "points" else value, ax)
+                ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return fig
     fig, axes = subplot_grid(len(indices), nrows, figsize)
-    block = _input_block(dl)
     for i, (ax, x) in enumerate(zip(axes, inputs)):
         show_sample((x,), [block], ax)
         predicted = learn.dls.decode_target(decoded[i])
