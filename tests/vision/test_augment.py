@@ -177,3 +177,30 @@ def test_loaders_augment_training_batches_only(fashion_mnist_path):
     augmented_x, augmented_y = augmented.train.one_batch()
     assert torch.equal(plain_y, augmented_y) and plain_x.shape == augmented_x.shape
     assert not torch.allclose(plain_x, augmented_x, atol=1e-3)
+
+
+def test_points_follow_their_images_through_a_loader():
+    import pandas as pd
+    from fastlearn.data.block import DataBlock
+    from fastlearn.data.splitters import ColSplitter
+    from fastlearn.datasets import fashion_keypoints
+    from fastlearn.vision.data import ImageBlock, PointBlock
+
+    path = fashion_keypoints(n_train=48, n_valid=16)
+    df = pd.read_csv(path / "points.csv")
+    block = DataBlock(blocks=(ImageBlock, PointBlock), get_x=lambda row: path / "images" / row["fname"],
+                      get_y=lambda row: torch.tensor([[row["x"], row["y"]]], dtype=torch.float32),
+                      splitter=ColSplitter("is_valid"),
+                      batch_tfms=aug_transforms(max_rotate=30., max_zoom=1., max_warp=0.2, p_affine=1.,
+                                                max_lighting=0., pad_mode="zeros", align_corners=False))
+    dls = block.dataloaders(df, bs=48, num_workers=0, seed=1)
+    xb, yb = dls.train.one_batch()
+    grey = xb.mean(1)
+    size = grey.shape[-1]
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) * 2 / size - 1
+    weights = grey / grey.sum((1, 2), keepdim=True)
+    centroid = torch.stack([(weights.sum(1) * centres).sum(1), (weights.sum(2) * centres).sum(1)], dim=1)
+    inside = (yb[:, 0].abs() < 0.5).all(1)  # items well inside the frame after the transform
+    assert int(inside.sum()) >= 10
+    distance = (centroid[inside] - yb[inside, 0]).norm(dim=1) * size / 2  # in pixels
+    assert float(distance.median()) < 1.5 and float(distance.max()) < 4
