@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     dem.add_argument("--n-per-class", type=int, default=DEFAULT_N_PER_CLASS)
     dem.add_argument("--size", type=int, default=64)
     dem.add_argument("--arch", default="efficientnet_lite0")
-    dem.add_argument("--out", default="demo_model.pkl")
+    dem.add_argument("--out", default="demo_out/model.pkl", help="exported model file (default demo_out/model.pkl)")
     return parser
 
 
