@@ -106,7 +106,8 @@ def model_spec_of(learn) -> dict:
                              "which cannot be imported when loading; move it into a module and import it from there")
         spec = {"builder": path, "args": dict(args)}
     if not isinstance(spec, dict) or "builder" not in spec:
-        raise ValueError(f"learn.model_spec={spec!r}; expected {{'builder': 'package.module.callable', 'args': {{...}}}}")
+        raise ValueError(f"learn.model_spec={spec!r}; expected "
+                         "{'builder': 'package.module.callable', 'args': {...}}")
     if not _json_value(spec.get("args", {})):
         raise ValueError(f"the model arguments {spec.get('args')!r} are not JSON values (numbers, strings, "
                          "lists, dicts); pass names or numbers instead of objects")
@@ -181,7 +182,8 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
                         "(no inference_spec()); build it with DataBlock / ImageDataLoaders to export")
     data_builder = dotted_path(type(dls))
     if data_builder is None:
-        raise ValueError(f"the data class {type(dls).__qualname__} cannot be imported when loading; define it in a module")
+        raise ValueError(f"the data class {type(dls).__qualname__} cannot be imported when loading; "
+                         "define it in a module")
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": fastlearn.__version__,
         "model": model_spec_of(learn),
@@ -209,7 +211,8 @@ def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ValueError(f"{path} is not a readable fastlearn export: it is corrupted, truncated or another "
-                         f"kind of file ({type(error).__name__}: {str(error)[:200]}); export the model again") from error
+                         f"kind of file ({type(error).__name__}: {str(error)[:200]}); "
+                         "export the model again") from error
     if not isinstance(content, dict) or "description" not in content or "state_dict" not in content:
         raise ValueError(f"{path} loads but is not a fastlearn export (expected the dict learn.export() writes)")
     try:
