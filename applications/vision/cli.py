@@ -92,6 +92,9 @@ def fine_tune(folder: str | None, arch: str, epochs: int, size: int, bs: int, lr
         print(f"no folder given: using the built-in Fashion-MNIST subset ({n_per_class} training images per class)")
         folder = fashion_mnist(n_per_class=n_per_class)
     folder = Path(folder)
+    if epochs < 0 or freeze_epochs < 0 or epochs + freeze_epochs == 0:
+        raise CommandError(f"--epochs {epochs} --freeze-epochs {freeze_epochs}: expected non-negative counts "
+                           "with at least one epoch in all")
     out_path = Path(out).resolve()
     if out_path.is_dir():
         raise CommandError(f"--out {out} is a folder; pass a file name such as {out_path / 'model.pkl'}")
@@ -102,18 +105,18 @@ def fine_tune(folder: str | None, arch: str, epochs: int, size: int, bs: int, lr
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=[error_rate, accuracy])
     start = time.perf_counter()
     learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs)
-    valid_loss, final_error = learn.validate()[:2]
+    _, valid_loss, final_error = learn.recorder.values[-1][:3]  # [train_loss, valid_loss, error_rate, ...]
     print(f"final error rate: {final_error:.4f} (accuracy {1 - final_error:.4f}, valid loss {valid_loss:.4f}) "
           f"after {time.perf_counter() - start:.0f} s")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    interp = ClassificationInterpretation.from_learner(learn)
-    confusion = out_path.with_name(f"{out_path.stem}_confusion.png")
-    _save_figure(interp.plot_confusion_matrix(figsize=(7, 7), dpi=80), confusion)
-    loss_plot = out_path.with_name(f"{out_path.stem}_loss.png")
     import matplotlib.pyplot as plt
+    loss_plot = out_path.with_name(f"{out_path.stem}_loss.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     learn.recorder.plot_loss(ax=ax)
     _save_figure(fig, loss_plot)
+    interp = ClassificationInterpretation.from_learner(learn)
+    confusion = out_path.with_name(f"{out_path.stem}_confusion.png")
+    _save_figure(interp.plot_confusion_matrix(figsize=(7, 7), dpi=80), confusion)
     learn.export(out_path)
     print(f"saved {out_path}, {confusion.name} and {loss_plot.name}")
     return learn

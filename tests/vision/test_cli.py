@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from fastlearn.vision.cli import main
@@ -22,6 +23,14 @@ def test_fine_tune_then_predict(fashion_mnist_path, tmp_path, capsys):
     assert out.is_file()
     assert (out.parent / "model_confusion.png").is_file() and (out.parent / "model_loss.png").is_file()
     assert Image.open(out.parent / "model_confusion.png").size[0] > 100
+    from fastlearn.data.getters import get_image_files
+    from fastlearn.export import load_learner
+    loaded = load_learner(out)
+    valid = sorted(get_image_files(fashion_mnist_path / "valid"))
+    preds, _ = loaded.get_preds(dl=loaded.dls.test_dl(valid))
+    targets = [list(loaded.dls.vocab).index(p.parent.name) for p in valid]
+    exported_error = float((preds.argmax(1) != torch.tensor(targets)).float().mean())
+    assert exported_error == pytest.approx(error, abs=1e-4)  # the printed figure is the exported model's
     images = [sorted((fashion_mnist_path / "valid" / name).glob("*.png"))[0] for name in ("Trouser", "Bag")]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", MPLBACKEND="Agg")
     result = subprocess.run([sys.executable, "-m", "fastlearn.vision.cli", "predict", str(out), *map(str, images)],
