@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 
 from fastlearn.config import get_config
 from fastlearn.data.load import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
+from fastlearn.data.results import show_results
 from fastlearn.data.transforms import Pipeline
 from fastlearn.torch_core import default_device
 
@@ -133,6 +134,11 @@ class DataBunch:
         """
         return self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique,
                                      figsize=figsize)
+
+    def show_results(self, learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
+                     nrows: int | None = None, dl=None):
+        """Inputs with their targets and ``learn``'s predictions (``learn.show_results`` calls this)."""
+        return show_results(learn, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def decode_target(self, target):
         """A decoded prediction or target for one item, as a user reads it (a class name...).

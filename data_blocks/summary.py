@@ -61,7 +61,7 @@ def summarize(dblock, source, bs: int = 4, show_batch: bool = False) -> None:
     items = _run("collecting items", f" from {source!r}",
                  "check the path and get_items (e.g. get_image_files)", dblock.collect_items, source)
     print(f"Found {len(items)} items")
-    splits = _run("splitting", f" with {dblock.splitter!r}",
+    _run("splitting", f" with {dblock.splitter!r}",
                   "a splitter returns (train_indices, valid_indices) of positions into the items",
                   dblock.split, items)
     dsets = _run("building the datasets (getters on every item, targets encoded, vocab on the "
@@ -90,7 +90,7 @@ def summarize(dblock, source, bs: int = 4, show_batch: bool = False) -> None:
     print(f"\nFinal sample: {describe_value(sample)}")
 
     kinds = _kinds_for(dsets.kinds, len(sample))
-    after_item, after_batch = dblock.item_tfms, dblock.batch_tfms
+    after_item = dblock.item_tfms
     print(f"\nBuilding one batch\nApplying item_tfms to the first sample (kinds {kinds}):")
     for t in sorted(after_item, key=lambda t: t.order):
         sample = _run(f"item transform {t!r}", f" on training item {index} ({describe_item(item)}) "

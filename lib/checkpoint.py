@@ -85,6 +85,7 @@ def save_learner(learn, name, with_opt: bool = True) -> Path:
         "model": unwrapped_model(learn).state_dict(),
         "epoch": int(learn.epoch),
         "train_iter": int(getattr(learn, "train_iter", 0)),
+        "epochs_done": int(getattr(learn, "epochs_done", 0)),
         "rng": _plain_rng(get_rng_states()),
         "callbacks": {cb.name: cb.state_dict() for cb in learn.cbs if callable(getattr(cb, "state_dict", None))},
     }
@@ -119,6 +120,7 @@ def load_learner_state(learn, name, with_opt: bool = True, strict: bool = True) 
     if "epoch" in state:
         learn.epoch = state["epoch"]
         learn.train_iter = state.get("train_iter", 0)
+        learn.epochs_done = state.get("epochs_done", learn.epoch + 1)
     if "rng" in state:
         set_rng_states(_restore_rng(state["rng"]))
     for cb in learn.cbs:

@@ -85,3 +85,31 @@ class GatherPreds(Callback):
     @property
     def losses(self):
         return _concat(self._losses)
+
+
+def test_time_augmentation(learn, dl=None, n: int = 4, beta: float | None = 0.25, ds_idx: int = 1,
+        use_max: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test-time augmentation: predictions over ``n`` passes with the training augmentations, mixed
+    with the plain predictions: ``(1 - beta) * augmented_mean + beta * plain``.
+
+    ``use_max`` takes the element-wise maximum of the augmented passes instead of their mean;
+    ``beta=None`` returns the augmented and plain predictions stacked. Returns ``(preds, targs)``.
+
+    >>> preds, targs = tta(learn, n=4)   # doctest: +SKIP
+    """
+    dl = dl if dl is not None else learn.dls[ds_idx]
+    if n < 1:
+        raise ValueError(f"tta(n={n}): expected at least one augmented pass")
+    dl = dl.new(shuffle=False, drop_last=False)  # the same order in every pass
+    preds, targs = learn.get_preds(dl=dl)
+    augmented_dl = dl.new()
+    augmented_dl.split_idx = 0  # training transforms: random crops and batch augmentation
+    passes = []
+    for i in range(n):
+        augmented_dl.epoch = i + 1
+        passes.append(learn.get_preds(dl=augmented_dl)[0])
+    stacked = torch.stack(passes)
+    augmented = stacked.max(0).values if use_max else stacked.mean(0)
+    if beta is None:
+        return torch.stack([augmented, preds]), targs
+    return torch.lerp(augmented, preds, beta), targs

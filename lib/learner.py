@@ -21,7 +21,7 @@ from fastlearn.callback import (LOOP_TREE, Callback, CancelBackwardException, Ca
                                 check_event_names, sort_callbacks)
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
-from fastlearn.inference import GatherPreds, loss_without_reduction
+from fastlearn.inference import GatherPreds, loss_without_reduction, test_time_augmentation
 from fastlearn.metrics import wrap_metric
 from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, norm_params, set_hyper, spread_lr,
                                  split_groups)
@@ -77,6 +77,7 @@ class Learner:
         self.logger: Callable | None = print_table_row
         self.training, self.epoch, self.n_epoch, self.start_epoch = False, 0, 1, 0
         self.iter, self.n_iter, self.train_iter, self.pct_train = 0, 0, 0, 0.0
+        self.epochs_done, self.epoch_base = 0, 0
         self.xb: tuple = ()
         self.yb: tuple = ()
         self.pred = self.loss = self.loss_grad = None
@@ -263,7 +264,7 @@ class Learner:
     def _do_epoch_train(self) -> None:
         self.dl = self.dls.train
         if hasattr(self.dl, "set_epoch"):
-            self.dl.set_epoch(self.epoch)
+            self.dl.set_epoch(self.epoch_base + self.epoch)
         self._with_events(self.all_batches, "train", CancelTrainException)
 
     def _do_epoch_validate(self, ds_idx: int = 1, dl=None) -> None:
@@ -272,6 +273,7 @@ class Learner:
             self._with_events(self.all_batches, "validate", CancelValidException)
 
     def _do_epoch(self) -> None:
+        self.epochs_done += 1
         self._do_epoch_train()
         if len(self.dls) > 1 and self.dls.valid is not None and len(self.dls.valid):
             self._do_epoch_validate()
@@ -298,6 +300,8 @@ class Learner:
             set_hyper(self.opt, "wd", wd)
         set_hyper(self.opt, "lr", spread_lr(self.lr if lr is None else lr, self._n_groups()))
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
+        # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
+        self.epoch_base = self.epochs_done - start_epoch
         with self.added_cbs(cbs):
             self._with_events(self._do_fit, "fit", CancelFitException)
 
@@ -366,8 +370,18 @@ class Learner:
         gather = GatherPreds(with_input=with_input, with_loss=with_loss,
                              per_item_loss=loss_without_reduction(self.loss_func) if with_loss else None)
         with self.no_bar(), self.no_logging(), self.added_cbs([gather] + listify(cbs)):
-            self._with_events(lambda: self._do_epoch_validate(dl=dl), "epoch", CancelEpochException)
+            self._do_epoch_validate(dl=dl)
         return gather.result(self.loss_func, with_decoded=with_decoded, act=act)
+
+    def tta(self, dl=None, n: int = 4, beta: float | None = 0.25, ds_idx: int = 1, use_max: bool = False):
+        """Test-time augmentation: ``(preds, targs)`` mixing ``n`` passes with the training
+        augmentations and the plain predictions: ``(1 - beta) * augmented + beta * plain``."""
+        return test_time_augmentation(self, dl=dl, n=n, beta=beta, ds_idx=ds_idx, use_max=use_max)
+
+    def show_results(self, ds_idx: int = 1, dl=None, max_n: int = 9, figsize: tuple[float, float] | None = None,
+                     nrows: int | None = None):
+        """Show inputs with their targets and predictions (the data's blocks draw them); returns the figure."""
+        return self.dls.show_results(self, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def predict(self, item, with_input: bool = False):
         """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``."""

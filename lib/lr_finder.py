@@ -22,6 +22,7 @@ def run_lr_find(learn, finder: LRFinder, show_plot: bool = True,
     opt_state = copy.deepcopy(learn.opt.state_dict())
     requires_grad = [p.requires_grad for p in learn.model.parameters()]
     rng_states = get_rng_states()
+    epochs_done = learn.epochs_done
     recorder_state = {k: copy.copy(v) for k, v in vars(learn.recorder).items() if k != "learn"}
     n_epoch = -(-finder.num_it // max(1, len(learn.dls.train)))
     try:
@@ -33,6 +34,7 @@ def run_lr_find(learn, finder: LRFinder, show_plot: bool = True,
         for param, flag in zip(learn.model.parameters(), requires_grad):
             param.requires_grad_(flag)
         set_rng_states(rng_states)
+        learn.epochs_done = epochs_done
         learn.lr_finder_result = (list(finder.lrs), list(finder.losses))
         for key, value in recorder_state.items():
             setattr(learn.recorder, key, value)

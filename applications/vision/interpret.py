@@ -8,54 +8,17 @@ Every plot returns its matplotlib figure and works headless (the Agg backend).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 
+from fastlearn.data.results import _input_block, decoded_inputs, subplot_grid
 from fastlearn.data.show import show_sample
-
-
-def _input_block(dl):
-    blocks = list(getattr(dl.dataset, "blocks", []) or [])
-    if blocks:
-        return blocks[0]
-    from fastlearn.data.blocks import TransformBlock
-    return TransformBlock()
 
 
 def _label(dls, index: int) -> str:
     vocab = getattr(dls, "vocab", None)
     return str(vocab[index]) if vocab is not None and 0 <= index < len(vocab) else str(index)
-
-
-def subplot_grid(n: int, nrows: int | None = None, figsize: tuple[float, float] | None = None,
-                 cell: float = 3.0):
-    """A figure with at least ``n`` axes (``nrows`` rows, square-ish by default); extra axes hidden.
-
-    >>> fig, axes = subplot_grid(5)
-    >>> len(axes), sum(ax.get_visible() for ax in axes)
-    (6, 5)
-    """
-    import matplotlib.pyplot as plt
-    n = max(n, 1)
-    nrows = nrows or math.ceil(math.sqrt(n))
-    ncols = math.ceil(n / nrows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (cell * ncols, cell * nrows), squeeze=False)
-    axes = list(axes.flat)
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes
-
-
-def decoded_inputs(dl, indices) -> list:
-    """The inputs of items ``indices`` of ``dl``'s dataset, through the validation transforms and decoded
-    back for showing (one batch through the loader, in the order given)."""
-    indices = [int(i) for i in indices]
-    if not indices:
-        return []
-    subset = dl.new(sampler=indices, bs=len(indices), shuffle=False, drop_last=False, num_workers=0)
-    return [sample[0] for sample in dl.decode_batch(subset.one_batch(), max_n=len(indices))]
 
 
 class ClassificationInterpretation:

@@ -294,3 +294,37 @@ def test_learner_rejects_a_non_module_and_a_missing_loss():
     learn = Learner(dls, nn.Linear(3, 1), loss_func=MSELossFlat(), device="cpu")
     with pytest.raises(ValueError, match="n_epoch"):
         learn.fit(-1)
+
+
+def test_get_preds_and_validate_leave_the_recorded_epochs_alone():
+    learn = regression_learner()
+    with learn.no_bar():
+        learn.fit(2, 0.01)
+    values = copy.deepcopy(learn.recorder.values)
+    learn.get_preds()
+    learn.validate()
+    assert learn.recorder.values == values
+
+
+class FirstTargets(Callback):
+    """Remembers the first training batch's targets of every epoch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def after_pred(self):
+        if self.training and self.iter == 0:
+            self.seen.append(self.learn.yb[0].flatten().tolist())
+
+
+def test_a_seeded_loader_moves_on_across_fits_instead_of_replaying_its_first_epochs():
+    one_go = regression_learner(shuffle=True, seed=3)
+    in_one_go = FirstTargets()
+    with one_go.no_bar():
+        one_go.fit(3, 0.01, cbs=in_one_go)
+    in_parts, two_fits = FirstTargets(), regression_learner(shuffle=True, seed=3)
+    with two_fits.no_bar():
+        two_fits.fit(1, 0.01, cbs=in_parts)   # like fine_tune's frozen epoch...
+        two_fits.fit(2, 0.01, cbs=in_parts)   # ...then its unfrozen ones
+    assert in_parts.seen == in_one_go.seen
+    assert len({str(s) for s in in_one_go.seen}) == 3  # every epoch its own order

@@ -65,6 +65,8 @@ def test_plots_run_headless_and_report_adds_up(learn, capsys):
     assert f"{accuracy:.2f}" in report.split("accuracy")[1].split("\n")[0]
     fig = show_results(learn, max_n=4, nrows=1)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
+    fig = learn.show_results(max_n=2)  # the course's method form
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
 
 
 def test_tta_mixes_augmented_and_plain_predictions(learn):
@@ -78,6 +80,9 @@ def test_tta_mixes_augmented_and_plain_predictions(learn):
     assert not torch.allclose(both[0], preds)  # the augmented passes differ from the plain one
     plain, _ = tta(learn, n=2, beta=1.0)
     torch.testing.assert_close(plain, preds)
+    method_preds, method_targs = learn.tta(n=1, beta=1.0)  # the course's method form
+    torch.testing.assert_close(method_preds, preds)
+    assert torch.equal(method_targs, targs)
 
 
 def test_verify_and_resize_images(tmp_path):
