@@ -101,7 +101,12 @@ def value_of(result: dict, field) -> float | None:
     return float(field(result) if callable(field) else result[field])
 
 
-def machine(results: list[dict], threads: int, load_start, load_end, date: str) -> list[str]:
+def head_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=REPO).stdout.strip() or "?"
+
+
+def machine(results: list[dict], threads: int, load_start, load_end, date: str, commit: str) -> list[str]:
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -112,8 +117,6 @@ def machine(results: list[dict], threads: int, load_start, load_end, date: str) 
     by_lib = {r["lib"]: r for r in results if "error" not in r}
     torch_version = by_lib.get("fastlearn", by_lib.get("plain", {})).get("torch", "?")
     fastai_version = by_lib.get("fastai", {}).get("fastai", NOT_INSTALLED)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=REPO).stdout.strip() or "?"
     return [
         f"- CPU: {cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB memory, no GPU used",
         f"- Python {platform.python_version()}, torch {torch_version}, fastai {fastai_version} "
@@ -211,7 +214,8 @@ def report(run: dict) -> str:
              "The ratios are fastlearn's time (or memory) over the other's, throughputs inverted: "
              "**below 1 fastlearn is faster**, above 1 slower. `load` is the median 1-minute load "
              "average during the runs (2 cores: above 2, other processes competed for the CPU).", "",
-             "## Machine", ""] + machine(results, run["threads"], run["load_start"], run["load_end"], run["date"]) + [
+             "## Machine", ""] + machine(results, run["threads"], run["load_start"], run["load_end"], run["date"],
+                                             run.get("commit") or head_commit()) + [
              "", "## Results", "",
              f"Data: Fashion-MNIST from `fastlearn.datasets.fashion_mnist(n_per_class={cfg['n_per_class']})` "
              f"({cfg['n_per_class'] * 10} training, {max(1, cfg['n_per_class'] // 4) * 10} validation 28 px PNGs), "
@@ -259,7 +263,7 @@ def main() -> None:
     print(f"data {data}; sides: {', '.join(libs)}" + ("" if available["fastai"] else f"; fastai {NOT_INSTALLED}"),
           file=sys.stderr)
 
-    load_start, started = os.getloadavg(), time.perf_counter()
+    load_start, started, commit = os.getloadavg(), time.perf_counter(), head_commit()
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results: list[dict] = []
     selected = [r for r in RUNS if args.only is None or r[0] in args.only]
@@ -275,7 +279,8 @@ def main() -> None:
                 print(f"[{time.perf_counter() - started:6.0f}s] {name} {repeat + 1}/{repeats} {lib}: {shown} "
                       f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
     run = {"quick": args.quick, "cfg": cfg, "settings": settings, "repeats": repeats, "threads": args.threads,
-           "available": available, "load_start": load_start, "load_end": os.getloadavg(), "date": date,
+           "available": available, "commit": commit, "load_start": load_start, "load_end": os.getloadavg(),
+           "date": date,
            "wall_min": (time.perf_counter() - started) / 60, "results": results}
     raw = BENCH / "out" / ("results-quick.json" if args.quick else "results.json")
     raw.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from common import (IMAGENET_STATS, LITE_STATS, Settings, Timer, checksum, image
 
 def _loaders(s: Settings, size: int, stats=IMAGENET_STATS, workers: int | None = None):
     return ImageDataLoaders.from_folder(s.data, item_tfms=Resize(size), batch_tfms=[Normalize.from_stats(*stats)],
-                                        bs=s.bs, num_workers=s.workers if workers is None else workers,
+                                        bs=s.bs, val_bs=s.bs, num_workers=s.workers if workers is None else workers,
                                         seed=0, device=torch.device("cpu"))
 
 

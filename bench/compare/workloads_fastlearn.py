@@ -23,6 +23,7 @@ from common import IMAGENET_STATS, Settings, Timer, checksum, image_files, peak_
 def _loaders(s: Settings, size: int, normalize: bool = True, workers: int | None = None):
     batch_tfms = [Normalize.from_stats(*IMAGENET_STATS)] if normalize else None
     return ImageDataLoaders.from_folder(s.data, item_tfms=Resize(size), batch_tfms=batch_tfms, bs=s.bs,
+                                        val_bs=s.bs,  # fastlearn's default is 2 * bs
                                         num_workers=s.workers if workers is None else workers, seed=0,
                                         device="cpu")
 
