@@ -8,11 +8,14 @@ from the modules that define them.
 import math  # noqa: F401  (the course uses these through the star import)
 from functools import partial  # noqa: F401
 
+import matplotlib.pyplot as plt  # noqa: F401
 import numpy as np  # noqa: F401
 import pandas as pd  # noqa: F401
+from numpy import array  # noqa: F401
+from PIL import Image  # noqa: F401
 import torch  # noqa: F401
 import torch.nn.functional as F  # noqa: F401
-from torch import nn, tensor  # noqa: F401
+from torch import nn  # noqa: F401
 
 from fastlearn.data import *  # noqa: F403  (the data layer's public names)
 from fastlearn.data import __all__ as _data_names
@@ -35,10 +38,10 @@ from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
 from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
                                 minimum, slide, steep, valley)
-from fastlearn.torch_core import default_device, set_seed, to_device, trainable_params
+from fastlearn.torch_core import default_device, set_seed, tensor, to_device, trainable_params
 
 _core_names = [
-    "math", "partial", "np", "pd", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
+    "math", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
     "CancelTrainException", "CancelValidException", "TrainEvalCallback", "get_config", "URLs", "download_url",
     "untar_data", "L", "first", "listify", "Learner", "BaseLoss", "BCEWithLogitsLossFlat",

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from fastprogress.fastprogress import master_bar, progress_bar
+from fastprogress.fastprogress import NBMasterBar, master_bar, progress_bar
 
 from fastlearn.callback import Callback
 
@@ -30,10 +30,18 @@ class ProgressCallback(Callback):
 
     def _write(self, row: list, header: bool = False) -> None:
         cells = [_format_value(v) for v in row]
+        if isinstance(self.master, NBMasterBar):
+            self.master.write(cells, table=True)  # an HTML table in a notebook
+            return
+        if header:
+            self.widths = [max(8, len(cell)) for cell in cells]
+        widths = getattr(self, "widths", [len(cell) for cell in cells])
+        # every column at least as wide as its header, and always two spaces between columns
+        line = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
         if self.master is not None:
-            self.master.write(cells, table=True)
+            self.master.write(line)
         else:
-            print("\t".join(cells))
+            print(line)
 
     def before_train(self):
         self._bar(self.dls.train)

@@ -94,3 +94,26 @@ def trainable_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 def num_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def tensor(x, *rest, **kwargs) -> torch.Tensor:
+    """``torch.tensor`` that also takes what the course passes it: PIL images and NumPy arrays
+    (their pixels / values), several numbers (``tensor(1, 2, 3)``) and lists of tensors (stacked).
+
+    >>> tensor(1, 2, 3)
+    tensor([1, 2, 3])
+    >>> from PIL import Image
+    >>> tensor(Image.new("L", (4, 2))).shape
+    torch.Size([2, 4])
+    """
+    if rest:
+        x = (x, *rest)
+    if isinstance(x, torch.Tensor):
+        return x.to(**kwargs) if kwargs else x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x).to(**kwargs) if kwargs else torch.from_numpy(x)
+    if hasattr(x, "getbands"):  # a PIL image
+        return tensor(np.array(x), **kwargs)
+    if isinstance(x, (list, tuple)) and x and all(isinstance(t, torch.Tensor) for t in x):
+        return torch.stack(list(x)).to(**kwargs) if kwargs else torch.stack(list(x))
+    return torch.tensor(x, **kwargs)

@@ -137,3 +137,28 @@ def test_settings_ini_holds_exactly_the_builtin_defaults():
     from_file = {section: dict(parser.items(section)) for section in parser.sections()}
     assert from_file == DEFAULTS
     assert config_module.DEFAULTS is DEFAULTS
+
+
+def test_tensor_takes_images_arrays_numbers_and_tensor_lists():
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from fastlearn.torch_core import tensor
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert torch.equal(tensor(Image.fromarray(pixels)), torch.from_numpy(pixels))
+    assert torch.equal(tensor(pixels), torch.from_numpy(pixels))
+    assert tensor(1, 2, 3).tolist() == [1, 2, 3]
+    assert tensor([torch.zeros(2), torch.ones(2)]).shape == (2, 2)
+    assert tensor([1.5]).dtype == torch.float32
+
+
+def test_console_table_keeps_columns_apart_when_a_value_is_wider_than_its_header(capsys):
+    from fastlearn.progress import ProgressCallback
+    cb = ProgressCallback()
+    cb.master = None
+    cb._write(["epoch", "valid_loss"], header=True)
+    cb._write([0, 123456.789], header=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["epoch", "valid_loss"]
+    assert lines[1].split() == ["0", "123456.789000"]
