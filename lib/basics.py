@@ -6,6 +6,8 @@ This module is a facade for notebooks and users; the library itself imports name
 from the modules that define them.
 """
 import math  # noqa: F401  (the course uses these through the star import)
+import os  # noqa: F401
+import re  # noqa: F401
 from functools import partial  # noqa: F401
 
 import matplotlib.pyplot as plt  # noqa: F401
@@ -38,10 +40,10 @@ from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
 from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
                                 minimum, slide, steep, valley)
-from fastlearn.torch_core import default_device, set_seed, tensor, to_device, trainable_params
+from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
 
 _core_names = [
-    "math", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
+    "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
     "CancelTrainException", "CancelValidException", "TrainEvalCallback", "get_config", "URLs", "download_url",
     "untar_data", "L", "first", "listify", "Learner", "BaseLoss", "BCEWithLogitsLossFlat",
@@ -51,7 +53,7 @@ _core_names = [
     "accuracy_multi", "error_rate", "exp_rmspe", "foreground_acc", "mae", "mse", "msle", "rmse",
     "top_k_accuracy", "SGD", "Adam", "AdamW", "RAdam", "RMSProp", "Path", "ProgressCallback", "Recorder",
     "LRFinder", "ParamScheduler", "SchedCos", "SchedExp", "SchedLin", "SchedNo", "combine_scheds",
-    "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_device", "trainable_params",
+    "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_cpu", "to_device", "trainable_params",
 ]
 
 __all__ = _core_names + list(_data_names)
