@@ -95,3 +95,11 @@ def config_tmp(tmp_path, monkeypatch):
     from fastlearn.config import get_config
     monkeypatch.setenv("FASTLEARN_CONFIG", str(write_config(tmp_path / "fastlearn")))
     return get_config()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (plots are checked headless; open figures only use memory)."""
+    yield
+    import matplotlib.pyplot as plt
+    plt.close("all")
