@@ -99,6 +99,7 @@ def num_params(model: torch.nn.Module) -> int:
 def tensor(x, *rest, **kwargs) -> torch.Tensor:
     """``torch.tensor`` that also takes what the course passes it: PIL images and NumPy arrays
     (their pixels / values), several numbers (``tensor(1, 2, 3)``) and lists of tensors (stacked).
+    Keyword arguments (``dtype``, ``device``) go to ``torch.tensor`` / ``Tensor.to``.
 
     >>> tensor(1, 2, 3)
     tensor([1, 2, 3])
