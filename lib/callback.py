@@ -146,6 +146,31 @@ def check_event_names(callback: Callback) -> None:
                     f"is not an event{hint}")
 
 
+def as_callback(cb, owner=None) -> Callback:
+    """A checked callback instance from an instance or a class; ``owner`` (a Learner) must not
+    already have a non-callback attribute under the callback's name (``learn.<name>``)."""
+    if isinstance(cb, type):
+        cb = cb()
+    if not isinstance(cb, Callback):
+        raise TypeError(f"cbs takes Callback instances or classes, got {cb!r}")
+    check_event_names(cb)
+    existing = getattr(owner, cb.name, None) if owner is not None else None
+    if existing is not None and not isinstance(existing, Callback):
+        raise ValueError(
+            f"callback {type(cb).__name__} would be reachable as learn.{cb.name}, which would replace "
+            f"the Learner's own {cb.name!r}; rename the class or give it a class attribute name = '...'")
+    return cb
+
+
+def training_loop_text(callbacks) -> str:
+    """The loop's events as an indented tree, each with the callbacks that act on it."""
+    lines = []
+    for depth, step in LOOP_TREE:
+        names = [type(cb).__name__ for cb in callbacks if hasattr(type(cb), step)]
+        lines.append("   " * depth + step + (f": {names}" if names else ""))
+    return "\n".join(lines)
+
+
 def _as_tuple(x) -> tuple:
     if x is None:
         return ()

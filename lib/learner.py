@@ -1,10 +1,7 @@
-"""``Learner``: a model, data, a loss and an optimizer, trained by one loop with callbacks.
+"""``Learner``: a model, data, a loss and an optimizer, trained by one loop that fires the events of
+:mod:`fastlearn.callback`; schedules, bars, precision and distribution are callbacks.
 
->>> learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)   # doctest: +SKIP
->>> learn.fit_one_cycle(3, 1e-3)                                                         # doctest: +SKIP
-
-The loop fires the events of :mod:`fastlearn.callback`; schedules, progress bars, precision,
-distribution and checkpoints are callbacks. Every method lives in this module.
+>>> Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy).fit_one_cycle(3)   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -15,16 +12,16 @@ from pathlib import Path as PlainPath
 import torch
 from torch import nn
 
-from fastlearn.callback import (LOOP_TREE, Callback, CancelBackwardException, CancelBatchException,
-                                CancelEpochException, CancelFitException, CancelStepException,
-                                CancelTrainException, CancelValidException, TrainEvalCallback,
-                                check_event_names, sort_callbacks)
+from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
+                                CancelFitException, CancelStepException, CancelTrainException,
+                                CancelValidException, TrainEvalCallback, as_callback, sort_callbacks,
+                                training_loop_text)
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
 from fastlearn.inference import GatherPreds, loss_without_reduction, test_time_augmentation
 from fastlearn.metrics import wrap_metric
-from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, norm_params, set_hyper, spread_lr,
-                                 split_groups)
+from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitter_groups, norm_params, set_hyper,
+                                 split_groups, splitter_groups, spread_lr)
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback, print_table_row
 from fastlearn.recorder import Recorder
@@ -35,7 +32,7 @@ from fastlearn.export import export_learner
 from fastlearn.precision import set_precision
 from fastlearn.summary import model_summary
 from fastlearn.training import compile_model, to_channels_last
-from fastlearn.torch_core import default_device, to_device, trainable_params
+from fastlearn.torch_core import default_device, is_main_process, to_device, trainable_params
 
 DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback)
 
@@ -78,18 +75,16 @@ class Learner:
         self.training, self.epoch, self.n_epoch, self.start_epoch = False, 0, 1, 0
         self.iter, self.n_iter, self.train_iter, self.pct_train = 0, 0, 0, 0.0
         self.epochs_done, self.epoch_base = 0, 0
-        self.xb: tuple = ()
-        self.yb: tuple = ()
+        self.xb, self.yb = (), ()
         self.pred = self.loss = self.loss_grad = None
         self.smooth_loss = float("nan")
         self.metrics = metrics
         self.cbs: L = L()
         self.to(device)
-        self.add_cbs([cb() for cb in DEFAULT_CALLBACKS])
-        self.add_cbs(cbs)
+        self.add_cbs([cb() for cb in DEFAULT_CALLBACKS] + listify(cbs))
         precision = precision if precision is not None else get_config().get("defaults", "precision")
         if precision != "fp32":
-            self.set_precision(precision)
+            set_precision(self, precision)
         attach_if_launched(self)  # under torchrun with several processes: DDP, no code change
 
     # --- metrics, callbacks --------------------------------------------------------------------
@@ -104,16 +99,8 @@ class Learner:
 
     def add_cb(self, cb: Callback | type) -> "Learner":
         """Add a callback (an instance or a class); it is reachable as ``learn.<its name>``."""
-        if isinstance(cb, type):
-            cb = cb()
-        if not isinstance(cb, Callback):
-            raise TypeError(f"cbs takes Callback instances or classes, got {cb!r}")
-        check_event_names(cb)
+        cb = as_callback(cb, owner=self)
         existing = getattr(self, cb.name, None)
-        if existing is not None and not isinstance(existing, Callback):
-            raise ValueError(
-                f"callback {type(cb).__name__} would be reachable as learn.{cb.name}, which would replace "
-                f"the Learner's own {cb.name!r}; rename the class or give it a class attribute name = '...'")
         if isinstance(existing, Callback) and existing in self.cbs:
             self.remove_cb(existing)
         cb.learn = self
@@ -167,9 +154,7 @@ class Learner:
 
     def show_training_loop(self) -> None:
         """Print the loop's events, in order, with the callbacks that act on each."""
-        for depth, step in LOOP_TREE:
-            names = [type(cb).__name__ for cb in self.cbs if hasattr(type(cb), step)]
-            print("   " * depth + step + (f": {names}" if names else ""))
+        print(training_loop_text(self.cbs))
 
     # --- device, optimizer, freezing -------------------------------------------------------------
 
@@ -183,10 +168,7 @@ class Learner:
 
     def param_groups(self) -> list[list[nn.Parameter]]:
         """The splitter's groups of parameters."""
-        groups = self.splitter(self.model)
-        if groups and isinstance(groups[0], nn.Parameter):
-            groups = [groups]
-        return [list(g) for g in groups]
+        return splitter_groups(self.splitter, self.model)
 
     def create_opt(self) -> None:
         """Build the optimizer over the splitter's groups (weight decay off for norm / bias params)."""
@@ -294,25 +276,21 @@ class Learner:
             raise ValueError(f"n_epoch={n_epoch!r}; expected a non-negative int")
         if not 0 <= start_epoch <= n_epoch:
             raise ValueError(f"start_epoch={start_epoch} must lie between 0 and n_epoch={n_epoch}")
-        if reset_opt or self.opt is None:
-            self.create_opt()
+        lrs = self._lr_array(lr, reset_opt)
         if wd is not None:
             set_hyper(self.opt, "wd", wd)
-        set_hyper(self.opt, "lr", spread_lr(self.lr if lr is None else lr, self._n_groups()))
+        set_hyper(self.opt, "lr", lrs)
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
         # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
         self.epoch_base = self.epochs_done - start_epoch
         with self.added_cbs(cbs):
             self._with_events(self._do_fit, "fit", CancelFitException)
 
-    def _n_groups(self) -> int:
-        return max(g.get("fl_group", 0) for g in self.opt.param_groups) + 1
-
     def _lr_array(self, lr, reset_opt: bool = False):
         """One learning rate per param group (building the optimizer first if needed)."""
         if reset_opt or self.opt is None:
             self.create_opt()
-        return spread_lr(self.lr if lr is None else lr, self._n_groups())
+        return spread_lr(self.lr if lr is None else lr, n_splitter_groups(self.opt))
 
     # --- schedules ---------------------------------------------------------------------------------
 
@@ -393,23 +371,14 @@ class Learner:
 
     def validate(self, ds_idx: int = 1, dl=None, cbs=None) -> list:
         """The validation loss and metrics, ``[valid_loss, *metrics]``, on ``dls[ds_idx]`` or ``dl``."""
-        if dl is None:
-            dl = self.dls[ds_idx]
+        dl = self.dls[ds_idx] if dl is None else dl
         with self.no_bar(), self.no_logging(), self.added_cbs(cbs):
             self._do_epoch_validate(dl=dl)
         return [self.recorder.loss_meter.value] + [m.value for m in self.metrics]
 
-    # --- context managers ------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
     def no_bar(self):
         """Hide the progress bars inside a ``with`` block."""
-        bars = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
-        self.remove_cbs(bars)
-        try:
-            yield self
-        finally:
-            self.add_cbs(bars)
+        return self.removed_cbs([cb for cb in self.cbs if isinstance(cb, ProgressCallback)])
 
     @contextlib.contextmanager
     def no_logging(self):
@@ -421,11 +390,10 @@ class Learner:
         finally:
             self.recorder.silent = previous
 
-    # --- saving ----------------------------------------------------------------------------------------
+    # --- saving and describing -------------------------------------------------------------------------
 
     def save(self, name: str, with_opt: bool = True) -> PlainPath:
-        """Write the full state (model, optimizer, epoch, RNG states, callbacks' state) to
-        ``path/model_dir/name.pth``, atomically; returns the file path."""
+        """Write the full training state to ``path/model_dir/name.pth``, atomically; returns the path."""
         return checkpoint.save_learner(self, name, with_opt=with_opt)
 
     def load(self, name: str, with_opt: bool = True, strict: bool = True) -> "Learner":
@@ -435,28 +403,25 @@ class Learner:
 
     def summary(self) -> str:
         """Layers, output shapes and parameter counts for one batch; printed and returned."""
-        text = model_summary(self)
-        print(text)
+        print(text := model_summary(self))
         return text
 
     # --- precision, hardware, distribution: one argument or one callback each --------------------
 
-    def set_precision(self, precision: str) -> "Learner":
-        """Train in "fp32", "fp16" (autocast + gradient scaler on CUDA; bfloat16 on a CPU) or "bf16"."""
-        set_precision(self, precision)
-        return self
-
     def to_fp16(self) -> "Learner":
         """Mixed precision with float16 and a gradient scaler (bfloat16 on a CPU, said once)."""
-        return self.set_precision("fp16")
+        set_precision(self, "fp16")
+        return self
 
     def to_bf16(self) -> "Learner":
         """Mixed precision with bfloat16 (CUDA or CPU), no scaler."""
-        return self.set_precision("bf16")
+        set_precision(self, "bf16")
+        return self
 
     def to_fp32(self) -> "Learner":
         """Back to full precision."""
-        return self.set_precision("fp32")
+        set_precision(self, "fp32")
+        return self
 
     def to_channels_last(self) -> "Learner":
         """Use the channels-last memory format for the model and its image batches."""
@@ -470,21 +435,14 @@ class Learner:
 
     @contextlib.contextmanager
     def distrib_ctx(self, sync_bn: bool = True, timeout_s: float = 600.0):
-        """Train with DistributedDataParallel inside this block when launched by torchrun.
-
-        >>> with learn.distrib_ctx():        # doctest: +SKIP
-        ...     learn.fit_one_cycle(3)
-        """
+        """Train with DistributedDataParallel inside this block (``with learn.distrib_ctx(): learn.fit(1)``)."""
         with distrib_ctx(self, sync_bn=sync_bn, timeout_s=timeout_s):
             yield self
 
     @property
     def is_main_process(self) -> bool:
         """True outside a distributed run and on rank 0 inside one (the process that writes files)."""
-        return not torch.distributed.is_available() or not torch.distributed.is_initialized() or \
-            torch.distributed.get_rank() == 0
-
-    # --- export (the description-based format of fastlearn.export) --------------------------------
+        return is_main_process()
 
     def export(self, fname: str = "export.pkl") -> PlainPath:
         """Write weights plus a declarative description to ``path/fname``; see ``load_learner``."""

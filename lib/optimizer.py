@@ -108,6 +108,14 @@ def split_groups(groups: list[list[nn.Parameter]], model: nn.Module, wd_bn_bias:
     return [g for g in torch_groups if g["params"] or not g["fl_decay"]]
 
 
+def splitter_groups(splitter, model: nn.Module) -> list[list[nn.Parameter]]:
+    """The splitter's parameter groups as lists (a flat list of parameters is one group)."""
+    groups = splitter(model)
+    if groups and isinstance(groups[0], nn.Parameter):
+        groups = [groups]
+    return [list(g) for g in groups]
+
+
 def freeze_groups(groups: list[list[nn.Parameter]], n: int, keep: set[int] = frozenset()) -> None:
     """Stop gradients for the groups before ``n`` (negative counts from the end), except ``keep`` ids."""
     n = n if n >= 0 else len(groups) + n

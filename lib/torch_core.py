@@ -87,6 +87,12 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def is_main_process() -> bool:
+    """True outside a distributed run and on rank 0 inside one (the process that writes files)."""
+    distributed = torch.distributed
+    return not distributed.is_available() or not distributed.is_initialized() or distributed.get_rank() == 0
+
+
 def trainable_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The parameters that require a gradient: the default splitter (one param group)."""
     return [p for p in model.parameters() if p.requires_grad]
