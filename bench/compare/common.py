@@ -130,3 +130,29 @@ class Timer:
 
     def fields(self, prefix: str = "") -> dict:
         return {f"{prefix}seconds": self.seconds, f"{prefix}load": round((self.load_start + self.load_end) / 2, 2)}
+
+
+def fit_workload(s: Settings, learn) -> dict:
+    """``fit_one_cycle`` timed the same way for both libraries (their Learners share the course API)."""
+    start_sum, setup_rss = checksum(learn.model), rss_mb()
+    with learn.no_bar(), learn.no_logging(), Timer() as t:
+        learn.fit_one_cycle(s.fit_epochs, s.fit_lr)
+    valid_loss, acc = learn.validate()[:2]
+    return {**t.fields(), "epoch_s": t.seconds / s.fit_epochs, "accuracy": float(acc),
+            "valid_loss": float(valid_loss), "setup_rss_mb": setup_rss, "peak_rss_mb": peak_rss_mb(),
+            "checksum": start_sum}
+
+
+def loading_workload(s: Settings, make_loaders) -> dict:
+    """Images per second through ``make_loaders(workers).train``, median of the passes after a warm one."""
+    result = {}
+    for workers in s.loading_workers:
+        dls = make_loaders(workers)
+        rates = []
+        for i in range(s.loading_passes + 1):  # the first pass warms the file cache
+            with Timer() as t:
+                n = sum(len(xb) for xb, _ in dls.train)
+            if i:
+                rates.append(n / t.seconds)
+        result[f"images_per_s_w{workers}"] = sorted(rates)[len(rates) // 2]
+    return {**result, "images": n}

@@ -17,7 +17,8 @@ from fastlearn.vision.data import ImageDataLoaders
 from fastlearn.vision.learner import vision_learner
 from fastlearn.vision.transforms import Resize
 
-from common import IMAGENET_STATS, Settings, Timer, checksum, image_files, peak_rss_mb, resnet18_model, rss_mb
+from common import (IMAGENET_STATS, Settings, Timer, checksum, fit_workload, image_files, loading_workload,
+                    peak_rss_mb, resnet18_model, rss_mb)
 
 
 def _loaders(s: Settings, size: int, normalize: bool = True, workers: int | None = None):
@@ -33,29 +34,12 @@ def _resnet_learner(s: Settings, size: int) -> Learner:
 
 
 def fit(s: Settings) -> dict:
-    learn = _resnet_learner(s, s.fit_size)
-    start_sum, setup_rss = checksum(learn.model), rss_mb()
-    with learn.no_bar(), learn.no_logging(), Timer() as t:
-        learn.fit_one_cycle(s.fit_epochs, s.fit_lr)
-    valid_loss, acc = learn.validate()[:2]
-    return {**t.fields(), "epoch_s": t.seconds / s.fit_epochs, "accuracy": float(acc),
-            "valid_loss": float(valid_loss), "setup_rss_mb": setup_rss, "peak_rss_mb": peak_rss_mb(),
-            "checksum": start_sum}
+    return fit_workload(s, _resnet_learner(s, s.fit_size))
 
 
 def loading(s: Settings) -> dict:
     """Images per second through the training loader with 0, then 2 worker processes."""
-    result = {}
-    for workers in s.loading_workers:
-        dls = _loaders(s, s.fit_size, workers=workers)
-        rates = []
-        for i in range(s.loading_passes + 1):  # the first pass warms the file cache
-            with Timer() as t:
-                n = sum(len(xb) for xb, _ in dls.train)
-            if i:
-                rates.append(n / t.seconds)
-        result[f"images_per_s_w{workers}"] = sorted(rates)[len(rates) // 2]
-    return {**result, "images": n}
+    return loading_workload(s, lambda workers: _loaders(s, s.fit_size, workers=workers))
 
 
 def lr_find(s: Settings) -> dict:
