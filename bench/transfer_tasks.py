@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,37 +133,37 @@ def _hard_classes(n_per_class: int, n_valid: int) -> Path:
     return build_once(f"bench_fashion5_{n_per_class}-{n_valid}", build)
 
 
+TASKS = (
+    Task("fashion10", "single", "Fashion-MNIST, 10 classes × 100 (`make demo` data)",
+         lambda: fashion_mnist(n_per_class=100), 64, 3),
+    Task("fashion5", "single", "Fashion-MNIST, 5 hard classes × 80", lambda: _hard_classes(80, 20), 64, 2),
+    Task("mnist", "single", "MNIST digits × 50", lambda: mnist_digits(n_per_class=50, n_valid_per_class=100),
+         64, 3, train="training", valid="testing", augment="shift"),
+    Task("fashion10-large", "single", "Fashion-MNIST, 10 classes × 1,000", lambda: fashion_mnist(n_per_class=1000), 64, 2),
+    Task("multilabel", "multi", "multi-label canvases, 1-3 items of 10 tags, 480 train",
+         lambda: fashion_multilabel(n_train=480, n_valid=120, size=64), 64, 3),
+    Task("keypoints", "points", "keypoint: an item's centre on a 56 px canvas, 480 train",
+         lambda: fashion_keypoints(n_train=480, n_valid=120, size=56), 56, 3),
+    Task("segmentation", "segment", "segmentation canvases, 320 train (bs 8, as the course)",
+         lambda: fashion_segmentation(n_images=400, size=64), 64, 4))
+
+QUICK_DATA = {  # smoke-test sizes: at least one full batch of 64 (8 for segmentation)
+    "fashion10": lambda: fashion_mnist(n_per_class=8, n_valid_per_class=4),
+    "fashion5": lambda: _hard_classes(14, 4),
+    "mnist": lambda: mnist_digits(n_per_class=8, n_valid_per_class=4),
+    "fashion10-large": lambda: fashion_mnist(n_per_class=16, n_valid_per_class=4),
+    "multilabel": lambda: fashion_multilabel(n_train=80, n_valid=16, size=64),
+    "keypoints": lambda: fashion_keypoints(n_train=80, n_valid=16, size=56),
+    "segmentation": lambda: fashion_segmentation(n_images=40, size=64)}
+
+
 def tasks(quick: bool = False) -> dict[str, Task]:
-    """The benchmark's tasks by name; ``quick`` gives the same tasks at smoke-test sizes."""
-    if quick:
-        return {t.name: t for t in (
-            Task("fashion10", "single", "Fashion-MNIST, 10 classes (quick)",
-                 lambda: fashion_mnist(n_per_class=8, n_valid_per_class=4), 32, 1),
-            Task("fashion5", "single", "Fashion-MNIST, 5 hard classes (quick)", lambda: _hard_classes(14, 4), 32, 1),
-            Task("mnist", "single", "MNIST digits (quick)", lambda: mnist_digits(n_per_class=8, n_valid_per_class=4),
-                 32, 1, train="training", valid="testing", augment="shift"),
-            Task("fashion10-large", "single", "Fashion-MNIST, 10 classes, large (quick)",
-                 lambda: fashion_mnist(n_per_class=16, n_valid_per_class=4), 32, 1),
-            Task("multilabel", "multi", "multi-label canvases (quick)",
-                 lambda: fashion_multilabel(n_train=80, n_valid=16, size=64), 64, 1),
-            Task("keypoints", "points", "keypoint canvases (quick)",
-                 lambda: fashion_keypoints(n_train=80, n_valid=16, size=56), 56, 1),
-            Task("segmentation", "segment", "segmentation canvases (quick)",
-                 lambda: fashion_segmentation(n_images=40, size=64), 64, 1))}
-    return {t.name: t for t in (
-        Task("fashion10", "single", "Fashion-MNIST, 10 classes × 100 (`make demo` data)",
-             lambda: fashion_mnist(n_per_class=100), 64, 3),
-        Task("fashion5", "single", "Fashion-MNIST, 5 hard classes × 80", lambda: _hard_classes(80, 20), 64, 2),
-        Task("mnist", "single", "MNIST digits × 50", lambda: mnist_digits(n_per_class=50, n_valid_per_class=100),
-             64, 3, train="training", valid="testing", augment="shift"),
-        Task("fashion10-large", "single", "Fashion-MNIST, 10 classes × 1,000",
-             lambda: fashion_mnist(n_per_class=1000), 64, 2),
-        Task("multilabel", "multi", "multi-label canvases, 1-3 items of 10 tags, 480 train",
-             lambda: fashion_multilabel(n_train=480, n_valid=120, size=64), 64, 3),
-        Task("keypoints", "points", "keypoint: an item's centre on a 56 px canvas, 480 train",
-             lambda: fashion_keypoints(n_train=480, n_valid=120, size=56), 56, 3),
-        Task("segmentation", "segment", "segmentation canvases, 320 train (bs 8, as the course)",
-             lambda: fashion_segmentation(n_images=400, size=64), 64, 4))}
+    """The benchmark's tasks by name; ``quick`` gives the same tasks on tiny data for one epoch
+    (single-label images at 32 px)."""
+    if not quick:
+        return {t.name: t for t in TASKS}
+    return {t.name: replace(t, title=f"{t.name} (quick)", data=QUICK_DATA[t.name], epochs=1,
+                            size=32 if t.kind == "single" else t.size) for t in TASKS}
 
 
 def describe_data(task: Task) -> str:
