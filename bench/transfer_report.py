@@ -67,9 +67,9 @@ def ordered_tasks(record: dict) -> list[str]:
 
 def results_table(record: dict) -> list[str]:
     methods = [m for m in LABELS if any(r["method"] == m for r in record["runs"])]
-    lines = ["| task | metric | " + " | ".join(LABELS[m] for m in methods) + " | best | one-liner vs plain "
+    lines = ["| task | seeds | metric | " + " | ".join(LABELS[m] for m in methods) + " | best | one-liner vs plain "
              "| one-liner vs linear probe |",
-             "| --- | --- | " + " | ".join("---:" for _ in methods) + " | --- | --- | --- |"]
+             "| --- | ---: | --- | " + " | ".join("---:" for _ in methods) + " | --- | --- | --- |"]
     for name in ordered_tasks(record):
         info = record["tasks"][name]
         values = {}
@@ -81,11 +81,13 @@ def results_table(record: dict) -> list[str]:
             failed = len(runs) - len(good)
             cells.append("" if not runs else fmt(values[method]) + (f" ({failed} failed)" if failed else ""))
         ranked = [m for m in methods if values[m] is not None and m != "constant"]
-        best = (max if info["higher_better"] else min)(ranked, key=lambda m: values[m]) if ranked else None
+        top = (max if info["higher_better"] else min)((values[m] for m in ranked), default=None)
+        best = " = ".join(LABELS[m] for m in ranked if values[m] == top) or "—"
+        seeds = len({r["seed"] for r in record["runs"] if r["task"] == name})
         probe = compare(values.get("one-liner"), values.get("linear-probe"), info["higher_better"]) \
             if info["kind"] == "single" else ""
-        lines.append(f"| {info['title']} | {info['metric']} {ARROWS[info['higher_better']][0]} | "
-                     + " | ".join(cells) + f" | {LABELS[best] if best else '—'} | "
+        lines.append(f"| {info['title']} | {seeds} | {info['metric']} {ARROWS[info['higher_better']][0]} | "
+                     + " | ".join(cells) + f" | {best} | "
                      f"{compare(values.get('one-liner'), values.get('plain'), info['higher_better'])} | {probe} |")
     return lines
 
@@ -184,12 +186,12 @@ METHOD_NOTES = """\
 
 
 def render(record: dict) -> str:
-    seeds = sorted({r["seed"] for r in record["runs"]})
     title = "# Transfer learning: the one-liner, a plain fine-tune and two baselines"
     lines = [title + (" (quick smoke sizes)" if record["quick"] else ""), "",
-             "Written by `make bench-transfer` (`bench/transfer.py`). Each figure is the median over seeds "
-             f"{', '.join(map(str, seeds))}; every run is its own process. Seconds are wall time of the whole "
-             "run after imports (reading the images, building the model, training, scoring).", "",
+             "Written by `make bench-transfer` (`bench/transfer.py`). Each figure is the median over the runs "
+             "with seeds 0 to `seeds` - 1 (the seed of the weights' new layers, of the shuffling and of the "
+             "augmentation); every run is its own process. Seconds are wall time of the whole run after "
+             "imports (reading the images, building the model, training, scoring).", "",
              "## Machine and code", ""] + provenance(record) + ["", "## Results", ""]
     lines += results_table(record) + ["", "Seconds per run (median), and how soon the fine-tunes first reach the "
                                       "linear probe's accuracy (per-epoch validation):", ""]
