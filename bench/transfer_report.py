@@ -61,8 +61,10 @@ def compare(one: float | None, other: float | None, higher_better: bool) -> str:
 
 
 def ordered_tasks(record: dict) -> list[str]:
+    """The tasks that have runs, in the benchmark's order."""
     order = record.get("task_order", [])
-    return sorted(record["tasks"], key=lambda name: order.index(name) if name in order else len(order))
+    ran = [name for name in record["tasks"] if any(r["task"] == name for r in record["runs"])]
+    return sorted(ran, key=lambda name: order.index(name) if name in order else len(order))
 
 
 def results_table(record: dict) -> list[str]:
@@ -139,7 +141,9 @@ def provenance(record: dict) -> list[str]:
     start, end = record["start"], record.get("end", record["start"])
     commits = sorted({r.get("commit", "?") + (" + uncommitted changes" if r.get("dirty") else "")
                       for r in record["runs"]})
-    lines = [f"- fastlearn at commit {', '.join(commits) or start['commit']}"]
+    lines = [f"- fastlearn at commit {', '.join(commits) or start['commit']}"
+             + (" (runs of several invocations merged: each run's commit is in the last table)"
+                if len(commits) > 1 else "")]
     if start["dirty"]:
         lines.append(f"- **the working tree had uncommitted changes when this ran** ({', '.join(start['dirty'][:8])}"
                      f"{', ...' if len(start['dirty']) > 8 else ''}): the figures may not match the commit")
@@ -202,7 +206,7 @@ def render(record: dict) -> str:
         lines.append(f"| `{name}`: {info['title']} | {info['data']} | {info['size']} | {info['epochs']} |")
     lines += ["", "## The methods", "", METHOD_NOTES, "", "The one-liners, as they ran:", ""]
     for kind, source in record.get("one_liner_source", {}).items():
-        if any(info["kind"] == kind for info in record["tasks"].values()):
+        if any(record["tasks"][name]["kind"] == kind for name in ordered_tasks(record)):
             lines += ["```python", source.rstrip(), "```", ""]
     lines += ["## Every run", ""] + every_run(record) + [""]
     return "\n".join(lines)

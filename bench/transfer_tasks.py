@@ -141,12 +141,15 @@ TASKS = (
          64, 3, train="training", valid="testing", augment="shift"),
     Task("fashion10-large", "single", "Fashion-MNIST, 10 classes × 1,000", lambda: fashion_mnist(n_per_class=1000), 64, 2),
     Task("multilabel", "multi", "multi-label canvases, 1-3 items of 10 tags, 480 train",
-         lambda: fashion_multilabel(n_train=480, n_valid=120, size=64), 64, 3),
+         lambda: fashion_multilabel(n_train=480, n_valid=120, size=64), 64, 10),
     Task("keypoints", "points", "keypoint: an item's centre on a 56 px canvas, 480 train",
-         lambda: fashion_keypoints(n_train=480, n_valid=120, size=56), 56, 3),
+         lambda: fashion_keypoints(n_train=480, n_valid=120, size=56), 56, 10),
     Task("segmentation", "segment", "segmentation canvases, 320 train (bs 8, as the course)",
          lambda: fashion_segmentation(n_images=400, size=64), 64, 4))
 
+# The canvas tasks need more than the 7 steps an epoch of 480 images gives: with fine_tune(3) the
+# plain fine-tune of the keypoints ends worse than the constant guess (MSE 0.11 against 0.08), with
+# fine_tune(10) at 0.02; multi-label 0.81 against 0.87 (constant 0.80).
 QUICK_DATA = {  # smoke-test sizes: at least one full batch of 64 (8 for segmentation)
     "fashion10": lambda: fashion_mnist(n_per_class=8, n_valid_per_class=4),
     "fashion5": lambda: _hard_classes(14, 4),
