@@ -92,15 +92,14 @@ def run_in_worker(spec: dict, timeout_s: int) -> dict:
 # --- the tree and the machine -------------------------------------------------------------------
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout
 
 
 def tree_state() -> dict:
     """The commit, and the changed or untracked files (this benchmark's own outputs excepted)."""
     own = {str(p.relative_to(REPO)) for pair in OUTPUTS.values() for p in pair}
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=all").splitlines()
-               if line[3:] not in own]
-    return {"commit": git("rev-parse", "--short", "HEAD") or "?", "dirty": changed}
+    paths = [line[3:].split(" -> ")[-1] for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or "?", "dirty": [p for p in paths if p not in own]}
 
 
 def machine() -> dict:
