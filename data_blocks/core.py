@@ -20,6 +20,7 @@ from fastlearn.config import get_config
 from fastlearn.data.load import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
 from fastlearn.data.results import show_results
 from fastlearn.data.transforms import Pipeline
+from fastlearn.registry import register_code
 from fastlearn.torch_core import default_device
 
 _UNSET = object()
@@ -289,3 +290,4 @@ def _setup_loader_pipelines(dls: DataBunch) -> None:
         train.after_batch.setup_sample(batch if isinstance(batch, tuple) else (batch,), kinds)
 
 DataLoaders = DataBunch
+register_code("data", DataBunch)  # export files may name it (fastlearn.registry)

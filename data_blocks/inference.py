@@ -18,6 +18,8 @@ from fastlearn.data.blocks import block_from_description
 from fastlearn.data.transforms import Pipeline, transform_from_description
 
 SPEC_FORMAT = "fastlearn.data.inference/1"
+SPEC_KEYS = ("format", "n_inp", "inputs", "targets", "item_tfms", "batch_tfms", "vocab", "c")
+_PART_KEYS = ("name", "args", "module")
 
 
 def _with_module(description: dict, obj) -> dict:
@@ -26,8 +28,49 @@ def _with_module(description: dict, obj) -> dict:
 
 def _import_module_of(description: dict) -> None:
     module = description.get("module")
-    if isinstance(module, str) and module.startswith("fastlearn."):
-        importlib.import_module(module)
+    if isinstance(module, str) and module.startswith("fastlearn."):  # the library's own: it registers its parts
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"the inference description names the module {module!r}, which this version of "
+                             f"fastlearn does not have ({error}); install the version it was exported with") from error
+
+
+def _check_part(part, where: str) -> None:
+    ok = (isinstance(part, dict) and set(part) <= set(_PART_KEYS) and isinstance(part.get("name"), str)
+          and isinstance(part.get("args", {}), dict) and isinstance(part.get("module", ""), str))
+    if not ok:
+        raise ValueError(f"{where} is {str(part)[:200]}; expected {{'name': str, 'args': dict, 'module': str}}")
+
+
+def check_spec(spec) -> None:
+    """Raise a clear error unless ``spec`` has the fields and types :func:`inference_spec` writes.
+
+    >>> check_spec({"format": SPEC_FORMAT, "n_inp": 1, "inputs": [], "targets": [], "item_tfms": [],
+    ...             "batch_tfms": [], "vocab": None, "c": None})
+    """
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise ValueError(f"not a fastlearn inference description (format "
+                         f"{spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}, "
+                         f"expected {SPEC_FORMAT!r}); make it with dls.inference_spec()")
+    unknown, missing = sorted(set(spec) - set(SPEC_KEYS)), [k for k in SPEC_KEYS[:6] if k not in spec]
+    if unknown or missing:
+        raise ValueError(f"the inference description has unknown keys {unknown} / lacks {missing}; "
+                         f"expected {list(SPEC_KEYS)}")
+    if isinstance(spec["n_inp"], bool) or not isinstance(spec["n_inp"], int) or spec["n_inp"] < 1:
+        raise ValueError(f"the inference description's n_inp is {spec['n_inp']!r}; expected a positive int")
+    for key in ("inputs", "targets", "item_tfms", "batch_tfms"):
+        if not isinstance(spec[key], list):
+            raise ValueError(f"the inference description's {key} is a {type(spec[key]).__name__}; expected a list")
+    for i, part in enumerate(spec["inputs"] + spec["targets"]):
+        if not isinstance(part, dict) or not isinstance(part.get("kind"), str):
+            raise ValueError(f"part {i} of the inference description is {str(part)[:200]}; expected "
+                             "{'kind': str, 'block': {...} or null}")
+        if part.get("block") is not None:
+            _check_part(part["block"], f"the block of part {i}")
+    for key in ("item_tfms", "batch_tfms"):
+        for i, description in enumerate(spec[key]):
+            _check_part(description, f"{key}[{i}]")
 
 
 def _describe_pipeline(pipeline, where: str) -> list[dict]:
@@ -75,10 +118,7 @@ def databunch_from_spec(cls, spec: dict, device: torch.device | str | None = "cp
     ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work as on the original."""
     from fastlearn.data.core import databunch_from_datasets
     from fastlearn.data.datasets import Datasets
-    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
-        raise ValueError(f"not a fastlearn inference description (format "
-                         f"{spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}, "
-                         f"expected {SPEC_FORMAT!r}); make it with dls.inference_spec()")
+    check_spec(spec)
     parts = [part for part in spec["inputs"] + spec["targets"] if part.get("block") is not None]
     for part in parts:
         _import_module_of(part["block"])

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastlearn.registry import register_code
+
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -334,3 +336,9 @@ def loss_with_reduction(loss_func: Callable, reduction: str) -> Callable:
         f"cannot change the reduction of {loss_func!r}: it has no 'reduction' attribute; use a "
         "fastlearn loss (CrossEntropyLossFlat, MSELossFlat, ...) or a torch loss module, or give it a "
         "'reduction' attribute that it honours")
+
+
+# what export files may name (fastlearn.registry)
+for _loss in (CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
+              LabelSmoothingCrossEntropyFlat, FocalLoss, FocalLossFlat):
+    register_code("loss", _loss)

@@ -17,6 +17,7 @@ import torch
 
 from fastlearn.data.blocks import RegressionBlock
 from fastlearn.data.splitters import RandomSplitter
+from fastlearn.registry import register_code
 from fastlearn.tabular.core import TabularPandas
 from fastlearn.tabular.data import TabularDataLoaders
 from fastlearn.tabular.procs import Categorify
@@ -78,3 +79,6 @@ class CollabDataLoaders(TabularDataLoaders):
 
 
 CollabDataBunch = CollabDataLoaders
+
+
+register_code("data", CollabDataLoaders)  # export files may name it (fastlearn.registry)

@@ -19,6 +19,7 @@ import torch
 
 from fastlearn.data.core import DataBunch, DataLoader
 from fastlearn.data.splitters import RandomSplitter
+from fastlearn.registry import register_code
 from fastlearn.tabular.core import TabularPandas, TabularSplit
 from fastlearn.tabular.procs import as_proc, proc_from_description
 
@@ -273,3 +274,6 @@ class TabularDataLoaders(DataBunch):
         to.items = to.process(to.items, "the empty template")
         bs = spec.get("bs", 128)
         return cls(TabularDataLoader(to.train, bs=bs), TabularDataLoader(to.valid, bs=bs), device=device)
+
+
+register_code("data", TabularDataLoaders)  # export files may name it (fastlearn.registry)

@@ -18,7 +18,6 @@ In ``procs=[...]`` the data layer's ``Normalize`` (the name course code uses) st
 """
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 
 from fastlearn.data.batch_transforms import Normalize as BatchNormalize
 from fastlearn.data.categorical import CategoryMap
+from fastlearn.registry import code_from_name
 
 PROCS: dict[str, type] = {}
 
@@ -90,7 +90,7 @@ def proc_from_description(description: dict) -> TabularProc:
     """Rebuild a proc from :meth:`TabularProc.describe` (importing its module so it registers)."""
     module = description.get("module")
     if isinstance(module, str):
-        importlib.import_module(module)
+        code_from_name(module, "module")  # inside load_learner: the library's modules, or ones allowed
     name = description.get("name")
     if name not in PROCS:
         raise ValueError(f"no registered tabular proc named {name!r}; known: {sorted(PROCS)}. "

@@ -24,7 +24,7 @@ from pathlib import Path as PlainPath
 import pandas as pd
 
 from fastlearn.data.transforms import Transform, register_transform
-from fastlearn.export import dotted_path, import_dotted
+from fastlearn.registry import code_from_name, dotted_path
 
 UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = (
     "xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj")
@@ -146,7 +146,7 @@ def rules_from_names(names: Sequence[str]) -> list[Callable[[str], str]]:
     >>> rules_from_names(["lowercase"])[0]("A")
     'a'
     """
-    return [RULES[name] if name in RULES else import_dotted(name) for name in names]
+    return [RULES[name] if name in RULES else code_from_name(name, "rule") for name in names]
 
 
 # --- word splitting ------------------------------------------------------------------------------

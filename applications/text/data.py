@@ -24,6 +24,7 @@ from fastlearn.data.core import DataBunch
 from fastlearn.data.getters import get_text_files, parent_label
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from fastlearn.losses import CrossEntropyLossFlat
+from fastlearn.registry import register_code
 from fastlearn.text.core import Tokenizer
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, show_table
 from fastlearn.text.vocab import Numericalize
@@ -314,3 +315,6 @@ class _ColumnGetter:
 
 
 TextDataLoaders = TextDataBunch
+
+
+register_code("data", TextDataBunch)  # export files may name it (fastlearn.registry)

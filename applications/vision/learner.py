@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.export import dotted_path, import_dotted
+from fastlearn.registry import code_from_name, dotted_path, register_code
 from fastlearn.learner import Learner
 from fastlearn.optimizer import AdamW
 from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange
@@ -97,7 +97,7 @@ def create_body(model_or_arch: nn.Module | Callable | str, n_in: int = 3, pretra
         model, meta = _instantiate(model_or_arch, pretrained)
         meta_cut = meta["cut"]
     if isinstance(cut, str):
-        cut = import_dotted(cut)
+        cut = code_from_name(cut, "cut")
     body = _cut_model(model, cut if cut is not None else meta_cut)
     if n_in != 3:
         adapt_input_channels(body, n_in)
@@ -338,3 +338,6 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
 
 
 cnn_learner = vision_learner
+
+
+register_code("model", vision_model)  # export files may name it (fastlearn.registry)

@@ -21,7 +21,7 @@ import torch
 import torchvision
 from torch import nn
 
-from fastlearn.export import import_dotted
+from fastlearn.registry import code_from_name
 from fastlearn.vision.efficientnet_lite import LITE_STATS, efficientnet_lite0
 
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -161,7 +161,7 @@ def resolve_arch(arch: Callable | str) -> Callable:
     if found is not None:
         return found
     if "." in arch:
-        return import_dotted(arch)
+        return code_from_name(arch, "arch")
     if importlib.util.find_spec("timm") is None:
         known = ", ".join(sorted(a.__name__ for a in model_meta)[:8])
         raise ValueError(f"arch={arch!r} is not a known architecture ({known}, ...) and timm, which would "

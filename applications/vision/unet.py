@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from fastlearn.learner import Learner
 from fastlearn.optimizer import AdamW
+from fastlearn.registry import register_code
 from fastlearn.vision.layers import SigmoidRange
 from fastlearn.vision.learner import add_normalization, create_body, describe_arch, describe_cut
 from fastlearn.vision.models import arch_meta, params_of
@@ -200,3 +201,6 @@ def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int |
     if pretrained:
         learn.freeze()
     return learn
+
+
+register_code("model", unet_model)  # export files may name it (fastlearn.registry)

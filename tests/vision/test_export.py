@@ -160,14 +160,21 @@ def test_own_model_exports_with_its_class_path(fashion_mnist_path, tmp_path):
             import json, sys
             sys.path.insert(0, {str(module_dir)!r})
             from fastlearn.export import load_learner
-            learn = load_learner({str(path)!r})
-            print(json.dumps(dict(probs=learn.predict({image!r})[2].tolist(), cls=type(learn.model).__name__)))
+            from user_models_tmp import TinyNet
+            learn = load_learner({str(path)!r}, custom_objects=[TinyNet])
+            trusted = load_learner({str(path)!r}, trust_code=True)
+            print(json.dumps(dict(probs=learn.predict({image!r})[2].tolist(), cls=type(learn.model).__name__,
+                                  trusted=trusted.predict({image!r})[2].tolist())))
         """, cwd=tmp_path)
         assert out["cls"] == "TinyNet"
         torch.testing.assert_close(torch.tensor(out["probs"]), probs.float(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.tensor(out["trusted"]), probs.float(), atol=1e-5, rtol=1e-4)
+        # the user's class is not the library's: without being passed or trusted, it is refused
+        with pytest.raises(ValueError, match="user_models_tmp.TinyNet.*custom_objects.*trust_code=True"):
+            load_learner(path)
         _forget_module(module_dir, "user_models_tmp")
         with pytest.raises(ValueError, match="user_models_tmp.TinyNet"):
-            load_learner(path)
+            load_learner(path, trust_code=True)
         learn.model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(dls.c))
         with pytest.raises(ValueError, match="export_args"):
             learn.export("plain.pkl")
