@@ -4,21 +4,30 @@ A callback is a class with methods named after events. Inside one, reading ``sel
 ``self.pred``, ``self.loss``, ``self.epoch``, ``self.training``... reads the learner's; writing
 goes through ``self.learn`` (``self.learn.loss = self.loss * 2``).
 
+``cleanup`` is the one event that always runs: last, after ``after_fit`` when a fit ends
+normally, and after any exception (a failing batch, a ``KeyboardInterrupt``) before that exception
+reaches the caller unchanged; also at the end of the validation passes of ``get_preds``,
+``validate`` and ``predict``. A callback that changes something outside itself (autocast, a wrapped
+model, progress bars, a ``no_sync`` context) puts it back there.
+
 >>> class PrintEpoch(Callback):
 ...     def after_epoch(self):
 ...         print("epoch", self.epoch, "done")
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
+import warnings
+from collections.abc import Iterator
 
 EVENTS: tuple[str, ...] = (
     "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
     "before_backward", "after_backward", "before_step", "after_step", "after_cancel_batch",
     "after_batch", "after_cancel_train", "after_train", "before_validate", "after_cancel_validate",
     "after_validate", "after_cancel_epoch", "after_epoch", "after_cancel_fit", "after_fit",
-    "after_cancel_step", "after_cancel_backward",
+    "after_cancel_step", "after_cancel_backward", "cleanup",
 )
 
 # Events that ``run_train`` / ``run_valid`` apply to: the ones inside a phase.
@@ -35,7 +44,7 @@ LOOP_TREE: tuple[tuple[int, str], ...] = (
     (2, "Start Valid"), (3, "before_validate"), (3, "Start Batch Loop"), (4, "**CBs same as train batch**"),
     (3, "End Batch Loop"), (3, "after_cancel_validate"), (3, "after_validate"), (2, "End Valid"),
     (2, "after_cancel_epoch"), (2, "after_epoch"), (1, "End Epoch Loop"), (1, "after_cancel_fit"),
-    (1, "after_fit"), (0, "End Fit"),
+    (1, "after_fit"), (1, "cleanup"), (0, "End Fit"),
 )
 
 
@@ -67,7 +76,7 @@ class CancelBackwardException(Exception):
     """Raise in ``before_backward`` to skip the backward pass."""
 
 
-_EVENT_LIKE = re.compile(r"^(before|after)_[a-z_]+$")
+_EVENT_LIKE = re.compile(r"^((before|after)_[a-z_]+|clean_?up\w*)$")
 
 # Learner attributes that a callback reads through forwarding and must not shadow by assignment.
 FORWARDED_STATE = ("model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
@@ -162,6 +171,43 @@ def as_callback(cb, owner=None) -> Callback:
     return cb
 
 
+@contextlib.contextmanager
+def cleanup_after(learn) -> Iterator[None]:
+    """Run the block (a fit, or a validation pass), then fire ``cleanup`` on ``learn``'s callbacks
+    whatever happened, once the outermost such block ends. Every callback's ``cleanup`` runs even
+    if another's fails; an exception from the block reaches the caller unchanged (a cleanup that
+    fails after it is reported as a warning).
+
+    >>> with cleanup_after(learn):          # doctest: +SKIP
+    ...     learn._do_epoch_validate()
+    """
+    learn.running += 1
+    error = None
+    try:
+        yield
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        learn.running -= 1
+        if learn.running == 0:
+            _fire_cleanup(learn.cbs, error)
+
+
+def _fire_cleanup(callbacks, error: BaseException | None) -> None:
+    failures = []
+    for cb in list(callbacks):
+        try:
+            cb("cleanup")
+        except Exception as failure:  # the others still clean up
+            failures.append((cb, failure))
+    if failures and error is None:
+        raise failures[0][1]
+    for cb, failure in failures:
+        warnings.warn(f"{type(cb).__name__}.cleanup failed after {type(error).__name__}: {failure!r}",
+                      RuntimeWarning, stacklevel=4)
+
+
 def training_loop_text(callbacks) -> str:
     """The loop's events as an indented tree, each with the callbacks that act on it."""
     lines = []
@@ -204,13 +250,25 @@ def sort_callbacks(callbacks: list[Callback]) -> list[Callback]:
 
 
 class TrainEvalCallback(Callback):
-    """Switches the model between train and eval mode and keeps the iteration counters."""
+    """Switches the model between train and eval mode and keeps the iteration counters. A fit
+    that ends with an exception leaves the model in the mode it had before the fit."""
 
     order = -10
+    _mode_before: bool | None = None
 
     def before_fit(self):
         self.learn.train_iter = self.learn.start_epoch * len(self.dls.train) if self.dls.train else 0
         self.learn.pct_train = 0.0
+        self._mode_before = self.model.training
+
+    def after_fit(self):
+        self._mode_before = None  # finished: the model stays in the mode of its last phase
+
+    def cleanup(self):
+        self.learn.training = False
+        if self._mode_before is not None:
+            self.model.train(self._mode_before)
+            self._mode_before = None
 
     def before_train(self):
         self.learn.pct_train = self.epoch / self.n_epoch

@@ -262,6 +262,11 @@ class DistributedTrainer(Callback):
     def after_fit(self):
         self._restore()
 
+    def cleanup(self):
+        """After any exception too: the plain model and loaders are back on the learner."""
+        self._restore()
+        self._sampler = None
+
     def _restore(self) -> None:
         if self._plain_model is not None:
             self.learn.model = self._plain_model

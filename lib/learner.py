@@ -14,8 +14,8 @@ from torch import nn
 
 from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
                                 CancelFitException, CancelStepException, CancelTrainException,
-                                CancelValidException, TrainEvalCallback, as_callback, sort_callbacks,
-                                training_loop_text)
+                                CancelValidException, TrainEvalCallback, as_callback, cleanup_after,
+                                sort_callbacks, training_loop_text)
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
 from fastlearn.inference import GatherPreds, loss_without_reduction, test_time_augmentation
@@ -80,6 +80,7 @@ class Learner:
         self.smooth_loss = float("nan")
         self.metrics = metrics
         self.cbs: L = L()
+        self.running = 0  # loops running now (a validate called inside a fit is nested in it)
         self.to(device)
         self.add_cbs([cb() for cb in DEFAULT_CALLBACKS] + listify(cbs))
         precision = precision if precision is not None else get_config().get("defaults", "precision")
@@ -283,7 +284,7 @@ class Learner:
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
         # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
         self.epoch_base = self.epochs_done - start_epoch
-        with self.added_cbs(cbs):
+        with self.added_cbs(cbs), cleanup_after(self):
             self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _lr_array(self, lr, reset_opt: bool = False):
@@ -347,7 +348,7 @@ class Learner:
         dl = self.dls[ds_idx] if dl is None else dl
         gather = GatherPreds(with_input=with_input, with_loss=with_loss,
                              per_item_loss=loss_without_reduction(self.loss_func) if with_loss else None)
-        with self.no_bar(), self.no_logging(), self.added_cbs([gather] + listify(cbs)):
+        with self.no_bar(), self.no_logging(), self.added_cbs([gather] + listify(cbs)), cleanup_after(self):
             self._do_epoch_validate(dl=dl)
         return gather.result(self.loss_func, with_decoded=with_decoded, act=act)
 
@@ -372,7 +373,7 @@ class Learner:
     def validate(self, ds_idx: int = 1, dl=None, cbs=None) -> list:
         """The validation loss and metrics, ``[valid_loss, *metrics]``, on ``dls[ds_idx]`` or ``dl``."""
         dl = self.dls[ds_idx] if dl is None else dl
-        with self.no_bar(), self.no_logging(), self.added_cbs(cbs):
+        with self.no_bar(), self.no_logging(), self.added_cbs(cbs), cleanup_after(self):
             self._do_epoch_validate(dl=dl)
         return [self.recorder.loss_meter.value] + [m.value for m in self.metrics]
 

@@ -163,6 +163,11 @@ class MixedPrecision(Callback):
     def after_cancel_fit(self):
         self._leave_autocast()
 
+    def cleanup(self):
+        """After any exception too: autocast never stays switched on for the rest of the process."""
+        self._leave_autocast()
+        self._unscaled = False
+
     # --- checkpoints ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict:

@@ -73,6 +73,9 @@ class GradientAccumulation(Callback):
             context, self._no_sync = self._no_sync, None
             context.__exit__(None, None, None)
 
+    def cleanup(self):
+        self.after_batch()  # a batch that raised leaves no model.no_sync() context open
+
 
 class GradientClip(Callback):
     """Clip the gradients' norm to ``max_norm`` before each optimizer step (``norm_type``: the p of

@@ -1,12 +1,14 @@
 """The ``fastlearn`` command: fine-tune an image classifier on a folder, predict with it, or run a demo.
 
     fastlearn fine-tune [FOLDER] --arch efficientnet_lite0 --epochs 3 --size 64 --bs 64 --lr 2e-3 --out model.pkl
-    fastlearn predict model.pkl IMAGE [IMAGE ...]
+    fastlearn predict model.pkl IMAGE [IMAGE ...] [--trust-code]
     fastlearn demo
 
 FOLDER holds one subfolder of images per class, either under ``train/`` and ``valid/`` or
 directly (then ``--valid-pct`` of the images are held out at random). Without FOLDER, a built-in
 Fashion-MNIST subset is used. Next to ``--out`` go ``<stem>_confusion.png`` and ``<stem>_loss.png``.
+``predict`` runs no code named by the model file (see ``load_learner``); ``--trust-code`` allows a
+file that needs its author's own code, for files trusted as much as that code.
 
 >>> main(["predict", "model.pkl", "shoe.png"])   # doctest: +SKIP
 shoe.png	Sneaker	0.974
@@ -122,7 +124,7 @@ def fine_tune(folder: str | None, arch: str, epochs: int, size: int, bs: int, lr
     return learn
 
 
-def predict(model: str, images: Sequence[str]) -> list[tuple[str, str, float]]:
+def predict(model: str, images: Sequence[str], trust_code: bool = False) -> list[tuple[str, str, float]]:
     """Print ``image<TAB>label<TAB>probability`` for each image; returns the rows."""
     from fastlearn.export import load_learner
     from fastlearn.vision.core import verify_image
@@ -134,7 +136,7 @@ def predict(model: str, images: Sequence[str]) -> list[tuple[str, str, float]]:
         if not verify_image(image):
             raise CommandError(f"{image} is not an image fastlearn can read (png, jpg, ...)")
     try:
-        learn = load_learner(model)
+        learn = load_learner(model, trust_code=trust_code)
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error)) from error
     rows = []
@@ -181,6 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     pred = commands.add_parser("predict", help="print the label and probability of each image")
     pred.add_argument("model", help="file written by fine-tune --out")
     pred.add_argument("images", nargs="+", help="image files")
+    pred.add_argument("--trust-code", action="store_true",
+                      help="let the model file name code outside fastlearn (its author's model class...); only "
+                           "for files you trust as much as that code")
     dem = commands.add_parser("demo", help="fine-tune on built-in Fashion-MNIST, then predict held-out images")
     dem.add_argument("--epochs", type=int, default=3)
     dem.add_argument("--bs", type=int, default=32)
@@ -200,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fine_tune(args.folder, args.arch, args.epochs, args.size, args.bs, args.lr, args.out, args.valid_pct,
                       args.pretrained, args.freeze_epochs, args.seed, args.n_per_class)
         elif args.command == "predict":
-            predict(args.model, args.images)
+            predict(args.model, args.images, args.trust_code)
         else:
             demo(args.epochs, args.n_per_class, args.size, args.out, args.arch, args.bs)
     except CommandError as error:
