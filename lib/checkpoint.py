@@ -110,15 +110,23 @@ def _check_model_fits(model: torch.nn.Module, saved, strict: bool, path: Path) -
                          f"with{hint}")
 
 
+def _splitter_count(groups: list) -> int:
+    """The number of splitter groups (body, head...) behind torch param groups (see ``split_groups``)."""
+    tags = [g.get("fl_group") for g in groups if isinstance(g, dict)]
+    if tags and all(isinstance(t, int) for t in tags):
+        return max(tags) + 1
+    return len(groups)
+
+
 def _check_opt_fits(opt: torch.optim.Optimizer, saved, path: Path) -> None:
     groups = opt.param_groups
     saved_groups = saved.get("param_groups") if isinstance(saved, dict) else None
     advice = ("nothing was loaded. Build the learner with the splitter it was saved with, or load the weights "
               "only: learn.load(name, with_opt=False)")
     if not isinstance(saved_groups, list) or len(saved_groups) != len(groups):
-        n_saved = len(saved_groups) if isinstance(saved_groups, list) else "no"
+        n_saved = _splitter_count(saved_groups) if isinstance(saved_groups, list) else "no"
         raise ValueError(f"the optimizer state in {path} has {n_saved} parameter groups and this learner's optimizer "
-                         f"has {len(groups)}; {advice}")
+                         f"has {_splitter_count(groups)}; {advice}")
     by_id = {}
     for i, (group, saved_group) in enumerate(zip(groups, saved_groups)):
         ids = saved_group.get("params", []) if isinstance(saved_group, dict) else []
