@@ -42,7 +42,8 @@ import fastlearn
 from fastlearn.atomic import atomic_write
 from fastlearn.export_checks import (check_description, check_state_dict, check_weights_fit,
                                      is_library_builder)
-from fastlearn.registry import CodePolicy, allowed_code, code_from_name, code_policy, dotted_path, import_dotted
+from fastlearn.registry import (CodePolicy, UntrustedCodeError, allowed_code, code_from_name, code_policy,
+                                dotted_path)
 from fastlearn.torch_core import default_device
 
 FORMAT = "fastlearn-export"
@@ -165,11 +166,16 @@ def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
         raise ValueError(f"{path} loads but is not a fastlearn export (expected the dict learn.export() writes)")
     try:
         description = json.loads(content["description"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"the description inside {path} is damaged ({error}); export the model again") from error
-    if description.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fastlearn export (format {description.get('format')!r})")
-    if description.get("format_version", 0) > FORMAT_VERSION:
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ValueError(f"the description inside {path} is damaged ({str(error)[:200]}); export the model "
+                         "again") from error
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        found = description.get("format") if isinstance(description, dict) else type(description).__name__
+        raise ValueError(f"{path} is not a fastlearn export (format {found!r})")
+    version = description.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"the description inside {path} has format_version {version!r}; expected an int")
+    if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by fastlearn {description.get('library_version')} in a newer format "
                          f"(version {description['format_version']}); upgrade fastlearn to load it")
     return description, content["state_dict"]
@@ -180,8 +186,15 @@ def _build_model(builder, args: dict, state: dict, source: str, on_meta_first: b
     the ``meta`` device (no memory, no computation) so that a description whose sizes do not match
     its weights is refused before anything real is allocated."""
     if on_meta_first:
-        with torch.device("meta"):
-            check_weights_fit(builder(**args), state, source)
+        try:
+            with torch.device("meta"):
+                on_meta = builder(**args)
+        except UntrustedCodeError:
+            raise
+        except Exception:  # code the caller allowed (an architecture) may not build on meta: checked below
+            on_meta = None
+        if on_meta is not None:
+            check_weights_fit(on_meta, state, source)
     model = builder(**args)
     try:
         model.load_state_dict(state)
@@ -225,7 +238,7 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, trust_code: bool = 
                                  f"and it cannot be imported ({error}); install it or put it on sys.path") from error
         try:
             dls = plan["data"].from_inference_spec(data["spec"], device)
-        except (KeyError, TypeError, IndexError) as error:
+        except (KeyError, TypeError, IndexError, AttributeError) as error:
             raise ValueError(f"the data description in {path} is damaged or was edited "
                              f"({type(error).__name__}: {error}); export the model again") from error
         spec = description["model"]

@@ -187,7 +187,10 @@ def _loss(description: Any, where: str) -> Any:
     if bad:
         raise ValueError(f"{where}.args {bad!r}: a loss's recorded arguments are numbers, strings or bools")
     check_builder_args(cls, args, f"{where}.args")
-    return cls(**args)
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {loss['builder']}(**{args}) fails: {error}") from error
 
 
 # --- the weights -------------------------------------------------------------------------------
