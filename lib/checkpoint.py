@@ -172,7 +172,8 @@ def load_learner_state(learn, name, with_opt: bool = True, strict: bool = True) 
     except (KeyError, TypeError, AttributeError) as error:
         if made_opt:
             learn.opt = None
-        raise ValueError(f"checkpoint {path} is damaged ({type(error).__name__}: {error}); nothing was loaded") from error
+        raise ValueError(f"checkpoint {path} is damaged ({type(error).__name__}: {error}); nothing was "
+                         "loaded") from error
     except BaseException:
         if made_opt:
             learn.opt = None

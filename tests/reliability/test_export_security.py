@@ -69,8 +69,10 @@ def _set(*keys, value):
 def _code_fields(marker):
     """(case, edit, the name the error must quote) for every field of a description that names code."""
     touch = ["touch", str(marker)]
-    vision = {"builder": "fastlearn.vision.learner.vision_model",
-              "args": {"arch": "resnet18", "n_out": 2, "pretrained": False, "cut": None}}
+    vision_args = {"arch": "resnet18", "n_out": 2, "pretrained": False, "cut": None}
+
+    def vision(**changes):
+        return {"builder": "fastlearn.vision.learner.vision_model", "args": {**vision_args, **changes}}
     return [
         ("model builder os.system", _set("model", value={"builder": "os.system",
                                                          "args": {"command": f"touch {marker}"}}), "os.system"),
@@ -86,10 +88,8 @@ def _code_fields(marker):
         ("tabular activation", _set("model", "args", "act_cls", value={"builder": "os.system", "args": {}}),
          "os.system"),
         ("tabular proc module", _set("data", "spec", "procs", 0, "module", value="user_code_tmp"), "user_code_tmp"),
-        ("vision arch path", _set("model", value={**vision, "args": {**vision["args"], "arch": "user_code_tmp.evil"}}),
-         "user_code_tmp.evil"),
-        ("vision cut function", _set("model", value={**vision, "args": {**vision["args"], "cut": "user_code_tmp.evil"}}),
-         "user_code_tmp.evil"),
+        ("vision arch path", _set("model", value=vision(arch="user_code_tmp.evil")), "user_code_tmp.evil"),
+        ("vision cut function", _set("model", value=vision(cut="user_code_tmp.evil")), "user_code_tmp.evil"),
     ]
 
 
