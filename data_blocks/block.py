@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Callable, Sequence
 
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock, TransformBlock, as_block  # noqa: F401
+from fastlearn.data.checks import check_missing_targets_arg, row_names
 from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import ColReader  # noqa: F401  (doctest)
-from fastlearn.data.splitters import IndexSplitter, RandomSplitter  # noqa: F401
+from fastlearn.data.splitters import IndexSplitter, RandomSplitter, check_splits  # noqa: F401
 from fastlearn.data.transforms import as_transform
 from fastlearn.foundation import L, listify
 
@@ -41,6 +43,9 @@ class DataBlock:
     last), ``get_items`` (source → items), ``get_x`` / ``get_y`` (item → raw input / target),
     ``splitter`` (items → train and valid indices, default ``RandomSplitter()``), and extra
     ``item_tfms`` / ``batch_tfms``. With no blocks, two generic blocks return the raw values.
+
+    A missing target (None, NaN, an empty label) is an error naming the rows; with
+    ``missing_targets="drop"`` those items are left out, with a warning.
     """
 
     def __init__(self, blocks: Sequence | None = None, dl_type: type | None = None,
@@ -48,7 +53,7 @@ class DataBlock:
                  item_tfms: Sequence | None = None, batch_tfms: Sequence | None = None,
                  get_items: Callable | None = None, splitter: Callable | None = None,
                  get_y: Callable | Sequence[Callable] | None = None,
-                 get_x: Callable | Sequence[Callable] | None = None):
+                 get_x: Callable | Sequence[Callable] | None = None, missing_targets: str = "raise"):
         blocks = [TransformBlock(), TransformBlock()] if blocks is None else listify(blocks)
         if not blocks:
             raise ValueError("DataBlock(blocks=[]): give at least one block, e.g. (ImageBlock, CategoryBlock)")
@@ -63,6 +68,7 @@ class DataBlock:
         self.get_items, self.splitter, self.dl_type = get_items, splitter, dl_type
         self.getters = self._getters(getters, get_x, get_y, n)
         self.get_x, self.get_y = get_x, get_y
+        self.missing_targets = check_missing_targets_arg(missing_targets)
         self.user_item_tfms, self.user_batch_tfms = listify(item_tfms), listify(batch_tfms)
         self.item_tfms = _merge_tfms([t for b in self.blocks for t in b.item_tfms], self.user_item_tfms)
         self.batch_tfms = _merge_tfms([t for b in self.blocks for t in b.batch_tfms], self.user_batch_tfms)
@@ -112,6 +118,31 @@ class DataBlock:
         splitter = self.splitter if self.splitter is not None else RandomSplitter()
         return splitter(items)
 
+    def _drop_missing_targets(self, items, splits) -> tuple:
+        """Items whose target is missing left out (after splitting, so index-based splitters
+        keep their meaning), with a warning naming them."""
+        splits = check_splits(splits, len(items), self.splitter)
+        missing = set()
+        for p in range(self.n_inp, len(self.blocks)):
+            getter = self.getters[p]
+            for i in range(len(items)):
+                item = items.iloc[i] if hasattr(items, "iloc") else items[i]
+                try:
+                    value = getter(item) if getter is not None else item
+                except Exception:  # noqa: BLE001  (Datasets reports a failing getter, naming the item)
+                    continue
+                if self.blocks[p].is_missing(value):
+                    missing.add(i)
+        if not missing:
+            return items, splits
+        dropped = sorted(missing)
+        warnings.warn(f"DataBlock: dropped {len(dropped)} of {len(items)} items with a missing or empty "
+                      f"target (missing_targets='drop'): {row_names(items, dropped)}", RuntimeWarning, stacklevel=3)
+        keep = [i for i in range(len(items)) if i not in missing]
+        new_position = {old: new for new, old in enumerate(keep)}
+        items = items.iloc[keep] if hasattr(items, "iloc") else L([items[i] for i in keep])
+        return items, [L([new_position[i] for i in split if i in new_position]) for split in splits]
+
     def type_tfms(self) -> list[list]:
         """Each block's type transforms, copied so each Datasets owns its vocab."""
         return [copy.deepcopy(b.type_tfms) for b in self.blocks]
@@ -124,6 +155,8 @@ class DataBlock:
         """
         items = self.collect_items(source)
         splits = self.split(items)
+        if self.missing_targets == "drop":
+            items, splits = self._drop_missing_targets(items, splits)
         blocks = [copy.copy(b) for b in self.blocks]
         dsets = Datasets(items, tfms=self.type_tfms(), splits=splits, n_inp=self.n_inp,
                          blocks=blocks, getters=self.getters, check_getters=True,
@@ -156,6 +189,7 @@ class DataBlock:
         """
         return DataBlock(blocks=self.blocks, dl_type=self.dl_type, getters=self.getters,
                          n_inp=self.n_inp, get_items=self.get_items, splitter=self.splitter,
+                         missing_targets=self.missing_targets,
                          item_tfms=self.user_item_tfms if item_tfms is None else item_tfms,
                          batch_tfms=self.user_batch_tfms if batch_tfms is None else batch_tfms)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from fastlearn.data.categorical import Categorize, EncodedMultiCategorize, MultiCategorize, RegressionSetup
+from fastlearn.data.checks import is_missing
 from fastlearn.data.transforms import Pipeline, check_kinds
 from fastlearn.foundation import listify
 
@@ -71,6 +72,11 @@ class TransformBlock:
     def loss_func(self):
         """The default loss when this block is the target (None: the Learner needs one given)."""
         return None
+
+    def is_missing(self, value) -> bool:
+        """Whether a raw target (what ``get_y`` returned) is missing: None, NaN, an empty label...
+        Such targets are refused, naming the rows, or dropped with ``missing_targets='drop'``."""
+        return is_missing(value)
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
         """How many outputs a model needs for this target (``dls.c``)."""

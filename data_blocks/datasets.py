@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from fastlearn.data.blocks import TransformBlock
 from fastlearn.data.categorical import Categorize  # noqa: F401  (doctest)
+from fastlearn.data.checks import check_shared_files, missing_positions, missing_targets_error
 from fastlearn.data.splitters import check_splits
 from fastlearn.data.transforms import Pipeline
 from fastlearn.foundation import L
@@ -64,13 +65,17 @@ class Datasets:
         self.idxs = L(range(n_items))
         self.split_idx = split_idx
         self.cache: dict[int, list] = {}
+        targets = self._checked_targets()
         for p, pipeline in enumerate(self.pipelines):
             pipeline.split_idx = None
             if pipeline.needs_setup():
-                train = [self._get(p, _item_at(self.items, i), i) for i in self.splits[0]]
+                train = [targets[p][i] if p in targets else self._get(p, _item_at(self.items, i), i)
+                         for i in self.splits[0]]
                 pipeline.setup(train)
         if check_getters:
-            self._check_getters()
+            firsts = self._check_getters(skip=targets)
+            if firsts is not None:
+                check_shared_files(firsts, self.splits)
         for p in check:
             self._encode_all(p)
 
@@ -108,11 +113,34 @@ class Datasets:
         except Exception as error:  # noqa: BLE001  (re-raised with the item named)
             self._fail(f"the getter {getattr(getter, '__name__', repr(getter))}", p, i, item, error)
 
-    def _check_getters(self) -> None:
+    def _raw(self, p: int) -> list:
+        return [self._get(p, _item_at(self.items, i), i) for i in range(len(self.items))]
+
+    def _checked_targets(self) -> dict[int, list]:
+        """Each target part's raw values (what the getters return), refused if any is missing."""
+        targets, used = {}, sorted(set().union(*self.splits))  # items in no split are never read
+        for p in range(self.n_inp, len(self.pipelines)):
+            values = self._raw(p)
+            missing = [used[k] for k in missing_positions([values[i] for i in used], self.blocks[p].is_missing)]
+            if missing:
+                raise missing_targets_error(self.items, missing, f"part {p}, {type(self.blocks[p]).__name__}",
+                                            values[missing[0]])
+            targets[p] = values
+        return targets
+
+    def _check_getters(self, skip: dict[int, list]) -> list | None:
+        """Run every getter on every item (a failure names the item); returns the first part's
+        raw values (the items themselves when it has no getter; None for rows of a table)."""
+        firsts = None
         for p, getter in enumerate(self.getters):
-            if getter is not None:
-                for i in range(len(self.items)):
-                    self._get(p, _item_at(self.items, i), i)
+            if getter is not None and p not in skip:
+                values = self._raw(p)
+                firsts = values if p == 0 else firsts
+        if firsts is None and 0 in skip:
+            return skip[0]
+        if firsts is None and not _is_frame(self.items):
+            return list(self.items)
+        return firsts
 
     def _encode_all(self, p: int) -> None:
         if any(t.split_idx is not None for t in self.pipelines[p]):

@@ -14,6 +14,7 @@ built once as tensors, and batches are slices of them.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock, as_block
 from fastlearn.data.categorical import CategoryMap
+from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
 from fastlearn.tabular.procs import TabularProc, as_proc
 
 
@@ -129,7 +131,8 @@ class TabularPandas:
     and applied to all rows. The target ``y_names`` is a category (class codes, vocab from the
     training rows) or a regression (floats): ``y_block`` says which, else float columns mean
     regression. ``items`` is the processed DataFrame; ``classes`` the categorical vocabs;
-    ``reduce_memory`` stores continuous columns as float32.
+    ``reduce_memory`` stores continuous columns as float32. Rows without a target are an error
+    naming them, or left out with ``missing_targets="drop"``.
 
     >>> to = TabularPandas(df, [Categorify, FillMissing, Normalize], cat_names=["Home"],
     ...                    cont_names=["Income"], y_names="Status", splits=splits)   # doctest: +SKIP
@@ -138,7 +141,7 @@ class TabularPandas:
 
     def __init__(self, df: pd.DataFrame, procs=None, cat_names=None, cont_names=None, y_names=None,
                  y_block=None, splits: tuple[Sequence[int], Sequence[int]] | None = None, do_setup: bool = True,
-                 reduce_memory: bool = True, with_cont: bool = True) -> None:
+                 reduce_memory: bool = True, with_cont: bool = True, missing_targets: str = "raise") -> None:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"TabularPandas takes a pandas DataFrame, got {type(df).__name__}")
         self.cat_names, self.cont_names = _names(cat_names, "cat_names"), _names(cont_names, "cont_names")
@@ -153,7 +156,7 @@ class TabularPandas:
         self.y_vocab: CategoryMap | None = given_vocab if self.y_kind == "category" else None
         self.reduce_memory, self.with_cont = reduce_memory, with_cont
         self.splits = self._check_splits(splits, len(df))
-        self.items = df.copy()
+        self.items = self._without_missing_targets(df.copy(), check_missing_targets_arg(missing_targets))
         self._tensors: tuple[torch.Tensor, ...] | None = None
         if do_setup:
             self.setup()
@@ -170,6 +173,27 @@ class TabularPandas:
         if len(splits) == 1:
             splits.append(np.arange(0))
         return splits
+
+    def _without_missing_targets(self, df: pd.DataFrame, missing_targets: str = "raise") -> pd.DataFrame:
+        """``df`` if every target is there; else an error naming the rows, or (``"drop"``) the
+        rows left out of ``df`` and of the splits, with a warning."""
+        missing = missing_in_columns(df, self.y_names)
+        used = np.zeros(len(df), dtype=bool)
+        for split in self.splits:
+            used[split] = True
+        missing &= used  # rows in no split are never read
+        if not missing.any():
+            return df
+        positions = np.flatnonzero(missing).tolist()
+        if missing_targets == "raise":
+            first = df[self.y_names].iloc[positions[0]]
+            raise missing_targets_error(df, positions, f"column(s) {self.y_names}",
+                                        first.iloc[0] if len(first) == 1 else first.tolist())
+        warnings.warn(f"TabularPandas: dropped {len(positions)} of {len(df)} rows with a missing target "
+                      f"(missing_targets='drop'): {row_names(df, positions)}", RuntimeWarning, stacklevel=3)
+        new_position = np.cumsum(~missing) - 1
+        self.splits = [new_position[split[~missing[split]]] for split in self.splits]
+        return df[~missing]
 
     # --- processing --------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import torch
 
 from fastlearn.data.core import DataBunch, DataLoader
 from fastlearn.data.splitters import RandomSplitter
+from fastlearn.data.tables import read_csv_file
 from fastlearn.registry import register_code
 from fastlearn.tabular.core import TabularPandas, TabularSplit
 from fastlearn.tabular.procs import as_proc, proc_from_description
@@ -204,10 +205,11 @@ class TabularDataLoaders(DataBunch):
     def from_df(cls, df: pd.DataFrame, path=".", procs=None, cat_names=None, cont_names=None, y_names=None,
                 y_block=None, valid_idx=None, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
                 seed: int | None = None, device: torch.device | str | None = None,
-                reduce_memory: bool = True) -> "TabularDataLoaders":
+                reduce_memory: bool = True, missing_targets: str = "raise") -> "TabularDataLoaders":
         """Loaders from a DataFrame: ``valid_idx`` (row positions) is the validation set, else a random
         20% (seeded by ``seed``). ``cont_names=None`` takes the numeric columns that are neither
-        categorical nor targets.
+        categorical nor targets. Rows without a target are an error naming them, or left out with
+        ``missing_targets="drop"``.
 
         >>> dls = TabularDataLoaders.from_df(df, y_names="Status", cat_names=["Home", "Job"],
         ...                                  procs=[Categorify, FillMissing, Normalize])   # doctest: +SKIP
@@ -223,7 +225,7 @@ class TabularDataLoaders(DataBunch):
             valid = np.asarray(list(valid_idx), dtype=np.int64)
             splits = (np.setdiff1d(np.arange(len(df)), valid), valid)
         to = TabularPandas(df, procs, cat_names, cont_names, y_names=ys, y_block=y_block, splits=splits,
-                           reduce_memory=reduce_memory)
+                           reduce_memory=reduce_memory, missing_targets=missing_targets)
         return cls.from_tabular(to, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs, path=path, device=device,
                                 seed=seed)
 
@@ -231,18 +233,16 @@ class TabularDataLoaders(DataBunch):
     def from_csv(cls, csv: str | os.PathLike, skipinitialspace: bool = True, path=".", procs=None, cat_names=None,
                  cont_names=None, y_names=None, y_block=None, valid_idx=None, bs: int = 64,
                  shuffle_train: bool = True, val_bs: int | None = None, seed: int | None = None,
-                 device: torch.device | str | None = None) -> "TabularDataLoaders":
+                 device: torch.device | str | None = None, missing_targets: str = "raise") -> "TabularDataLoaders":
         """:meth:`from_df` on ``pd.read_csv(csv)``.
 
         >>> dls = TabularDataLoaders.from_csv(path / "credit_data.csv", y_names="Status",
         ...                                   cat_names=["Home"], procs=[Categorify, FillMissing])  # doctest: +SKIP
         """
-        if not os.path.isfile(csv):
-            raise FileNotFoundError(f"no CSV file at {csv}; pass the path of the table to read")
-        df = pd.read_csv(csv, skipinitialspace=skipinitialspace)
+        df = read_csv_file(csv, skipinitialspace=skipinitialspace)
         return cls.from_df(df, path=path, procs=procs, cat_names=cat_names, cont_names=cont_names, y_names=y_names,
                            y_block=y_block, valid_idx=valid_idx, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs,
-                           seed=seed, device=device)
+                           seed=seed, device=device, missing_targets=missing_targets)
 
     # --- export ------------------------------------------------------------------------------------
 

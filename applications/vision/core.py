@@ -1,8 +1,8 @@
 """Images: ``PILImage`` / ``PILImageBW``, fast decoding to uint8 tensors, showing, checking files.
 
 Files are decoded with ``torchvision.io.decode_image`` (straight to a ``(C, H, W)`` uint8 tensor)
-and with PIL for formats it does not read. A file that is not an image, or is truncated, raises
-a ValueError naming the file.
+and with PIL for formats it does not read; an animated image gives its first frame. A file that
+is not an image, is truncated, or is not a regular file (a FIFO) raises a ValueError naming it.
 
 >>> import torch
 >>> img = PILImage.create(torch.zeros(3, 4, 5, dtype=torch.uint8))
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from collections.abc import Iterable
 
@@ -93,12 +94,28 @@ def _decode(data, mode: str, source) -> torch.Tensor | None:
     if len(data) == 0:
         raise _bad_image(source, ValueError("the file is empty"))
     try:
-        return _uint8(decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                                   mode=_READ_MODES[mode]))
+        decoded = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=_READ_MODES[mode])
     except RuntimeError as error:
         if not _unsupported(error):
             raise _bad_image(source, error) from None
         return None
+    # an animated image (GIF) decodes to (frames, C, H, W): its first frame is the image
+    return _uint8(decoded[0] if decoded.ndim == 4 else decoded)
+
+
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of ``path``, refusing what is not a regular file (reading a FIFO would wait forever)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
+    if not stat.S_ISREG(info.st_mode):
+        what = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(
+            info.st_mode) else "a socket or device"
+        raise ValueError(f"cannot read image {path}: it is {what}, not a regular file; remove it from the "
+                         "data (get_image_files skips such files)")
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def load_image(source, mode: str = "RGB") -> torch.Tensor:
@@ -112,11 +129,7 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
         raise ValueError(f"mode={mode!r}; expected 'RGB' (colour) or 'L' (grey)")
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        try:
-            with open(path, "rb") as file:
-                data = file.read()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
+        data = _read_regular_file(path)
         decoded = _decode(data, mode, path)
         if decoded is not None:
             return decoded
