@@ -249,6 +249,7 @@ class DataLoader:
         if self._persistent is not None:
             self._persistent.batch_sampler.base = batches.base
             self._persistent.batch_sampler.pass_seed = pass_seed
+            self._persistent.batch_sampler.drop_last = batches.drop_last
             return self._persistent
         dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx)
         persistent = self.persistent_workers and self.num_workers > 0

@@ -38,9 +38,12 @@ from fastlearn.optimizer import SGD, Adam, AdamW, RAdam, RMSProp
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
+from fastlearn.sanity import SanityCheckCallback
 from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
                                 minimum, slide, steep, valley)
 from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
+from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, TerminateOnNaN, TerminateOnNaNCallback,
+                               latest_checkpoint)
 
 _core_names = [
     "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
@@ -54,6 +57,8 @@ _core_names = [
     "top_k_accuracy", "SGD", "Adam", "AdamW", "RAdam", "RMSProp", "Path", "ProgressCallback", "Recorder",
     "LRFinder", "ParamScheduler", "SchedCos", "SchedExp", "SchedLin", "SchedNo", "combine_scheds",
     "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_cpu", "to_device", "trainable_params",
+    "SanityCheckCallback", "EarlyStoppingCallback", "SaveModelCallback", "TerminateOnNaN", "TerminateOnNaNCallback",
+    "latest_checkpoint",
 ]
 
 __all__ = _core_names + list(_data_names)

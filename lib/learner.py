@@ -25,16 +25,19 @@ from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitte
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback, print_table_row
 from fastlearn.recorder import Recorder
+from fastlearn.sanity import SanityCheckCallback
 from fastlearn.schedule import LRFinder, ParamScheduler, flat_cos_scheds, one_cycle_scheds, sgdr_scheds
 from fastlearn import checkpoint, lr_finder
 from fastlearn.distributed import attach_if_launched, distrib_ctx
 from fastlearn.export import export_learner
 from fastlearn.precision import set_precision
 from fastlearn.summary import model_summary
+from fastlearn.tracker import TerminateOnNaN
 from fastlearn.training import compile_model, to_channels_last
 from fastlearn.torch_core import default_device, is_main_process, to_device, trainable_params
 
-DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback)
+# on in every Learner; ``learn.remove_cb(TerminateOnNaN)`` (or any of them) turns one off
+DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback, TerminateOnNaN, SanityCheckCallback)
 
 
 class Learner:
@@ -48,6 +51,9 @@ class Learner:
     - ``cbs`` takes callbacks or callback classes; ``metrics`` takes functions or ``Metric``s.
     - ``device`` (default: the config's, "auto" = CUDA, then MPS, then CPU).
     - ``precision``: "fp32", "fp16" or "bf16" (default: the config's).
+    - Default callbacks: a NaN or infinite training loss stops training before that batch changes
+      the weights (``TerminateOnNaN``), and ``SanityCheckCallback`` checks the loaders and the
+      model's output against the targets on the first batch; ``learn.remove_cb(...)`` turns either off.
 
     >>> learn = Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat())   # doctest: +SKIP
     """
@@ -131,13 +137,17 @@ class Learner:
 
     @contextlib.contextmanager
     def added_cbs(self, cbs):
-        """Callbacks added for the duration of a ``with`` block."""
+        """Callbacks added for the duration of a ``with`` block; one they replace (a default
+        callback of the same name) comes back after it."""
         cbs = [cb() if isinstance(cb, type) else cb for cb in listify(cbs)]
+        names = {cb.name for cb in cbs if isinstance(cb, Callback)}
+        replaced = [cb for cb in self.cbs if cb.name in names]
         self.add_cbs(cbs)
         try:
             yield self
         finally:
             self.remove_cbs(cbs)
+            self.add_cbs([cb for cb in replaced if getattr(self, cb.name, None) is None])
 
     @contextlib.contextmanager
     def removed_cbs(self, cbs):

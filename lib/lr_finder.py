@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from fastlearn.schedule import LRFinder, suggestion_tuple, valley
 from fastlearn.torch_core import get_rng_states, set_rng_states
+from fastlearn.tracker import TerminateOnNaN
 
 
 def run_lr_find(learn, finder: LRFinder, show_plot: bool = True,
@@ -26,7 +27,9 @@ def run_lr_find(learn, finder: LRFinder, show_plot: bool = True,
     recorder_state = {k: copy.copy(v) for k, v in vars(learn.recorder).items() if k != "learn"}
     n_epoch = -(-finder.num_it // max(1, len(learn.dls.train)))
     try:
-        with learn.no_logging():
+        # the finder decides itself when a rising loss (NaN included) ends the run
+        stop_on_nan = [cb for cb in learn.cbs if isinstance(cb, TerminateOnNaN)]
+        with learn.no_logging(), learn.removed_cbs(stop_on_nan):
             learn.fit(n_epoch, cbs=[finder])
     finally:
         learn.model.load_state_dict(model_state)

@@ -29,6 +29,8 @@ from fastlearn.recorder import Recorder
 class TerminateOnNaN(Callback):
     """Stop training at the first batch whose loss is NaN or inf, before that batch changes the
     weights; warns with the epoch and iteration, kept in ``nan_at``. Under DDP every process stops.
+    Every Learner has one (``learn.terminate_on_nan``); ``learn.remove_cb(TerminateOnNaN)`` turns
+    it off. ``TerminateOnNaNCallback`` is the same class.
 
     >>> learn.fit(3, cbs=TerminateOnNaN())   # doctest: +SKIP
     """
@@ -62,6 +64,9 @@ class TerminateOnNaN(Callback):
                 f"{self.n_iter}); training stopped before this batch changed the weights. Lower the learning "
                 "rate, clip gradients (GradientClip) or check this batch's data", RuntimeWarning, stacklevel=2)
         raise CancelFitException()
+
+
+TerminateOnNaNCallback = TerminateOnNaN  # the course's name
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:
