@@ -1,9 +1,15 @@
 """``download_url``: an HTTP(S) download with a progress bar that survives interruptions.
 
-The bytes go to ``<dest>.part``; only a complete transfer (its size checked against the
-server's ``Content-Length``, its SHA-256 against ``sha256=`` when given) is renamed to ``dest``.
-After an interruption the ``.part`` file stays, and the next call asks the server for the rest
-(an HTTP ``Range`` request); a server that ignores ranges sends the whole file again.
+The bytes go to ``<dest>.part``; only a complete transfer is renamed to ``dest``: its size is
+checked against the server's ``Content-Length`` (a response without one, which ends when the
+connection closes whether complete or not, is confirmed by asking the server for anything past
+its end), its SHA-256 against ``sha256=`` when given. After an interruption the ``.part`` file
+stays, with the server's validators (``ETag``, ``Last-Modified``) and size beside it in
+``<dest>.part.json``; the next call asks for the rest (an HTTP ``Range`` request with
+``If-Range``), so a file that changed on the server meanwhile is downloaded again from the start
+instead of being spliced, half old and half new. A server that ignores ranges sends the whole
+file again. (A server that sends no validators is checked by the file's size only: pass
+``sha256=`` to be sure.)
 
 >>> from fastlearn.download_source import download_url
 >>> download_url("https://example.com/cat.jpg", "images/cat.jpg")   # doctest: +SKIP
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import pathlib
 import re
@@ -45,10 +52,42 @@ def _by_hand(url: str, dest: pathlib.Path) -> str:
             "(the exact path), then call again")
 
 
-def _open(url: str, start: int, timeout: float, dest: pathlib.Path):
+def _validators(response) -> dict:
+    """The response's ``ETag`` (a strong one: weak ones cannot guard a range) and ``Last-Modified``."""
+    etag = response.headers.get("ETag")
+    return {"etag": etag if etag and not etag.startswith("W/") else None,
+            "last_modified": response.headers.get("Last-Modified")}
+
+
+def _read_state(meta: pathlib.Path, url: str) -> dict | None:
+    """What was recorded when the partial download of ``url`` began; None if nothing usable."""
+    try:
+        state = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("url") == url else None
+
+
+def _same_file(response, state: dict) -> bool:
+    """Whether a ranged answer comes from the file the partial download started from."""
+    now = _validators(response)
+    return all(not (state.get(key) and now[key]) or state[key] == now[key] for key in ("etag", "last_modified"))
+
+
+def _forget(*files: pathlib.Path) -> None:
+    for file in files:
+        file.unlink(missing_ok=True)
+
+
+def _open(url: str, start: int, timeout: float, dest: pathlib.Path, state: dict | None = None):
+    """The server's answer for ``url`` from byte ``start`` on (None: 416, nothing there).
+    ``state``'s validators make the range conditional (``If-Range``): a changed file comes whole."""
     headers = {"User-Agent": "fastlearn"}
     if start:
         headers["Range"] = f"bytes={start}-"
+        validator = (state or {}).get("etag") or (state or {}).get("last_modified")
+        if validator:
+            headers["If-Range"] = validator
     try:
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as error:
@@ -74,6 +113,58 @@ def _total_and_offset(response, start: int) -> tuple[int | None, int]:
     return (int(length) if length and length.isdigit() else None), 0
 
 
+def _resume(url: str, part: pathlib.Path, meta: pathlib.Path, timeout: float, dest: pathlib.Path):
+    """``(response, total, offset)``: continuing ``part`` when the server still has the file it
+    was started from, else the whole file from byte 0 (the partial file and its record deleted)."""
+    state = _read_state(meta, url) if part.is_file() else None
+    if state is not None:
+        start = part.stat().st_size
+        response = _open(url, start, timeout, dest, state)
+        if response is not None:  # None: 416, the partial file is no prefix of the server's
+            total, offset = _total_and_offset(response, start)
+            recorded = state.get("total")
+            if offset == start and _same_file(response, state) and (recorded is None or total in (None, recorded)):
+                return response, total, offset
+            if offset < 0:
+                response.close()
+                _forget(part, meta)
+                raise ConnectionError(f"downloading {url}: the server answered the resume request "
+                                      f"with an unexpected range; the partial file {part} was "
+                                      "deleted, call again to download from the start")
+            if offset == 0:  # the whole file: it changed (If-Range), or the server ignores ranges
+                _forget(part, meta)
+                return _started(url, response, meta)
+            response.close()  # a range of a file that changed: start again
+    _forget(part, meta)  # a partial file of unknown origin cannot be continued safely
+    return _started(url, _open(url, 0, timeout, dest), meta)
+
+
+def _started(url: str, response, meta: pathlib.Path):
+    """Record the validators and size of a download starting at byte 0, for a later resume."""
+    total, _ = _total_and_offset(response, 0)
+    meta.write_text(json.dumps({"url": url, "total": total, **_validators(response)}))
+    return response, total, 0
+
+
+def _confirm_length(url: str, size: int, timeout: float, dest: pathlib.Path, part: pathlib.Path,
+                    state: dict) -> None:
+    """A body without a declared length ends when the connection closes, complete or not: ask the
+    server for what lies past ``size`` (nothing: complete), or for its length."""
+    response = _open(url, size, timeout, dest, state)
+    if response is None:  # 416: nothing past the end
+        return
+    with response:
+        total, offset = _total_and_offset(response, size)
+        if offset == size and size:
+            raise ConnectionError(f"downloading {url} stopped after {size} bytes (the server sent no length "
+                                  f"and has more); call again to resume from {part}, or {_by_hand(url, dest)}")
+        if total is None:  # the server ignores ranges and sends no length: count a second transfer
+            total = sum(len(chunk) for chunk in iter(lambda: response.read(CHUNK_SIZE), b""))
+    if total != size:
+        raise ConnectionError(f"downloading {url} gave {size} bytes but the server's file has {total}; "
+                              f"the transfer was cut short: call again to resume from {part}, or {_by_hand(url, dest)}")
+
+
 def download_url(url: str, dest: str | os.PathLike | None = None, show_progress: bool = True,
                  *, timeout: float = 30.0, sha256: str | None = None) -> Path:
     """Download ``url`` to the file ``dest`` (a folder gets the URL's file name) and return it.
@@ -97,18 +188,10 @@ def download_url(url: str, dest: str | os.PathLike | None = None, show_progress:
         dest = dest / name
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    start = part.stat().st_size if part.is_file() else 0
-    response = _open(url, start, timeout, dest)
-    if response is None:  # 416: the partial file is no prefix of what the server has
-        part.unlink()
-        start, response = 0, _open(url, 0, timeout, dest)
+    meta = dest.with_name(dest.name + ".part.json")
+    response, total, offset = _resume(url, part, meta, timeout, dest)
     with response:
-        total, offset = _total_and_offset(response, start)
-        if offset < 0:
-            part.unlink()
-            raise ConnectionError(f"downloading {url}: the server answered the resume request "
-                                  f"with an unexpected range; the partial file {part} was "
-                                  "deleted, call again to download from the start")
+        chunked = bool(getattr(response, "chunked", False))  # chunked framing detects a cut itself
         done = offset
         bar = None
         if show_progress:
@@ -137,12 +220,15 @@ def download_url(url: str, dest: str | os.PathLike | None = None, show_progress:
     if total is not None and done != total:
         raise ConnectionError(f"downloading {url} stopped after {done} of {total} bytes; call "
                               f"again to resume from {part}, or {_by_hand(url, dest)}")
+    if total is None and not chunked and sha256 is None:
+        _confirm_length(url, done, timeout, dest, part, _read_state(meta, url) or {})
     if sha256 is not None:
         actual = file_sha256(part)
         if actual != sha256.lower():
-            part.unlink()
+            _forget(part, meta)
             raise ValueError(f"the file downloaded from {url} has SHA-256 {actual}, expected "
                              f"{sha256}; the download was deleted. Check the URL and checksum "
                              "(a mirror may serve another version), then call again")
     os.replace(part, dest)
+    _forget(meta)
     return Path(dest)
