@@ -6,8 +6,9 @@ nothing, trains silently wrong, or fails deep inside torch. Every Learner has on
   (whose last partial batch the loader would drop, leaving no batch at all) keeps that partial
   batch instead, with a warning.
 - On the first batch of each phase (training, validation, ``get_preds`` and ``predict``): the
-  model's output must fit the targets: every target class within the class scores, as many class
-  scores as the data has classes, as many values per item as a regression target has.
+  model's output must fit the targets: every target class within the class scores, at least as
+  many class scores as the data has classes (exactly as many for one label per item), as many
+  values per item as a regression, multi-label or key-point target has.
 - After each epoch's training phase: an epoch whose loader gave no batch is an error, not a row of
   the results table; one whose batches callbacks all cancelled is a warning.
 
@@ -78,7 +79,7 @@ def check_output_fits_targets(learn) -> None:
                 f"the model gives {per_item} value(s) per item (output shape {tuple(pred.shape)}) but each "
                 f"{kind} target has {per_target} (target shape {tuple(target.shape)}); {_fix(per_target)}")
     c = getattr(learn.dls, "c", None)
-    if class_axis is not None and kind == "category" and c and pred.ndim == 2 and pred.shape[1] != c:
+    if class_axis is not None and isinstance(c, int) and c and pred.ndim == 2 and pred.shape[1] != c:
         extra = "the extra outputs have no label" if pred.shape[1] > c else "some classes have no output"
         raise ValueError(f"the model gives {pred.shape[1]} class scores per item but the data has {c} classes "
                          f"{_short_list(getattr(learn.dls, 'vocab', None) or [])} ({extra}); {_fix(c)}")
@@ -88,16 +89,17 @@ def _check_classes(learn, pred: torch.Tensor, target: torch.Tensor, axis: int, i
     axis = axis % pred.ndim
     n_scores = pred.shape[axis]
     used = target[target != ignore] if ignore is not None else target
-    if used.numel() == 0:
-        return
-    highest, lowest = int(used.max()), int(used.min())
-    if highest < n_scores and lowest >= 0:
-        return
+    highest, lowest = (int(used.max()), int(used.min())) if used.numel() else (-1, 0)
     c = getattr(learn.dls, "c", None)
+    c = c if isinstance(c, int) and c > 0 else None
+    if highest < n_scores and lowest >= 0 and (c is None or n_scores >= c):
+        return
+    seen = (f"this batch's targets include class {highest if highest >= n_scores else lowest}"
+            if highest >= n_scores or lowest < 0 else "")
+    known = f"the data has {c} classes" if c else ""
     raise ValueError(
         f"the model gives {n_scores} class score(s) per item (output shape {tuple(pred.shape)}, class axis "
-        f"{axis}) but this batch's targets include class {highest if highest >= n_scores else lowest}"
-        f"{f' and the data has {c} classes' if c else ''}; {_fix(c or highest + 1)}")
+        f"{axis}) but {' and '.join(x for x in (seen, known) if x)}; {_fix(max(c or 0, highest + 1))}")
 
 
 def check_training_loader(learn) -> None:
