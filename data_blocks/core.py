@@ -143,21 +143,37 @@ class DataBunch:
 
     def decode_target(self, target):
         """A decoded prediction or target for one item, as a user reads it (a class name...).
+        Decoded alone: a key point stays in the model's [-1, 1] scale (see :meth:`decode_targets`).
 
         >>> dls.decode_target(torch.tensor(1))   # doctest: +SKIP
         'dog'
         """
-        dataset = self.valid_ds
-        n_inp = self.n_inp
-        if hasattr(dataset, "decode_part") and len(getattr(dataset, "pipelines", [])) > n_inp:
-            if isinstance(target, torch.Tensor):
-                target = target.detach().cpu()
-                if target.dtype == torch.bool:
-                    target = target.float()
-            return dataset.decode_part(n_inp, target)
+        target = _readable(target)
+        if self._decodes_targets():
+            return self.valid_ds.decode_part(self.n_inp, target)
         if isinstance(target, torch.Tensor):
             return target.item() if target.numel() == 1 else target
         return target
+
+    def decode_targets(self, inputs, targets) -> list:
+        """Each target (or decoded prediction) of a batch as a user reads it, decoded together with
+        its input through the validation loader's transforms and blocks: a class name, key points
+        in pixels of the image the model saw. ``inputs`` is the batch as the model got it (a tensor,
+        or a tuple of them for several inputs).
+
+        >>> dls.decode_targets(torch.zeros(1, 3, 32, 64), torch.tensor([[0.5, 0.0]]))  # doctest: +SKIP
+        [tensor([[48., 16.]])]
+        """
+        targets = _readable(targets)
+        if not (self._decodes_targets() and isinstance(targets, torch.Tensor)):
+            return [self.decode_target(target) for target in targets]
+        inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+        samples = self.valid.decode_batch((*inputs, targets), max_n=len(targets))
+        return [sample[self.n_inp] for sample in samples]
+
+    def _decodes_targets(self) -> bool:
+        dataset = self.valid_ds
+        return hasattr(dataset, "decode_part") and len(getattr(dataset, "pipelines", [])) > self.n_inp
 
     def test_dl(self, items, with_labels: bool = False, bs: int | None = None,
                 num_workers: int | str | None = _UNSET) -> DataLoader:
@@ -234,6 +250,14 @@ class DataBunch:
     def from_dls(cls, *loaders, path=".", device: torch.device | str | None = None) -> "DataBunch":
         """Wrap existing loaders (fastlearn or torch ``DataLoader``s)."""
         return cls(*loaders, path=path, device=device)
+
+
+def _readable(target):
+    """A target or prediction on the CPU, 0/1 labels as floats, ready to decode."""
+    if not isinstance(target, torch.Tensor):
+        return target
+    target = target.detach().cpu()
+    return target.float() if target.dtype == torch.bool else target
 
 
 def _wrap_torch_loader(loader) -> DataLoader:

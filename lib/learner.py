@@ -354,6 +354,9 @@ class Learner:
         the inputs first, the decoded predictions and the per-item losses, in that order.
 
         Predictions go through the loss's activation (softmax for cross-entropy) unless ``act``.
+        Decoded predictions are the loss's decoding (class indices, 0/1 labels; regression outputs
+        and key points as they are, in the targets' scale), so they compare with the targets;
+        ``dls.decode_targets(inputs, decoded)`` reads them as ``predict`` does (names, pixels).
         """
         dl = self.dls[ds_idx] if dl is None else dl
         gather = GatherPreds(with_input=with_input, with_loss=with_loss,
@@ -373,10 +376,11 @@ class Learner:
         return self.dls.show_results(self, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def predict(self, item, with_input: bool = False):
-        """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``."""
+        """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``;
+        the label is read beside the item's input (a class name; key points in the image's pixels)."""
         dl = self.dls.test_dl([item])
         inputs, preds, _, decoded = self.get_preds(dl=dl, with_input=True, with_decoded=True)
-        label = self.dls.decode_target(decoded[0])
+        label = self.dls.decode_targets(inputs, decoded)[0]
         result = (label, decoded[0], preds[0])
         return ((inputs[0],) + result) if with_input else result
 

@@ -348,11 +348,6 @@ def test_ch6_keypoints(builtin_data_path):
     assert point.shape[-1] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Learner.predict on a PointBlock learner returns the point in the model's [-1, 1] scale; the "
-    "course's predict decodes it through PointScaler to pixels of the input image. "
-    "DataBunch.decode_target decodes the target alone, and PointScaler needs the image's size, "
-    "so predict would have to decode the (input, prediction) sample together"))
 def test_ch6_keypoints_predict_in_pixels(builtin_data_path):
     path = fashion_keypoints(n_train=32, n_valid=16, size=64, data=builtin_data_path)
     points = pd.read_csv(path/"points.csv").set_index("fname")

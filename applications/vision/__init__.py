@@ -14,7 +14,8 @@ from torchvision.models import (convnext_base, convnext_small, convnext_tiny, de
 from fastlearn.export import load_learner
 from fastlearn.vision.augment import (AffineCoordTfm, Dihedral, Flip, RandomResizedCropGPU, Rotate, Warp, Zoom,
                                       aug_transforms)
-from fastlearn.vision.efficientnet_lite import EfficientNetLite, efficientnet_lite0
+from fastlearn.vision.efficientnet_lite import (EfficientNetLite, efficientnet_lite0, efficientnet_lite1,
+                                               efficientnet_lite2)
 from fastlearn.vision.interpret import ClassificationInterpretation
 from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange, sigmoid_range
 from fastlearn.vision.learner import cnn_learner, create_body, create_head, vision_learner, vision_model
@@ -34,8 +35,9 @@ _learning = [
     "AdaptiveConcatPool2d", "AffineCoordTfm", "Brightness", "ClassificationInterpretation", "Contrast",
     "Dihedral", "EfficientNetLite", "Flatten", "Flip", "LightingTfm", "RandomResizedCropGPU", "Rotate",
     "SigmoidRange", "Warp", "Zoom", "aug_transforms", "cnn_learner", "create_body", "create_head",
-    "efficientnet_lite0", "load_learner", "model_meta", "resize_image", "resize_images", "show_results",
-    "sigmoid_range", "tta", "vision_learner", "vision_model", "DynamicUnet", "unet_learner",
+    "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "load_learner", "model_meta",
+    "resize_image", "resize_images", "show_results", "sigmoid_range", "tta", "vision_learner", "vision_model",
+    "DynamicUnet", "unet_learner",
 ]
 
 __all__ = _models + _learning + [

@@ -1,9 +1,9 @@
 """Architectures for transfer learning: where to cut them, how to split them, how to normalize their inputs.
 
 ``model_meta`` maps an architecture constructor (a torchvision function such as ``resnet34``, or
-``efficientnet_lite0``) to a dict with ``cut`` (where the body ends: a child index, or a function
-``model -> nn.Sequential``), ``split`` (``model -> list of param lists`` for a ``nn.Sequential(body,
-head)``) and ``stats`` (the normalization the pretrained weights expect).
+``efficientnet_lite0`` ... ``efficientnet_lite2``) to a dict with ``cut`` (where the body ends: a
+child index, or a function ``model -> nn.Sequential``), ``split`` (``model -> list of param lists``
+for a ``nn.Sequential(body, head)``) and ``stats`` (the normalization the pretrained weights expect).
 
 >>> from torchvision.models import resnet50
 >>> model_meta[resnet50]["cut"]
@@ -22,7 +22,7 @@ import torchvision
 from torch import nn
 
 from fastlearn.registry import code_from_name
-from fastlearn.vision.efficientnet_lite import LITE_STATS, efficientnet_lite0
+from fastlearn.vision.efficientnet_lite import LITE_ARCHS, LITE_STATS, efficientnet_lite0
 
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -124,7 +124,7 @@ def _torchvision_archs(prefixes: tuple[str, ...]) -> list[Callable]:
     return [getattr(torchvision.models, name) for name in names if name.startswith(prefixes)]
 
 
-model_meta: dict[Callable, dict] = {efficientnet_lite0: _meta(lite_body, sequential_split, LITE_STATS)}
+model_meta: dict[Callable, dict] = {arch: _meta(lite_body, sequential_split, LITE_STATS) for arch in LITE_ARCHS}
 for _arch in _torchvision_archs(("resnet", "resnext", "wide_resnet")):
     model_meta[_arch] = _meta(-2, resnet_split)
 for _arch in _torchvision_archs(("densenet",)):
@@ -208,14 +208,15 @@ def torchvision_checkpoint_path(arch: Callable) -> Path | None:
 
 
 def pretrained_model(arch: Callable | str) -> nn.Module:
-    """``arch`` with its ImageNet weights: from the package for ``efficientnet_lite0``, from
-    torchvision's weights API (torch hub cache, downloaded when there is a network) otherwise.
+    """``arch`` with its ImageNet weights: from the installed package for the EfficientNet-Lite
+    variants, from torchvision's weights API (torch hub cache, downloaded when there is a network)
+    otherwise.
 
     Raises ``FileNotFoundError`` naming the file to place when the weights cannot be found.
     """
     arch = resolve_arch(arch)
-    if arch is efficientnet_lite0:
-        return efficientnet_lite0(pretrained=True)
+    if arch in LITE_ARCHS:
+        return arch(pretrained=True)
     checkpoint = torchvision_checkpoint_path(arch)
     if checkpoint is None:
         try:

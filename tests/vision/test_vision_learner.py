@@ -13,7 +13,7 @@ from fastlearn.metrics import error_rate
 from fastlearn.torch_core import set_seed
 from fastlearn.vision.augment import aug_transforms
 from fastlearn.vision.data import ImageBlock
-from fastlearn.vision.efficientnet_lite import LITE_STATS
+from fastlearn.vision.efficientnet_lite import LITE_STATS, MBConvBlock, lite_weights_path
 from fastlearn.vision.learner import cnn_learner, vision_learner
 from fastlearn.vision.models import IMAGENET_STATS, torchvision_checkpoint_path
 from fastlearn.vision.transforms import Resize
@@ -72,6 +72,24 @@ def test_torchvision_arch_uses_hub_weights_and_imagenet_stats(fashion_mnist_path
     learn = vision_learner(dls, resnet18)
     assert torch.equal(learn.model[0][0].weight.detach().cpu(), saved["conv1.weight"])
     torch.testing.assert_close(_normalizers(dls)[0].mean.flatten(), torch.tensor(IMAGENET_STATS[0]))
+
+
+def test_lite1_learner_loads_its_weights_and_trains_the_head(fashion_mnist_path):
+    set_seed(0)
+    dls = image_dls(fashion_mnist_path, bs=64)
+    learn = vision_learner(dls, "efficientnet_lite1", metrics=error_rate)
+    state = torch.load(lite_weights_path("efficientnet_lite1"), weights_only=True)
+    body = learn.model[0]
+    torch.testing.assert_close(body[0].weight.detach().cpu(), state["_conv_stem.weight"])
+    assert len([m for m in body if isinstance(m, MBConvBlock)]) == 21
+    torch.testing.assert_close(_normalizers(dls)[0].mean.flatten(), torch.tensor(LITE_STATS[0]))
+    head_before = [p.detach().clone() for p in learn.model[1].parameters()]
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert all(not torch.equal(a, b.detach()) for a, b in zip(head_before, learn.model[1].parameters()))
+    torch.testing.assert_close(body[0].weight.detach().cpu(), state["_conv_stem.weight"])  # frozen body
+    valid_loss, error = learn.validate()
+    assert torch.isfinite(torch.tensor(valid_loss)) and 0 <= error <= 1
 
 
 class PhaseWatcher(Callback):
@@ -144,6 +162,6 @@ def test_grey_images_with_n_in_1(fashion_mnist_path):
     learn = vision_learner(dls, "efficientnet_lite0", n_in=1)
     xb, _ = dls.valid.one_batch()
     assert xb.shape[1] == 1 and learn.model[0][0].in_channels == 1
-    assert _normalizers(dls)[0].mean.flatten().tolist() == pytest.approx([0.5])
+    assert _normalizers(dls)[0].mean.flatten().tolist() == pytest.approx([LITE_STATS[0][0]])
     preds, targs = learn.get_preds()
     assert preds.shape == (len(dls.valid_ds), 10)
