@@ -14,7 +14,7 @@ import zipfile
 import pytest
 
 import fastlearn.external as external
-from fastlearn.download_source import download_url
+from fastlearn.download import download_url
 from fastlearn.external import URLs, untar_data
 from fastlearn.paths import Path
 

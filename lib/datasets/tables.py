@@ -3,7 +3,7 @@
 ``[paths] data`` and reused.
 
 >>> import pandas as pd
->>> from fastlearn.table_source import credit_data
+>>> from fastlearn.datasets.tables import credit_data
 >>> df = pd.read_csv(credit_data() / "credit_data.csv")   # doctest: +SKIP
 >>> df.shape                                              # doctest: +SKIP
 (4454, 14)
@@ -17,7 +17,7 @@ import pathlib
 import pandas as pd
 
 from fastlearn.paths import Path
-from fastlearn.sources import build_once, r_dataset, recbole_ml100k_folder
+from fastlearn.datasets.sources import build_once, r_dataset, recbole_ml100k_folder
 
 
 def _modeldata_table(name: str, data: str | os.PathLike | None) -> Path:

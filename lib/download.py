@@ -5,7 +5,7 @@ server's ``Content-Length``, its SHA-256 against ``sha256=`` when given) is rena
 After an interruption the ``.part`` file stays, and the next call asks the server for the rest
 (an HTTP ``Range`` request); a server that ignores ranges sends the whole file again.
 
->>> from fastlearn.download_source import download_url
+>>> from fastlearn.download import download_url
 >>> download_url("https://example.com/cat.jpg", "images/cat.jpg")   # doctest: +SKIP
 Path('images/cat.jpg')
 """
