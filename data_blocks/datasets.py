@@ -245,7 +245,7 @@ class Datasets:
                     persistent_workers: bool = False):
         """A ``DataBunch``: the training loader shuffled (dropping its last partial batch), the
         validation loader in order; ``after_item`` / ``after_batch`` transforms are added."""
-        from fastlearn.data.core import databunch_from_datasets
+        from fastlearn.data.databunch import databunch_from_datasets
         return databunch_from_datasets(
             self, bs=bs, shuffle=shuffle, num_workers=num_workers, device=device, path=path,
             seed=seed, drop_last=drop_last, val_bs=val_bs, after_item=after_item,

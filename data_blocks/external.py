@@ -19,5 +19,5 @@ from fastlearn.datasets import (
     movielens_100k,
     wa_churn,
 )
-from fastlearn.download_source import download_url
+from fastlearn.download import download_url
 from fastlearn.external import URLs, untar_data

@@ -116,7 +116,7 @@ def inference_spec(dls) -> dict:
 def databunch_from_spec(cls, spec: dict, device: torch.device | str | None = "cpu"):
     """Empty training/validation loaders with the described pipelines: ``test_dl(items)``,
     ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work as on the original."""
-    from fastlearn.data.core import databunch_from_datasets
+    from fastlearn.data.databunch import databunch_from_datasets
     from fastlearn.data.datasets import Datasets
     check_spec(spec)
     parts = [part for part in spec["inputs"] + spec["targets"] if part.get("block") is not None]

@@ -72,6 +72,44 @@ def test_core_does_not_import_data_layer_or_applications():
     assert not offenders, "the core (lib/) must not import upper layers:\n" + "\n".join(offenders)
 
 
+# The core's top level, by kind: what a student reads to see how training works. The built-in
+# datasets live in lib/datasets/ (fastlearn.datasets), the data layer and applications elsewhere.
+CORE_KINDS = {
+    "package and course facade": {"__init__.py", "basics.py"},
+    "training loop and its callbacks": {"learner.py", "callback.py", "training.py", "tracker.py", "recorder.py",
+                                        "progress.py", "inference.py", "lr_finder.py", "summary.py"},
+    "optimizers and schedules": {"optimizer.py", "schedule.py"},
+    "losses and metrics": {"losses.py", "metrics.py", "metric_base.py"},
+    "layers": {"layers.py"},
+    "device, precision and distribution": {"torch_core.py", "precision.py", "distributed.py", "launch.py"},
+    "saving, export and loading": {"checkpoint.py", "export.py", "export_checks.py", "registry.py", "atomic.py"},
+    "config, paths and lists": {"config.py", "paths.py", "foundation.py"},
+    "dataset download (untar_data, URLs)": {"external.py", "download.py", "archive.py"},
+}
+
+
+def test_core_top_level_holds_only_training_core_modules():
+    allowed = set().union(*CORE_KINDS.values())
+    found = {path.name for path in (ROOT / "lib").glob("*.py")}
+    unexpected = sorted(found - allowed)
+    assert not unexpected, (
+        f"lib/ holds modules that are not of a training-core kind: {unexpected}. A built-in dataset's "
+        "source belongs in lib/datasets/ (fastlearn.datasets); a new core module is added to "
+        "CORE_KINDS in tests/test_packaging.py under its kind")
+    packages = sorted(path.parent.name for path in (ROOT / "lib").glob("*/__init__.py"))
+    assert packages == ["datasets"], f"lib/ has the subpackages {packages}; expected only datasets"
+
+
+def test_core_does_not_depend_on_the_builtin_datasets():
+    offenders = []
+    for path in sorted((ROOT / "lib").glob("*.py")):
+        for module in _imported_modules(path):
+            if module == "fastlearn.datasets" or module.startswith("fastlearn.datasets."):
+                offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not offenders, ("the training core must not need the built-in datasets (they build on the "
+                           "core, not the other way):\n" + "\n".join(offenders))
+
+
 def test_data_layer_does_not_import_applications():
     offenders = []
     for path in sorted((ROOT / "data_blocks").rglob("*.py")):

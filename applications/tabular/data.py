@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fastlearn.data.core import DataBunch, DataLoader
+from fastlearn.data.databunch import DataBunch, DataLoader
 from fastlearn.data.splitters import RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.registry import register_code
-from fastlearn.tabular.core import TabularPandas, TabularSplit
+from fastlearn.tabular.tabular_pandas import TabularPandas, TabularSplit
 from fastlearn.tabular.procs import as_proc, proc_from_description
 
 SPEC_FORMAT = "fastlearn.tabular/1"

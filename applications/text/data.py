@@ -18,15 +18,15 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, TransformBlock, register_block
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.data.getters import get_text_files, parent_label
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.registry import register_code
-from fastlearn.text.core import Tokenizer
+from fastlearn.text.tokenize import Tokenizer
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, show_table
 from fastlearn.text.vocab import Numericalize
 

@@ -1,6 +1,6 @@
 """fastlearn.vision"""
-from fastlearn.vision.core import (LoadImage, LoadMask, PILImage, PILImageBW, PILMask, image2tensor,
-                                   imagenet_stats, load_image, show_image, verify_image, verify_images)
+from fastlearn.vision.image import (LoadImage, LoadMask, PILImage, PILImageBW, PILMask, image2tensor,
+                                    imagenet_stats, load_image, show_image, verify_image, verify_images)
 from fastlearn.vision.data import (ImageBlock, ImageDataBunch, ImageDataLoaders, MaskBlock, PointBlock,
                                    SegmentationDataBunch, SegmentationDataLoaders, ToPoints)
 from fastlearn.vision.transforms import (CropPad, PadMode, PointScaler, RandomResizedCrop, Resize,
@@ -11,7 +11,9 @@ from torchvision.models import (convnext_base, convnext_small, convnext_tiny, de
                                 resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d, vgg16_bn,
                                 wide_resnet50_2)
 
+from fastlearn.data.results import show_results
 from fastlearn.export import load_learner
+from fastlearn.inference import test_time_augmentation as tta
 from fastlearn.vision.augment import (AffineCoordTfm, Dihedral, Flip, RandomResizedCropGPU, Rotate, Warp, Zoom,
                                       aug_transforms)
 from fastlearn.vision.efficientnet_lite import (EfficientNetLite, efficientnet_lite0, efficientnet_lite1,
@@ -21,9 +23,8 @@ from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange,
 from fastlearn.vision.learner import cnn_learner, create_body, create_head, vision_learner, vision_model
 from fastlearn.vision.lighting import Brightness, Contrast, LightingTfm
 from fastlearn.vision.models import model_meta
-from fastlearn.vision.predictions import show_results, tta
 from fastlearn.vision.unet import DynamicUnet, unet_learner
-from fastlearn.vision.utils import resize_image, resize_images
+from fastlearn.vision.image_folders import resize_image, resize_images
 
 _models = [
     "convnext_base", "convnext_small", "convnext_tiny", "densenet121", "densenet161", "densenet169",

@@ -67,7 +67,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _check_folder(folder: Path) -> tuple[list[Path], bool]:
-    from fastlearn.vision.core import verify_images
+    from fastlearn.vision.image import verify_images
     if not folder.exists():
         raise CommandError(f"folder {folder} does not exist; pass a folder with one subfolder of images per class")
     if not folder.is_dir():
@@ -91,7 +91,7 @@ def _check_folder(folder: Path) -> tuple[list[Path], bool]:
 
 def build_dataloaders(folder: Path, size: int, bs: int, valid_pct: float, seed: int, augment: bool = True):
     """Loaders for a folder of images labelled by subfolder (train/valid subfolders or a random split)."""
-    from fastlearn.data.block import DataBlock
+    from fastlearn.data.datablock import DataBlock
     from fastlearn.data.blocks import CategoryBlock
     from fastlearn.data.getters import get_image_files, parent_label
     from fastlearn.data.splitters import GrandparentSplitter, RandomSplitter
@@ -186,7 +186,7 @@ def _check_image_classifier(learn, model: str) -> None:
 def predict(model: str, images: Sequence[str], trust_code: bool = False) -> list[tuple[str, str, float]]:
     """Print ``image<TAB>label<TAB>probability`` for each image; returns the rows."""
     from fastlearn.export import load_learner
-    from fastlearn.vision.core import verify_image
+    from fastlearn.vision.image import verify_image
     if not Path(model).is_file():
         raise CommandError(f"model file {model} does not exist; create it with `fastlearn fine-tune ... --out {model}`")
     for image in images:

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 from fastlearn.data.batch_transforms import IntToFloatTensor
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, TransformBlock, register_block
 from fastlearn.data.getters import ColReader, RegexLabeller, get_image_files, parent_label, using_attr
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.data.transforms import Pipeline, Transform, register_transform
 from fastlearn.paths import Path
-from fastlearn.vision.core import LoadImage, LoadMask, PILImage, PILImageBW, show_image
+from fastlearn.vision.image import LoadImage, LoadMask, PILImage, PILImageBW, show_image
 from fastlearn.vision.transforms import PointScaler
 
 _IMAGE_CLASSES = {"PILImage": PILImage, "PILImageBW": PILImageBW}

@@ -24,7 +24,7 @@ import torch.nn.functional as nnf
 import torchvision.transforms.v2.functional as tvf
 
 from fastlearn.data.transforms import Transform, register_transform
-from fastlearn.vision.core import load_image
+from fastlearn.vision.image import load_image
 
 
 class ResizeMethod(str, Enum):

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock
-from fastlearn.data.core import DataBunch, DataLoader
+from fastlearn.data.databunch import DataBunch, DataLoader
 from fastlearn.data.getters import ColReader
 from fastlearn.data.splitters import IndexSplitter
 from fastlearn.data.transforms import Transform
@@ -169,7 +169,7 @@ def test_unseeded_shuffle_and_augmentation_follow_torch_global_rng():
 
 
 def test_memory_is_pinned_only_for_cpu_tensors_bound_for_cuda():
-    from fastlearn.data.load import should_pin_memory
+    from fastlearn.data.dataloader import should_pin_memory
     cpu, elsewhere = (torch.zeros(2), torch.tensor(1)), (torch.zeros(2, device="meta"), torch.tensor(1))
     assert should_pin_memory("cuda", cpu) and should_pin_memory(torch.device("cuda:0"), [{"x": cpu}])
     assert not should_pin_memory("cpu", cpu) and not should_pin_memory(None, cpu)

@@ -7,7 +7,7 @@ from torch import nn
 
 from fastlearn.callback import (EVENTS, Callback, CancelBatchException, CancelFitException,
                                 CancelStepException, TrainEvalCallback, sort_callbacks)
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.optimizer import SGD

@@ -12,7 +12,7 @@ import pytest
 from archive_server import ArchiveServer
 
 import fastlearn.external as external
-from fastlearn.download_source import download_url
+from fastlearn.download import download_url
 from fastlearn.external import URLs, untar_data
 from fastlearn.paths import Path
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from fastlearn.atomic import STALE_AFTER_S, temp_name
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch import nn
 
 from fastlearn.callback import Callback
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.distributed import DistributedTrainer
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat

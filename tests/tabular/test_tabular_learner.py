@@ -10,7 +10,7 @@ from fastlearn.data.batch_transforms import Normalize
 from fastlearn.data.splitters import RandomSplitter
 from fastlearn.export import load_learner
 from fastlearn.metrics import accuracy
-from fastlearn.tabular.core import TabularPandas
+from fastlearn.tabular.tabular_pandas import TabularPandas
 from fastlearn.tabular.data import TabularDataLoader, TabularDataLoaders
 from fastlearn.tabular.learner import tabular_learner
 from fastlearn.tabular.model import TabularModel, emb_sz_rule, get_emb_sz

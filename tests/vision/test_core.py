@@ -6,8 +6,8 @@ import PIL.Image
 import pytest
 import torch
 
-from fastlearn.vision.core import (LoadMask, PILImage, PILImageBW, image2tensor, imagenet_stats, load_image,
-                                   show_image, verify_images)
+from fastlearn.vision.image import (LoadMask, PILImage, PILImageBW, image2tensor, imagenet_stats, load_image,
+                                    show_image, verify_images)
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ import PIL.Image
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter, RandomSplitter
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.vision.core import PILImage, PILImageBW, imagenet_stats
+from fastlearn.vision.image import PILImage, PILImageBW, imagenet_stats
 from fastlearn.vision.data import (ImageBlock, ImageDataLoaders, MaskBlock, PointBlock,
                                    SegmentationDataLoaders)
 from fastlearn.vision.transforms import Resize

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files
 from fastlearn.data.splitters import GrandparentSplitter

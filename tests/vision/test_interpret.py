@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter
@@ -13,10 +13,10 @@ from fastlearn.vision.augment import aug_transforms
 from fastlearn.vision.data import ImageBlock
 from fastlearn.vision.interpret import ClassificationInterpretation
 from fastlearn.vision.learner import vision_learner
-from fastlearn.vision.predictions import show_results, tta
+from fastlearn.vision import show_results, tta
 from fastlearn.vision.transforms import Resize
-from fastlearn.vision.core import verify_images
-from fastlearn.vision.utils import resize_images
+from fastlearn.vision.image import verify_images
+from fastlearn.vision.image_folders import resize_images
 
 
 @pytest.fixture(scope="module")

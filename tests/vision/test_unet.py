@@ -65,7 +65,7 @@ def test_pretrained_unet_freezes_the_encoder(tmp_path, monkeypatch):
 def test_show_results_draws_target_and_predicted_masks():
     import matplotlib.pyplot as plt
     from fastlearn.datasets import fashion_segmentation
-    from fastlearn.vision.predictions import show_results
+    from fastlearn.vision import show_results
     path = fashion_segmentation(n_images=40, size=64)
     dls = SegmentationDataLoaders.from_label_func(
         path, get_image_files(path / "images"), lambda p: path / "labels" / f"{p.stem}_P{p.suffix}",

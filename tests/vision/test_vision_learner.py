@@ -5,7 +5,7 @@ from torch import nn
 
 from fastlearn.callback import Callback
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter
@@ -155,7 +155,7 @@ def test_pretrained_lite0_beats_random_init_by_a_wide_margin():
 
 
 def test_grey_images_with_n_in_1(fashion_mnist_path):
-    from fastlearn.vision.core import PILImageBW
+    from fastlearn.vision.image import PILImageBW
     block = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files,
                       get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=Resize(32))
     dls = block.dataloaders(fashion_mnist_path, bs=16, num_workers=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.metrics import AccumMetric, Metric, accuracy

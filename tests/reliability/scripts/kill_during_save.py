@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 

@@ -11,7 +11,7 @@ instead of being spliced, half old and half new. A server that ignores ranges se
 file again. (A server that sends no validators is checked by the file's size only: pass
 ``sha256=`` to be sure.)
 
->>> from fastlearn.download_source import download_url
+>>> from fastlearn.download import download_url
 >>> download_url("https://example.com/cat.jpg", "images/cat.jpg")   # doctest: +SKIP
 Path('images/cat.jpg')
 """

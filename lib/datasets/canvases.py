@@ -3,12 +3,12 @@
 Each image is a black ``size`` x ``size`` canvas with 28x28 Fashion-MNIST items (from the
 official test file) pasted on it; positions, classes and items come from a seeded generator, so
 the same arguments give the same files everywhere. Every folder is built once under
-``[paths] data`` and reused (see :func:`fastlearn.sources.build_once`).
+``[paths] data`` and reused (see :func:`fastlearn.datasets.sources.build_once`).
 
 Source of the items: Debian ``dataset-fashion-mnist`` (``apt-get install -y
 dataset-fashion-mnist``), MIT licence, Zalando Research.
 
->>> from fastlearn.canvas_source import fashion_segmentation
+>>> from fastlearn.datasets.canvases import fashion_segmentation
 >>> path = fashion_segmentation(n_images=20)   # doctest: +SKIP
 >>> [p.name for p in path.ls()]                # doctest: +SKIP
 ['codes.txt', 'images', 'labels']
@@ -21,9 +21,9 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from fastlearn.image_source import FASHION_CLASSES, save_png
+from fastlearn.datasets.images import FASHION_CLASSES, save_png
 from fastlearn.paths import Path
-from fastlearn.sources import build_once, check_count, fashion_mnist_arrays
+from fastlearn.datasets.sources import build_once, check_count, fashion_mnist_arrays
 
 ITEM = 28
 MASK_THRESHOLD = 32

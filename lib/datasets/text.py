@@ -1,10 +1,10 @@
 """Built-in text sets: labelled food reviews (classification) and Jane Austen's six novels
 (language modelling), as folders of ``.txt`` files plus a CSV, read from the R data packages
-``r-cran-modeldata`` and ``r-cran-janeaustenr`` (see :mod:`fastlearn.sources`).
+``r-cran-modeldata`` and ``r-cran-janeaustenr`` (see :mod:`fastlearn.datasets.sources`).
 
 Each folder is built once under ``[paths] data`` and reused.
 
->>> from fastlearn.corpus_source import food_reviews
+>>> from fastlearn.datasets.text import food_reviews
 >>> path = food_reviews()              # doctest: +SKIP
 >>> [p.name for p in path.ls()]        # doctest: +SKIP
 ['test', 'texts.csv', 'train']
@@ -18,7 +18,7 @@ import re
 import pandas as pd
 
 from fastlearn.paths import Path
-from fastlearn.sources import build_once, check_count, r_dataset
+from fastlearn.datasets.sources import build_once, check_count, r_dataset
 
 AUSTEN_BOOKS = {
     "sensesensibility": "sense_and_sensibility", "prideprejudice": "pride_and_prejudice",

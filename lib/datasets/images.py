@@ -1,11 +1,11 @@
 """Built-in image-classification folders: Fashion-MNIST and MNIST digits as PNG files.
 
 Each function builds its folder under ``[paths] data`` on first use (see
-:func:`fastlearn.sources.build_once`) and returns it as a ``fastlearn.paths.Path``; later calls
+:func:`fastlearn.datasets.sources.build_once`) and returns it as a ``fastlearn.paths.Path``; later calls
 return the same folder without reading the sources. The selection is deterministic: the first
 images of each class in the source files' own order, so a folder is the same on every machine.
 
->>> from fastlearn.image_source import fashion_mnist
+>>> from fastlearn.datasets.images import fashion_mnist
 >>> path = fashion_mnist(n_per_class=30)   # doctest: +SKIP
 >>> [p.name for p in path.ls()]            # doctest: +SKIP
 ['train', 'valid']
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from fastlearn.paths import Path
-from fastlearn.sources import build_once, check_count, fashion_mnist_arrays, mnist_arrays
+from fastlearn.datasets.sources import build_once, check_count, fashion_mnist_arrays, mnist_arrays
 
 FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle_boot")

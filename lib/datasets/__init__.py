@@ -3,8 +3,13 @@
 Every function builds its folder under ``[paths] data`` of the config on first use (in a hidden
 temporary folder renamed into place when complete) and returns it as a ``fastlearn.paths.Path``;
 later calls return the folder at once. No network is used: the sources are packages (see
-``fastlearn.sources`` and ``make sources``), and a missing source raises ``FileNotFoundError`` or
-``ModuleNotFoundError`` naming the one command that installs it.
+``fastlearn.datasets.sources`` and ``make sources``), and a missing source raises
+``FileNotFoundError`` or ``ModuleNotFoundError`` naming the one command that installs it.
+
+One module per kind of source: ``images`` (class folders of PNGs), ``canvases`` (multi-label,
+keypoint and segmentation canvases), ``text`` (reviews and novels), ``tables`` (tabular CSVs),
+``ratings`` (MovieLens); ``sources`` finds the installed source packages and builds a folder
+once; ``idx`` and ``rdata`` read the MNIST and R file formats.
 
 =========================  ==========================================  =========================
 function                   what                                        course layout of
@@ -37,13 +42,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastlearn.canvas_source import fashion_keypoints, fashion_multilabel, fashion_segmentation
+from fastlearn.datasets.canvases import fashion_keypoints, fashion_multilabel, fashion_segmentation
+from fastlearn.datasets.images import FASHION_CLASSES, fashion_mnist, mnist_digits, mnist_sample
+from fastlearn.datasets.ratings import movielens_100k
+from fastlearn.datasets.sources import sources_path
+from fastlearn.datasets.tables import credit_data, wa_churn
+from fastlearn.datasets.text import AUSTEN_BOOKS, food_reviews, jane_austen
 from fastlearn.external import URLs, url_file_name
-from fastlearn.image_source import FASHION_CLASSES, fashion_mnist, mnist_digits, mnist_sample
 from fastlearn.paths import Path
-from fastlearn.sources import sources_path
-from fastlearn.table_source import credit_data, movielens_100k, wa_churn
-from fastlearn.corpus_source import AUSTEN_BOOKS, food_reviews, jane_austen
+
+__all__ = [
+    "AUSTEN_BOOKS", "BUILTIN_EQUIVALENTS", "FASHION_CLASSES", "builtin_path", "credit_data",
+    "fashion_keypoints", "fashion_mnist", "fashion_multilabel", "fashion_segmentation", "food_reviews",
+    "jane_austen", "mnist_digits", "mnist_sample", "movielens_100k", "sources_path", "wa_churn",
+]
 
 BUILTIN_EQUIVALENTS: dict[str, Callable[[], Path]] = {
     URLs.MNIST_SAMPLE: mnist_sample,

@@ -5,7 +5,7 @@ Every member is checked before anything is written: an absolute name, a ``..`` t
 a link pointing outside the destination or a device file is refused with a ``ValueError`` that
 names the member. A corrupt or truncated archive raises a ``ValueError`` naming the file.
 
->>> from fastlearn.archive_source import archive_stem
+>>> from fastlearn.archive import archive_stem
 >>> archive_stem("imagenette2-160.tgz")
 'imagenette2-160'
 """

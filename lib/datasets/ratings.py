@@ -1,12 +1,10 @@
-"""Built-in tables: credit scoring and telecom churn (tabular), MovieLens-100K ratings
-(collaborative filtering). Each is written as CSV files in a folder built once under
-``[paths] data`` and reused.
+"""Built-in ratings for collaborative filtering: MovieLens-100K, read from the files the PyPI
+package ``recbole`` ships, written as CSV files in a folder built once under ``[paths] data``.
 
 >>> import pandas as pd
->>> from fastlearn.table_source import credit_data
->>> df = pd.read_csv(credit_data() / "credit_data.csv")   # doctest: +SKIP
->>> df.shape                                              # doctest: +SKIP
-(4454, 14)
+>>> from fastlearn.datasets.ratings import movielens_100k
+>>> pd.read_csv(movielens_100k() / "ratings.csv").columns.tolist()   # doctest: +SKIP
+['user', 'movie', 'rating', 'timestamp']
 """
 from __future__ import annotations
 
@@ -16,48 +14,8 @@ import pathlib
 
 import pandas as pd
 
+from fastlearn.datasets.sources import build_once, recbole_ml100k_folder
 from fastlearn.paths import Path
-from fastlearn.sources import build_once, r_dataset, recbole_ml100k_folder
-
-
-def _modeldata_table(name: str, data: str | os.PathLike | None) -> Path:
-    def build(folder: pathlib.Path) -> None:
-        r_dataset("modeldata", name).to_csv(folder / f"{name}.csv", index=False)
-
-    return build_once(name, build, data)
-
-
-def credit_data(data: str | os.PathLike | None = None) -> Path:
-    """Credit scoring, a stand-in for the course's ``ADULT_SAMPLE``: folder ``credit_data`` with
-    ``credit_data.csv``, 4,454 rows: the target ``Status`` (``good``/``bad``), categorical
-    ``Home``, ``Marital``, ``Records``, ``Job`` and continuous ``Seniority``, ``Time``, ``Age``,
-    ``Expenses``, ``Income``, ``Assets``, ``Debt``, ``Amount``, ``Price``; 455 missing values
-    (empty fields). Built once under ``data`` (default ``[paths] data``).
-
-    Source: ``credit_data`` in the Debian package ``r-cran-modeldata`` (install:
-    ``make sources``), MIT licence; data from Scorecard Development (Álvaro Martín). Size: 190 kB.
-
-    >>> import pandas as pd
-    >>> pd.read_csv(credit_data() / "credit_data.csv")["Status"].unique()   # doctest: +SKIP
-    array(['good', 'bad'], dtype=object)
-    """
-    return _modeldata_table("credit_data", data)
-
-
-def wa_churn(data: str | os.PathLike | None = None) -> Path:
-    """Telecom customer churn: folder ``wa_churn`` with ``wa_churn.csv``, 7,043 rows, target
-    ``churn`` (``Yes``/``No``), 14 categorical or 0/1 columns (``contract``,
-    ``payment_method``, ``internet_service``, ...), continuous ``tenure``, ``monthly_charges``,
-    ``total_charges`` (11 missing). Built once under ``data`` (default ``[paths] data``).
-
-    Source: ``wa_churn`` in the Debian package ``r-cran-modeldata`` (install: ``make sources``),
-    MIT licence; IBM Watson Analytics sample data. Size: 1 MB.
-
-    >>> import pandas as pd
-    >>> pd.read_csv(wa_churn() / "wa_churn.csv").shape   # doctest: +SKIP
-    (7043, 20)
-    """
-    return _modeldata_table("wa_churn", data)
 
 
 def _read_atomic(file: pathlib.Path) -> pd.DataFrame:

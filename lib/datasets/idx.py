@@ -4,7 +4,7 @@ An IDX file is a big-endian header: two zero bytes, a type code (``0x08`` = uint
 number of dimensions, then each dimension as a 4-byte integer; the data follows, row-major.
 Files ending in ``.gz`` (or starting with the gzip magic) are decompressed on the fly.
 
->>> from fastlearn.idx_source import read_idx
+>>> from fastlearn.datasets.idx import read_idx
 >>> images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")  # doctest: +SKIP
 >>> images.shape, images.dtype                                                        # doctest: +SKIP
 ((10000, 28, 28), dtype('uint8'))

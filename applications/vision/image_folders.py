@@ -1,4 +1,4 @@
-"""Housekeeping for folders of images: shrink big ones (``verify_images`` lives in ``fastlearn.vision.core``).
+"""Housekeeping for folders of images: shrink big ones (``verify_images`` lives in ``fastlearn.vision.image``).
 
 >>> resize_images(path / "raw", max_size=400, dest=path / "small", recurse=True)   # doctest: +SKIP
 """

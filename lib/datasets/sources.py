@@ -14,7 +14,7 @@ A dataset folder is built in a hidden temporary folder beside its final place an
 place when complete (:func:`build_once`): a folder with the final name is always whole, so it is
 reused as it is, and an interrupted build leaves nothing that counts as done.
 
->>> from fastlearn.sources import sources_path
+>>> from fastlearn.datasets.sources import sources_path
 >>> sources_path()   # doctest: +SKIP
 Path('/home/me/.fastlearn/sources')
 """
@@ -31,9 +31,9 @@ from collections.abc import Callable
 import numpy as np
 
 from fastlearn.config import get_config
-from fastlearn.idx_source import read_idx
+from fastlearn.datasets.idx import read_idx
 from fastlearn.paths import Path
-from fastlearn.rdata_source import RLazyLoad
+from fastlearn.datasets.rdata import RLazyLoad
 
 SYSTEM_ROOT = pathlib.Path("/")
 FASHION_MNIST_FOLDER = "usr/share/datasets/fashion-mnist"

@@ -1,7 +1,7 @@
 """``DataBunch`` (alias ``DataLoaders``): the training and validation loaders, ready for a Learner.
 
 >>> import torch
->>> from fastlearn.data.core import DataBunch
+>>> from fastlearn.data.databunch import DataBunch
 >>> train = [(torch.randn(3), torch.tensor(0)) for _ in range(10)]
 >>> dls = DataBunch.from_dsets(train, train[:4], bs=4, device="cpu")
 >>> xb, yb = dls.one_batch()
@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader as TorchDataLoader
 
 from fastlearn.config import get_config
-from fastlearn.data.load import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
+from fastlearn.data.dataloader import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
 from fastlearn.data.results import show_results
 from fastlearn.data.transforms import Pipeline
 from fastlearn.registry import register_code

@@ -8,7 +8,7 @@ a type byte then the payload (``Z`` = raw LZMA2 / xz, ``2`` = bzip2, ``0`` = sto
 uncompressed bytes are an R serialization, decoded with the ``rdata`` package into pandas /
 numpy objects (a data frame becomes a ``DataFrame``, a character vector a numpy array).
 
->>> from fastlearn.rdata_source import RLazyLoad
+>>> from fastlearn.datasets.rdata import RLazyLoad
 >>> db = RLazyLoad("usr/lib/R/site-library/modeldata/data/Rdata")   # doctest: +SKIP
 >>> db.names()[:3]                                                   # doctest: +SKIP
 ['Chicago', 'Sacramento', 'Smithsonian']
