@@ -77,7 +77,8 @@ def test_core_does_not_import_data_layer_or_applications():
 CORE_KINDS = {
     "package and course facade": {"__init__.py", "basics.py"},
     "training loop and its callbacks": {"learner.py", "callback.py", "training.py", "tracker.py", "recorder.py",
-                                        "progress.py", "inference.py", "lr_finder.py", "summary.py"},
+                                        "progress.py", "inference.py", "lr_finder.py", "summary.py",
+                                        "sanity.py"},
     "optimizers and schedules": {"optimizer.py", "schedule.py"},
     "losses and metrics": {"losses.py", "metrics.py", "metric_base.py"},
     "layers": {"layers.py"},

@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from fastlearn.collab.data import CollabDataLoaders
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from fastlearn.data.getters import ColReader, get_image_files, parent_label
 from fastlearn.data.splitters import FuncSplitter, IndexSplitter, RandomSplitter
 from fastlearn.tabular.data import TabularDataLoaders
 from fastlearn.text.data import TextDataLoaders
-from fastlearn.vision.core import load_image
+from fastlearn.vision.image import load_image
 from fastlearn.vision.data import ImageBlock, ImageDataLoaders
 from fastlearn.vision.transforms import Resize
 

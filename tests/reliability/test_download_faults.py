@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from archive_server import ArchiveServer
 
-from fastlearn.download_source import download_url
+from fastlearn.download import download_url
 
 OLD = bytes(range(256)) * 400
 NEW = bytes(reversed(range(256))) * 400  # the same length, other bytes

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.data.getters import ColReader, get_image_files, parent_label
 from fastlearn.data.splitters import RandomSplitter
 from fastlearn.learner import Learner

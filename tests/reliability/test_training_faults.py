@@ -11,8 +11,8 @@ from PIL import Image
 from torch import nn
 
 from fastlearn.callback import Callback, CancelBatchException
-from fastlearn.data.core import DataBunch
-from fastlearn.data.load import DataLoader
+from fastlearn.data.databunch import DataBunch
+from fastlearn.data.dataloader import DataLoader
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.metrics import accuracy

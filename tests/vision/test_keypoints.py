@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.getters import get_image_files
 from fastlearn.data.splitters import FuncSplitter
 from fastlearn.export import load_learner
