@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader as TorchDataLoader
 
 from fastlearn.config import get_config
 from fastlearn.data.dataloader import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
+from fastlearn.data.inference import inference_spec
 from fastlearn.data.results import show_results
 from fastlearn.data.transforms import Pipeline
-from fastlearn.registry import register_code
+from fastlearn.paths import Path
 from fastlearn.torch_core import default_device
 
 _UNSET = object()
@@ -39,7 +40,6 @@ class DataBunch:
 
     def __init__(self, *loaders: DataLoader, path=".", device: torch.device | str | None = None,
                  loss_func: Callable | None = None, c: int | None = None, vocab=None):
-        from fastlearn.paths import Path
         if len(loaders) < 2:
             raise ValueError(f"DataBunch needs at least a training and a validation loader, got {len(loaders)}")
         self.loaders = [dl if isinstance(dl, DataLoader) else _wrap_torch_loader(dl) for dl in loaders]
@@ -213,14 +213,18 @@ class DataBunch:
 
     def inference_spec(self) -> dict:
         """A JSON-able description of what inference needs (blocks, vocab, transforms, stats)."""
-        from fastlearn.data.inference import inference_spec
         return inference_spec(self)
 
-    @classmethod
-    def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "DataBunch":
-        """Loaders rebuilt from :meth:`inference_spec` (no items; use ``test_dl`` to predict)."""
-        from fastlearn.data.inference import databunch_from_spec
-        return databunch_from_spec(cls, spec, device)
+    def inference_builder(self) -> type:
+        """The class whose ``from_inference_spec(spec, device)`` rebuilds these loaders for
+        inference (export files name it): this class where it defines one (tabular and text
+        loaders), else the class of its datasets (loaders a ``DataBlock`` or ``Datasets`` made).
+
+        >>> dls.inference_builder().from_inference_spec(dls.inference_spec()).vocab   # doctest: +SKIP
+        ['cat', 'dog']
+        """
+        own = type(self)
+        return own if hasattr(own, "from_inference_spec") else type(self.valid_ds)
 
     @classmethod
     def from_dsets(cls, train_ds, valid_ds, *more_ds, bs: int | None = None, shuffle: bool = True,
@@ -313,5 +317,5 @@ def _setup_loader_pipelines(dls: DataBunch) -> None:
         batch = probe.one_batch()
         train.after_batch.setup_sample(batch if isinstance(batch, tuple) else (batch,), kinds)
 
+
 DataLoaders = DataBunch
-register_code("data", DataBunch)  # export files may name it (fastlearn.registry)

@@ -185,7 +185,7 @@ def _check_image_classifier(learn, model: str) -> None:
 
 def predict(model: str, images: Sequence[str], trust_code: bool = False) -> list[tuple[str, str, float]]:
     """Print ``image<TAB>label<TAB>probability`` for each image; returns the rows."""
-    from fastlearn.export import load_learner
+    from fastlearn.loading import load_learner
     from fastlearn.vision.image import verify_image
     if not Path(model).is_file():
         raise CommandError(f"model file {model} does not exist; create it with `fastlearn fine-tune ... --out {model}`")

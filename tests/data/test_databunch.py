@@ -6,6 +6,7 @@ import torch
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock
 from fastlearn.data.databunch import DataBunch, DataLoader
+from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import ColReader
 from fastlearn.data.splitters import IndexSplitter
 from fastlearn.data.transforms import Transform
@@ -133,12 +134,14 @@ def test_inference_spec_round_trip_without_images():
     spec = json.loads(json.dumps(dls.inference_spec()))
     assert spec["n_inp"] == 1 and spec["vocab"] == ["a", "b", "c"]
     assert spec["targets"][0]["block"]["name"] == "CategoryBlock"
-    rebuilt = DataBunch.from_inference_spec(spec)
+    assert dls.inference_builder() is Datasets  # what an export file names for DataBlock loaders
+    rebuilt = Datasets.from_inference_spec(spec)
+    assert type(rebuilt) is DataBunch
     assert list(rebuilt.vocab) == ["a", "b", "c"] and rebuilt.c == 3
     assert rebuilt.decode_target(torch.tensor(1)) == "b"
     assert rebuilt.test_dl([1.0, 2.0]).one_batch()[0].tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="not a fastlearn inference description"):
-        DataBunch.from_inference_spec({"format": "x"})
+        Datasets.from_inference_spec({"format": "x"})
 
 
 def test_unexportable_item_transform_says_how_to_fix():

@@ -9,7 +9,7 @@ import torch
 
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
-from fastlearn.data.databunch import DataBunch
+from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter, RandomSplitter
 from fastlearn.data.batch_transforms import Normalize
@@ -153,7 +153,7 @@ def test_inference_spec_predicts_like_the_original(folder):
                                     "module": "fastlearn.vision.transforms"}
     assert [t["name"] for t in spec["batch_tfms"]] == ["IntToFloatTensor", "Normalize"]
     assert len(spec["batch_tfms"][1]["args"]["mean"]) == 3
-    rebuilt = DataBunch.from_inference_spec(spec)
+    rebuilt = Datasets.from_inference_spec(spec)
     files = get_image_files(folder / "valid")
     expected = dls.test_dl(files).one_batch()[0]
     got = rebuilt.test_dl(files).one_batch()[0]

@@ -9,7 +9,7 @@ from torch import nn
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.getters import get_image_files
 from fastlearn.data.splitters import FuncSplitter
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.vision.data import ImageBlock, PointBlock

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from fastlearn.data.getters import get_image_files
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.vision.data import SegmentationDataLoaders
 from fastlearn.vision.unet import DynamicUnet, unet_learner, unet_model
 
