@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import ast
-import tomllib
+import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _setuptools_config() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+from layout import ROOT, module_files, setuptools_config
 
 
 def _expected_packages(package_dir: dict[str, str]) -> set[str]:
@@ -27,7 +23,7 @@ def _expected_packages(package_dir: dict[str, str]) -> set[str]:
 
 
 def test_every_subpackage_is_listed_in_packages():
-    config = _setuptools_config()
+    config = setuptools_config()
     listed = set(config["packages"])
     expected = _expected_packages(config["package-dir"])
     missing = sorted(expected - listed)
@@ -36,7 +32,7 @@ def test_every_subpackage_is_listed_in_packages():
 
 
 def test_every_listed_package_exists():
-    config = _setuptools_config()
+    config = setuptools_config()
     mapped = config["package-dir"]
     for package in config["packages"]:
         root = max((name for name in mapped if package == name or package.startswith(name + ".")), key=len)
@@ -44,29 +40,27 @@ def test_every_listed_package_exists():
         assert (folder / "__init__.py").exists(), f"{package} is listed but {folder}/__init__.py is missing"
 
 
+def test_every_module_is_installed_from_its_source_file():
+    """The installed package is the source folders: a module added since the install (strict
+    editable mode links each file) or a stale install elsewhere shows here."""
+    wrong = []
+    for module, path in sorted(module_files().items()):
+        spec = importlib.util.find_spec(module)
+        origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+        if origin != path.resolve():
+            wrong.append(f"{module}: {origin or 'not found'} (expected {path.relative_to(ROOT)})")
+    assert not wrong, ("the installed fastlearn does not match the sources; reinstall (make install, or "
+                       "pip install -e . --config-settings editable_mode=strict):\n" + "\n".join(wrong))
+
+
 # --- the import graph ------------------------------------------------------------------------
 # Every Import / ImportFrom node of every module, function-local ones included: an import hidden in
 # a function body is still an arrow between modules (and a cycle through it is still a cycle).
 
-def _module_files(root: Path, package_dir: dict[str, str]) -> dict[str, Path]:
-    """Import name → file, for every .py file under the mapped folders (a deeper mapping wins)."""
-    files: dict[str, Path] = {}
-    for name, folder in sorted(package_dir.items(), key=lambda item: len(item[0])):
-        base = root / folder
-        for path in base.rglob("*.py"):
-            parts = list(path.relative_to(base).with_suffix("").parts)
-            if any(part.startswith(".") or part == "__pycache__" for part in parts):
-                continue
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            files[".".join([name, *parts])] = path
-    return files
-
-
 def _import_graph(root: Path = ROOT, package_dir: dict[str, str] | None = None
                   ) -> tuple[dict[str, Path], dict[str, dict[str, int]]]:
     """The modules and, for each, the library modules it imports (anywhere in it) with a line number."""
-    files = _module_files(root, package_dir if package_dir is not None else _setuptools_config()["package-dir"])
+    files = module_files(root, package_dir)
     graph: dict[str, dict[str, int]] = {}
     for module, path in files.items():
         is_package = path.name == "__init__.py"
