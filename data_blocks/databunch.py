@@ -128,18 +128,18 @@ class DataBunch:
         return self.train.decode_batch(batch, max_n)
 
     def show_batch(self, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
-                   unique: bool = False, figsize: tuple[float, float] | None = None):
-        """Show a training batch in a grid (headless with the Agg backend); returns the figure.
+                   unique: bool = False, figsize: tuple[float, float] | None = None) -> None:
+        """Show a training batch in a grid, one figure (headless with the Agg backend).
 
-        >>> fig = dls.show_batch(max_n=4, nrows=1)   # doctest: +SKIP
+        >>> dls.show_batch(max_n=4, nrows=1)   # doctest: +SKIP
         """
-        return self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique,
+        self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique,
                                      figsize=figsize)
 
     def show_results(self, learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
-                     nrows: int | None = None, dl=None):
+                     nrows: int | None = None, dl=None) -> None:
         """Inputs with their targets and ``learn``'s predictions (``learn.show_results`` calls this)."""
-        return show_results(learn, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
+        show_results(learn, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def decode_target(self, target):
         """A decoded prediction or target for one item, as a user reads it (a class name...).

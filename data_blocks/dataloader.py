@@ -346,6 +346,7 @@ class DataLoader:
         return samples
 
     def show_batch(self, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
-                   unique: bool = False, figsize: tuple[float, float] | None = None):
-        """Show decoded samples of a batch in a grid; returns the matplotlib figure."""
-        return show_batch(self, b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique, figsize=figsize)
+                   unique: bool = False, figsize: tuple[float, float] | None = None) -> None:
+        """Show decoded samples of a batch in a grid, one figure (nothing is returned, so a notebook
+        shows it once; ``plt.gcf()`` is the figure)."""
+        show_batch(self, b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique, figsize=figsize)

@@ -151,7 +151,8 @@ def fine_tune(folder: str | None, arch: str, epochs: int, size: int, bs: int, lr
     _save_figure(fig, loss_plot)
     interp = ClassificationInterpretation.from_learner(learn)
     confusion = out_path.with_name(f"{out_path.stem}_confusion.png")
-    _save_figure(interp.plot_confusion_matrix(figsize=(7, 7), dpi=80), confusion)
+    interp.plot_confusion_matrix(figsize=(7, 7), dpi=80)
+    _save_figure(plt.gcf(), confusion)
     learn.export(out_path)
     print(f"saved {out_path}, {confusion.name} and {loss_plot.name}")
     return learn

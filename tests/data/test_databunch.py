@@ -116,14 +116,19 @@ def test_test_dl_with_and_without_labels():
     assert dls.test_dl([7.0, 8.0]).one_batch()[0].tolist() == [7.0, 8.0]  # no getter on raw items
 
 
-def test_show_batch_returns_a_figure_headless():
+def test_show_batch_draws_one_figure_headless_and_returns_nothing():
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     dls = make_dls()
-    fig = dls.show_batch(max_n=4, nrows=1)
+    plt.close("all")
+    assert dls.show_batch(max_n=4, nrows=1) is None  # a notebook shows the figure once
+    assert plt.get_fignums() == [1]
+    fig = plt.gcf()
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(fig.axes) == 4 and len(titles) == 4 and all(t.split("\n")[1] in "abc" for t in titles)
-    fig = dls.train.show_batch(max_n=3, unique=True)
+    assert dls.train.show_batch(max_n=3, unique=True) is None
+    fig = plt.gcf()
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(set(titles)) == 1
 
