@@ -51,6 +51,9 @@ $(SOURCES_STAMP): tools/install_sources.sh $(STAMP)
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+notebooks: install
+	$(PY) tools/run_notebooks.py
+
 demo: install
 	$(PY) -m fastlearn.vision.cli demo
 
