@@ -25,10 +25,14 @@ from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchEx
                                 CancelEpochException, CancelFitException, CancelStepException,
                                 CancelTrainException, CancelValidException, TrainEvalCallback)
 from fastlearn.config import get_config
+from fastlearn.course import *  # noqa: F403  (Module, store_attr, Self, noop, defaults, Optimizer...)
+from fastlearn.course import __all__ as _course_names
 from fastlearn.external import URLs, download_url, untar_data
 from fastlearn.foundation import L, first, listify
 from fastlearn.learner import Learner
-from fastlearn.losses import (BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat,
+from fastlearn.launch import notebook_launcher
+from fastlearn.layers import Embedding, LinBnDrop, SigmoidRange, sigmoid_range
+from fastlearn.losses import (BaseLoss, BCELossFlat, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat,
                               L1LossFlat, LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat,
                               MSELossFlat)
 from fastlearn.metrics import (AccumMetric, AvgMetric, Dice, F1Score, FBeta, JaccardCoeff, MatthewsCorrCoef,
@@ -41,6 +45,7 @@ from fastlearn.recorder import Recorder
 from fastlearn.sanity import SanityCheckCallback
 from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
                                 minimum, slide, steep, valley)
+from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip
 from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
 from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, TerminateOnNaN, TerminateOnNaNCallback,
                                latest_checkpoint)
@@ -49,7 +54,7 @@ _core_names = [
     "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
     "CancelTrainException", "CancelValidException", "TrainEvalCallback", "get_config", "URLs", "download_url",
-    "untar_data", "L", "first", "listify", "Learner", "BaseLoss", "BCEWithLogitsLossFlat",
+    "untar_data", "L", "first", "listify", "Learner", "BaseLoss", "BCELossFlat", "BCEWithLogitsLossFlat",
     "CrossEntropyLossFlat", "FocalLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "AccumMetric", "AvgMetric", "Dice", "F1Score", "FBeta",
     "JaccardCoeff", "MatthewsCorrCoef", "Metric", "Perplexity", "Precision", "R2Score", "Recall", "accuracy",
@@ -58,7 +63,8 @@ _core_names = [
     "LRFinder", "ParamScheduler", "SchedCos", "SchedExp", "SchedLin", "SchedNo", "combine_scheds",
     "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_cpu", "to_device", "trainable_params",
     "SanityCheckCallback", "EarlyStoppingCallback", "SaveModelCallback", "TerminateOnNaN", "TerminateOnNaNCallback",
-    "latest_checkpoint",
+    "latest_checkpoint", "notebook_launcher", "Embedding", "LinBnDrop", "SigmoidRange", "sigmoid_range",
+    "BnFreeze", "GradientAccumulation", "GradientClip",
 ]
 
-__all__ = _core_names + list(_data_names)
+__all__ = list(dict.fromkeys(_core_names + list(_course_names) + list(_data_names)))
