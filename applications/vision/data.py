@@ -222,7 +222,7 @@ class ImageDataLoaders:
                      batch_tfms=None, img_cls: type = PILImage, bs: int = 64,
                      val_bs: int | None = None, shuffle: bool = True, device=None,
                      num_workers: int | str | None = None):
-        """Files labelled by the first group of ``pat`` found in their whole path (folders too).
+        r"""Files labelled by the first group of ``pat`` found in their whole path (folders too).
 
         >>> dls = ImageDataLoaders.from_path_re(path, files, r"/([^/]+)/[^/]+\.png$")  # doctest: +SKIP
         """

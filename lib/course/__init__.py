@@ -12,6 +12,7 @@ what runs and where fastlearn differs from fastai.
 # standard-library names the book's code uses through the star import, without importing them
 import functools  # noqa: F401
 import glob  # noqa: F401
+import inspect  # noqa: F401
 import io  # noqa: F401
 import itertools  # noqa: F401
 import json  # noqa: F401
@@ -20,6 +21,8 @@ import pickle  # noqa: F401
 import random  # noqa: F401
 import shutil  # noqa: F401  (chapter 2 moves relabelled images with shutil.move)
 import string  # noqa: F401  (chapter 4 batches string.ascii_lowercase)
+import sys  # noqa: F401
+import time  # noqa: F401
 import warnings  # noqa: F401
 from collections import Counter, OrderedDict, defaultdict, namedtuple  # noqa: F401
 from concurrent.futures import ThreadPoolExecutor  # noqa: F401
@@ -39,8 +42,8 @@ from fastlearn.course.shortcuts import (Defaults, Inf, ProcessPoolExecutor, defa
 
 _standard_library = [
     "Counter", "OrderedDict", "SimpleNamespace", "ThreadPoolExecutor", "deepcopy", "defaultdict", "functools",
-    "glob", "io", "itertools", "json", "matplotlib", "namedtuple", "operator", "pickle", "random", "shutil",
-    "string", "warnings",
+    "glob", "inspect", "io", "itertools", "json", "matplotlib", "namedtuple", "operator", "pickle", "random",
+    "shutil", "string", "sys", "time", "warnings",
 ]
 __all__ = _standard_library + [
     "Defaults", "GetAttr", "Inf", "Lambda", "Module", "OptimWrapper", "Optimizer", "ProcessPoolExecutor", "Self",
