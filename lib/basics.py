@@ -24,6 +24,9 @@ from fastlearn.data import __all__ as _data_names
 from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException,
                                 CancelEpochException, CancelFitException, CancelStepException,
                                 CancelTrainException, CancelValidException, TrainEvalCallback)
+from fastlearn.callback.fp16 import MixedPrecision
+from fastlearn.callback.hook import (ActivationStats, Hook, HookCallback, Hooks, dummy_eval, has_params, hook_output,
+                                     hook_outputs, in_channels, model_sizes, num_features_model)
 from fastlearn.config import get_config
 from fastlearn.external import URLs, download_url, untar_data
 from fastlearn.foundation import L, first, listify
@@ -43,7 +46,8 @@ from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, Sc
                                 minimum, slide, steep, valley)
 from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
 from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, TerminateOnNaN, TerminateOnNaNCallback,
-                               latest_checkpoint)
+                               TrackerCallback, latest_checkpoint)
+from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip
 
 _core_names = [
     "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
@@ -58,7 +62,9 @@ _core_names = [
     "LRFinder", "ParamScheduler", "SchedCos", "SchedExp", "SchedLin", "SchedNo", "combine_scheds",
     "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_cpu", "to_device", "trainable_params",
     "SanityCheckCallback", "EarlyStoppingCallback", "SaveModelCallback", "TerminateOnNaN", "TerminateOnNaNCallback",
-    "latest_checkpoint",
+    "latest_checkpoint", "TrackerCallback", "BnFreeze", "GradientAccumulation", "GradientClip", "MixedPrecision",
+    "ActivationStats", "Hook", "HookCallback", "Hooks", "dummy_eval", "has_params", "hook_output", "hook_outputs",
+    "in_channels", "model_sizes", "num_features_model",
 ]
 
 __all__ = _core_names + list(_data_names)
