@@ -24,6 +24,9 @@ from fastlearn.data import __all__ as _data_names
 from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException,
                                 CancelEpochException, CancelFitException, CancelStepException,
                                 CancelTrainException, CancelValidException, TrainEvalCallback)
+from fastlearn.callback.fp16 import MixedPrecision
+from fastlearn.callback.hook import (ActivationStats, Hook, HookCallback, Hooks, dummy_eval, has_params, hook_output,
+                                     hook_outputs, in_channels, model_sizes, num_features_model)
 from fastlearn.config import get_config
 from fastlearn.course import *  # noqa: F403  (Module, store_attr, Self, noop, defaults, Optimizer...)
 from fastlearn.course import __all__ as _course_names
@@ -45,10 +48,10 @@ from fastlearn.recorder import Recorder
 from fastlearn.sanity import SanityCheckCallback
 from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
                                 minimum, slide, steep, valley)
-from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip
 from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
 from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, TerminateOnNaN, TerminateOnNaNCallback,
-                               latest_checkpoint)
+                               TrackerCallback, latest_checkpoint)
+from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip
 
 _core_names = [
     "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
@@ -63,8 +66,10 @@ _core_names = [
     "LRFinder", "ParamScheduler", "SchedCos", "SchedExp", "SchedLin", "SchedNo", "combine_scheds",
     "minimum", "slide", "steep", "valley", "default_device", "set_seed", "to_cpu", "to_device", "trainable_params",
     "SanityCheckCallback", "EarlyStoppingCallback", "SaveModelCallback", "TerminateOnNaN", "TerminateOnNaNCallback",
-    "latest_checkpoint", "notebook_launcher", "Embedding", "LinBnDrop", "SigmoidRange", "sigmoid_range",
-    "BnFreeze", "GradientAccumulation", "GradientClip",
+    "latest_checkpoint", "TrackerCallback", "BnFreeze", "GradientAccumulation", "GradientClip", "MixedPrecision",
+    "ActivationStats", "Hook", "HookCallback", "Hooks", "dummy_eval", "has_params", "hook_output", "hook_outputs",
+    "in_channels", "model_sizes", "num_features_model", "notebook_launcher", "Embedding", "LinBnDrop",
+    "SigmoidRange", "sigmoid_range",
 ]
 
 __all__ = list(dict.fromkeys(_core_names + list(_course_names) + list(_data_names)))

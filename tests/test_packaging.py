@@ -74,9 +74,11 @@ def test_core_does_not_import_data_layer_or_applications():
 
 # The core's top level, by kind: what a student reads to see how training works. The built-in
 # datasets live in lib/datasets/ (fastlearn.datasets), the data layer and applications elsewhere.
+# The Callback base class and the callbacks of the course's ``fastai.callback.*`` paths (hooks,
+# fp16, loggers...) live in lib/callback/ (fastlearn.callback).
 CORE_KINDS = {
     "package and course facade": {"__init__.py", "basics.py"},
-    "training loop and its callbacks": {"learner.py", "callback.py", "training.py", "tracker.py", "recorder.py",
+    "training loop and its callbacks": {"learner.py", "training.py", "tracker.py", "recorder.py",
                                         "progress.py", "inference.py", "lr_finder.py", "summary.py",
                                         "sanity.py"},
     "optimizers and schedules": {"optimizer.py", "schedule.py"},
@@ -89,9 +91,10 @@ CORE_KINDS = {
 }
 
 
-# The core's subpackages: the built-in datasets, and the names the book's code uses that the
-# library does not need (fastlearn.course: Module, store_attr, the chapter 16 Optimizer...).
-CORE_SUBPACKAGES = {"datasets": "built-in offline datasets", "course": "course-compatibility names"}
+# The core's subpackages: the callbacks (their base and the course's hooks), the built-in
+# datasets, and the names the book's code uses that the library does not need (fastlearn.course:
+# Module, store_attr, the chapter 16 Optimizer...).
+CORE_SUBPACKAGES = ["callback", "course", "datasets"]
 
 
 def test_core_top_level_holds_only_training_core_modules():
@@ -103,8 +106,7 @@ def test_core_top_level_holds_only_training_core_modules():
         "source belongs in lib/datasets/ (fastlearn.datasets); a new core module is added to "
         "CORE_KINDS in tests/test_packaging.py under its kind")
     packages = sorted(path.parent.name for path in (ROOT / "lib").glob("*/__init__.py"))
-    assert packages == sorted(CORE_SUBPACKAGES), (
-        f"lib/ has the subpackages {packages}; expected only {sorted(CORE_SUBPACKAGES)}")
+    assert packages == CORE_SUBPACKAGES, f"lib/ has the subpackages {packages}; expected only {CORE_SUBPACKAGES}"
 
 
 def test_core_does_not_depend_on_the_builtin_datasets():

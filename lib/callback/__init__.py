@@ -1,5 +1,10 @@
 """Callbacks: the closed list of training-loop events, the cancel exceptions, and ``Callback``.
 
+This package's modules hold the callbacks of the course's ``fastai.callback.*`` paths:
+``fastlearn.callback.hook`` (hooks, ``ActivationStats``), ``.fp16`` (mixed precision), ``.mixup``,
+``.progress`` (``ShowGraphCallback``, ``CSVLogger``), ``.tensorboard``, ``.wandb``, ``.mlflow``,
+``.profiler``, and ``.all`` for a star import of every callback.
+
 A callback is a class with methods named after events. Inside one, reading ``self.model``,
 ``self.pred``, ``self.loss``, ``self.epoch``, ``self.training``... reads the learner's; writing
 goes through ``self.learn`` (``self.learn.loss = self.loss * 2``).
@@ -21,6 +26,13 @@ import difflib
 import re
 import warnings
 from collections.abc import Iterator
+
+__all__ = [
+    "EVENTS", "INNER_LOOP", "LOOP_TREE", "FORWARDED_STATE", "Callback", "CancelBackwardException",
+    "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
+    "CancelTrainException", "CancelValidException", "TrainEvalCallback", "as_callback", "camel_to_snake",
+    "check_event_names", "cleanup_after", "sort_callbacks", "training_loop_text",
+]
 
 EVENTS: tuple[str, ...] = (
     "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
