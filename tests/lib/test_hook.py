@@ -107,9 +107,9 @@ def test_hook_callback_hooks_layers_with_parameters_during_fit_only():
     cb = OutputNorms()
     learn = classification_learner(cbs=cb)
     quiet_fit(learn)
-    # the two Linear layers (the ReLU has no parameters), on 4 training batches + 1 validation batch
-    # (of 32: validation batches are twice the training size)
-    assert len(cb.seen) == 5 and all(len(row) == 2 for row in cb.seen)
+    # the two Linear layers (the ReLU has no parameters), on 4 training + 2 validation batches
+    assert len(learn.dls.train) == 4 and len(learn.dls.valid) == 2
+    assert len(cb.seen) == 6 and all(len(row) == 2 for row in cb.seen)
     assert n_hooks(learn.model) == 0
 
 
