@@ -10,7 +10,6 @@ are what a reader of the chapter checks: shapes, values computed two ways, accur
 from __future__ import annotations
 
 import io
-from glob import glob
 
 import pytest
 
@@ -19,7 +18,7 @@ from fastlearn.vision.widgets import *  # noqa: F401,F403
 from fastlearn.text.all import *  # noqa: F401,F403
 from fastlearn.tabular.all import *  # noqa: F401,F403
 from fastlearn.collab.all import *  # noqa: F401,F403
-from fastlearn.datasets import (builtin_path, credit_data, fashion_mnist, food_reviews, human_numbers,
+from fastlearn.datasets import (FASHION_CLASSES, credit_data, fashion_mnist, food_reviews, human_numbers,
                                 mnist_digits, movielens_100k)
 
 
@@ -788,3 +787,854 @@ def test_ch12_language_models_from_scratch(builtin_data_path):
     _train(learn, 3, 1e-2, wd=0.1)
     assert learn.recorder.values[-1][2] > baseline
     assert learn.model.h_o.weight is learn.model.i_h.weight    # weight tying survives training
+
+
+# --- chapter 13: convolutional neural networks ----------------------------------------------
+
+def test_ch13_convolutions_simple_cnn_and_activation_stats(mnist_sample_path, builtin_data_path):
+    top_edge = tensor([[-1,-1,-1],
+                       [ 0, 0, 0],
+                       [ 1, 1, 1]]).float()
+    path = mnist_sample_path                                   # was: untar_data(URLs.MNIST_SAMPLE)
+    im3 = Image.open(get_image_files(path/'train'/'3')[0])
+    show_image(im3)
+    show_image(top_edge, cmap='Greys')
+    im3_t = tensor(im3)
+
+    def apply_kernel(row, col, kernel):
+        return (im3_t[row-1:row+2,col-1:col+2] * kernel).sum()
+    rng = range(1,27)
+    top_edge3 = tensor([[apply_kernel(i,j,top_edge) for j in rng] for i in rng])
+    show_image(top_edge3)
+    left_edge = tensor([[-1,1,0], [-1,1,0], [-1,1,0]]).float()
+    diag1_edge = tensor([[ 0,-1, 1], [-1, 1, 0], [ 1, 0, 0]]).float()
+    diag2_edge = tensor([[ 1,-1, 0], [ 0, 1,-1], [ 0, 0, 1]]).float()
+    edge_kernels = torch.stack([left_edge, top_edge, diag1_edge, diag2_edge])
+
+    mnist = DataBlock((ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files,
+                      splitter=GrandparentSplitter(), get_y=parent_label)
+    dls = mnist.dataloaders(path, bs=16)
+    xb,yb = first(dls.valid)
+    assert xb.shape[1:] == (1, 28, 28)                         # validation batches hold up to 2 * bs
+    xb,yb = to_cpu(xb),to_cpu(yb)
+    edge_kernels = edge_kernels.unsqueeze(1)
+    batch_features = F.conv2d(xb, edge_kernels)
+    assert batch_features.shape == (len(xb), 4, 26, 26)
+    image = xb[0, 0] * 255                                     # the same convolution, by hand
+    assert float(batch_features[0, 1, 4, 6]) == pytest.approx(
+        float((image[4:7, 6:9] * top_edge).sum() / 255), abs=1e-4)
+
+    broken_cnn = sequential(
+        nn.Conv2d(1,30, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(30,1, kernel_size=3, padding=1))
+    assert broken_cnn(xb).shape == (len(xb), 1, 28, 28)
+
+    def conv(ni, nf, ks=3, act=True):
+        res = nn.Conv2d(ni, nf, stride=2, kernel_size=ks, padding=ks//2)
+        if act: res = nn.Sequential(res, nn.ReLU())
+        return res
+    simple_cnn = sequential(
+        conv(1 ,4),            #14x14
+        conv(4 ,8),            #7x7
+        conv(8 ,16),           #4x4
+        conv(16,32),           #2x2
+        conv(32,2, act=False), #1x1
+        Flatten(),
+    )
+    assert simple_cnn(xb).shape == (len(xb), 2)
+    learn = Learner(dls, simple_cnn, loss_func=F.cross_entropy, metrics=accuracy)
+    learn.summary()
+    _train(learn, 2, 0.01)
+    m = learn.model[0]
+    assert m[0].weight.shape == (4, 1, 3, 3) and m[0].bias.shape == (4,)
+
+    im = image2tensor(PILImage.create(get_image_files(path/'train'/'7')[0]))   # was: image_bear()
+    _,axs = subplots(1,3)
+    for bear,ax,color in zip(im.expand(3, -1, -1),axs,('Reds','Greens','Blues')):
+        show_image(255-bear, ax=ax, cmap=color)
+
+    path = mnist_digits(n_per_class=40, n_valid_per_class=10, data=builtin_data_path)   # URLs.MNIST
+
+    def get_dls(bs=64):
+        return DataBlock(
+            blocks=(ImageBlock(cls=PILImageBW), CategoryBlock),
+            get_items=get_image_files,
+            splitter=GrandparentSplitter('training','testing'),
+            get_y=parent_label,
+            batch_tfms=Normalize()
+        ).dataloaders(path, bs=bs)
+    dls = get_dls(32)
+    dls.show_batch(max_n=9, figsize=(4,4))
+    x,_ = dls.one_batch()
+    assert x.mean().abs() < 0.5 and abs(float(x.std()) - 1) < 0.5    # Normalize() used a batch's stats
+
+    def simple_cnn():
+        return sequential(
+            conv(1 ,8, ks=5),        #14x14
+            conv(8 ,16),             #7x7
+            conv(16,32),             #4x4
+            conv(32,64),             #2x2
+            conv(64,10, act=False),  #1x1
+            Flatten(),
+        )
+
+    def fit(epochs=1, lr=0.06):
+        learn = Learner(dls, simple_cnn(), loss_func=F.cross_entropy, metrics=accuracy,
+                        cbs=ActivationStats(with_hist=True))
+        with learn.no_bar(): learn.fit_one_cycle(epochs, lr)
+        return learn
+    learn = fit()
+    learn.recorder.plot_sched()
+    learn.activation_stats.plot_layer_stats(0)
+    learn.activation_stats.plot_layer_stats(-2)
+    learn.activation_stats.color_dim(-2)
+    assert learn.activation_stats.hist(-2).shape[0] == len(dls.train)
+
+    def conv(ni, nf, ks=3, act=True):
+        layers = [nn.Conv2d(ni, nf, stride=2, kernel_size=ks, padding=ks//2)]
+        layers.append(nn.BatchNorm2d(nf))
+        if act: layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+    learn = fit(2, lr=0.1)
+    learn.activation_stats.color_dim(-4)
+    assert learn.recorder.values[-1][2] > 0.5                  # batchnorm trains at a high lr
+
+
+# --- chapter 14: ResNets ------------------------------------------------------------------
+
+def test_ch14_resnets_from_blocks(imagenette_path):
+    def get_data(url, presize, resize):
+        path = imagenette_path                                 # was: untar_data(url)
+        return DataBlock(
+            blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+            splitter=GrandparentSplitter(valid_name='valid'),
+            get_y=parent_label, item_tfms=Resize(presize),
+            batch_tfms=[*aug_transforms(min_scale=0.5, size=resize),
+                        Normalize.from_stats(*imagenet_stats)],
+        ).dataloaders(path, bs=32)
+    dls = get_data(URLs.IMAGENETTE_160, 20, 16)
+    dls.show_batch(max_n=4)
+
+    def avg_pool(x): return x.mean((2,3))
+    def block(ni, nf): return ConvLayer(ni, nf, stride=2)
+
+    def get_model():
+        return nn.Sequential(
+            block(3, 16),
+            block(16, 32),
+            block(32, 64),
+            block(64, 128),
+            block(128, 256),
+            nn.AdaptiveAvgPool2d(1),
+            Flatten(),
+            nn.Linear(256, dls.c))
+
+    def get_learner(m):   # was: Learner(...).to_fp16(): bfloat16 autocast on a CPU is 3x slower
+        return Learner(dls, m, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    learn = get_learner(get_model())
+    _train(learn, 1, 3e-3)
+
+    class ResBlock(Module):
+        def __init__(self, ni, nf):
+            self.convs = nn.Sequential(
+                ConvLayer(ni,nf),
+                ConvLayer(nf,nf, norm_type=NormType.BatchZero))
+
+        def forward(self, x): return x + self.convs(x)
+    x = torch.randn(2, 8, 4, 4)
+    assert torch.allclose(ResBlock(8, 8).eval()(x), x)        # BatchZero: the block starts as the identity
+
+    def _conv_block(ni,nf,stride):
+        return nn.Sequential(
+            ConvLayer(ni, nf, stride=stride),
+            ConvLayer(nf, nf, act_cls=None, norm_type=NormType.BatchZero))
+
+    class ResBlock(Module):
+        def __init__(self, ni, nf, stride=1):
+            self.convs = _conv_block(ni,nf,stride)
+            self.idconv = noop if ni==nf else ConvLayer(ni, nf, 1, act_cls=None)
+            self.pool = noop if stride==1 else nn.AvgPool2d(2, ceil_mode=True)
+
+        def forward(self, x):
+            return F.relu(self.convs(x) + self.idconv(self.pool(x)))
+
+    def block(ni,nf): return ResBlock(ni, nf, stride=2)
+    learn = get_learner(get_model())
+    _train(learn, 1, 3e-3)
+
+    def block(ni, nf):
+        return nn.Sequential(ResBlock(ni, nf, stride=2), ResBlock(nf, nf))
+    learn = get_learner(get_model())
+    _train(learn, 1, 3e-3)
+
+    def _resnet_stem(*sizes):
+        return [
+            ConvLayer(sizes[i], sizes[i+1], 3, stride = 2 if i==0 else 1)
+                for i in range(len(sizes)-1)
+        ] + [nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]
+    assert len(_resnet_stem(3,32,32,64)) == 4
+
+    class ResNet(nn.Sequential):
+        def __init__(self, n_out, layers, expansion=1):
+            stem = _resnet_stem(3,32,32,64)
+            self.block_szs = [64, 64, 128, 256, 512]
+            for i in range(1,5): self.block_szs[i] *= expansion
+            blocks = [self._make_layer(*o) for o in enumerate(layers)]
+            super().__init__(*stem, *blocks,
+                             nn.AdaptiveAvgPool2d(1), Flatten(),
+                             nn.Linear(self.block_szs[-1], n_out))
+
+        def _make_layer(self, idx, n_layers):
+            stride = 1 if idx==0 else 2
+            ch_in,ch_out = self.block_szs[idx:idx+2]
+            return nn.Sequential(*[
+                ResBlock(ch_in if i==0 else ch_out, ch_out, stride if i==0 else 1)
+                for i in range(n_layers)
+            ])
+    rn = ResNet(dls.c, [2,2,2,2])
+    learn = get_learner(rn)
+    _train(learn, 1, 3e-3)
+
+    def _conv_block(ni,nf,stride):
+        return nn.Sequential(
+            ConvLayer(ni, nf//4, 1),
+            ConvLayer(nf//4, nf//4, stride=stride),
+            ConvLayer(nf//4, nf, 1, act_cls=None, norm_type=NormType.BatchZero))
+    rn = ResNet(dls.c, [3,4,6,3], 4)
+    assert sum(p.numel() for p in rn.parameters()) > 20e6    # the ResNet-50 shape
+    assert rn(torch.zeros(2, 3, 32, 32)).shape == (2, dls.c)
+
+    # the library's own blocks, as the chapter describes them
+    learn = get_learner(xresnet18(n_out=dls.c))
+    _train(learn, 1, 3e-3)
+    assert learn.recorder.values[-1][0] > 0
+    lib_block = globals()['ResBlock'](4, 16, 16, stride=2, sa=True)
+    assert lib_block(torch.zeros(1, 64, 8, 8)).shape == (1, 64, 4, 4)
+    assert isinstance(lib_block.convpath[-1], SimpleSelfAttention)
+
+
+# --- chapter 15: application architectures deep dive ----------------------------------------
+
+def test_ch15_body_head_and_siamese_model(siamese_dls):
+    assert model_meta[resnet50] == {'cut': -2, 'split': model_meta[resnet50]['split'], 'stats': imagenet_stats}
+    head = create_head(20,2)
+    assert head[2].num_features == 40                          # concat pooling doubles the 20 channels
+    assert head(torch.zeros(4, 20, 3, 3)).shape == (4, 2)
+
+    dls = siamese_dls
+
+    class SiameseModel(Module):
+        def __init__(self, encoder, head):
+            self.encoder,self.head = encoder,head
+
+        def forward(self, x1, x2):
+            ftrs = torch.cat([self.encoder(x1), self.encoder(x2)], dim=1)
+            return self.head(ftrs)
+    encoder = create_body(resnet18, cut=-2, pretrained=False)   # was: create_body(resnet34, cut=-2)
+    head = create_head(512*2, 2, ps=0.5)
+    model = SiameseModel(encoder, head)
+
+    def loss_func(out, targ):
+        return nn.CrossEntropyLoss()(out, targ.long())
+
+    def siamese_splitter(model):
+        return [params(model.encoder), params(model.head)]
+    learn = Learner(dls, model, loss_func=loss_func, splitter=siamese_splitter, metrics=accuracy)
+    learn.freeze()
+    assert not any(p.requires_grad for p in params(model.encoder)[:3])
+    _train(learn, 1, 3e-3)
+    learn.unfreeze()
+    _train(learn, 1, slice(1e-6,1e-4))
+    assert len(learn.recorder.values[-1]) == 3
+
+
+# --- chapter 16: the training process -------------------------------------------------------
+
+def test_ch16_optimizers_from_steppers_and_callbacks(imagenette_path):
+    def get_data(url, presize, resize):
+        path = imagenette_path                                 # was: untar_data(url)
+        return DataBlock(
+            blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+            splitter=GrandparentSplitter(valid_name='valid'),
+            get_y=parent_label, item_tfms=Resize(presize),
+            batch_tfms=[*aug_transforms(min_scale=0.5, size=resize),
+                        Normalize.from_stats(*imagenet_stats)],
+        ).dataloaders(path, bs=32)
+    dls = get_data(URLs.IMAGENETTE_160, 20, 16)
+
+    def get_learner(**kwargs):   # was: resnet34, with .to_fp16() (bfloat16 autocast on a CPU is 3x slower)
+        return vision_learner(dls, resnet18, pretrained=False, metrics=accuracy, **kwargs)
+    learn = get_learner(opt_func=SGD)
+    learn.lr_find(num_it=5)
+    _train(learn, 1, 0.03, moms=(0,0,0))
+
+    def sgd_cb(p, lr, **kwargs): p.data.add_(p.grad.data, alpha=-lr)
+    opt_func = partial(Optimizer, cbs=[sgd_cb])
+    learn = get_learner(opt_func=opt_func)
+    w0 = learn.model[1][-1].weight.detach().clone()
+    with learn.no_bar(): learn.fit(1, 0.03)
+    assert not torch.equal(w0, learn.model[1][-1].weight)
+
+    def average_grad(p, mom, grad_avg=None, **kwargs):
+        if grad_avg is None: grad_avg = torch.zeros_like(p.grad.data)
+        return {'grad_avg': grad_avg*mom + p.grad.data}
+
+    def momentum_step(p, lr, grad_avg, **kwargs): p.data.add_(grad_avg, alpha=-lr)
+    opt_func = partial(Optimizer, cbs=[average_grad,momentum_step], mom=0.9)
+    learn = get_learner(opt_func=opt_func)
+    _train(learn, 1, 0.03)
+    learn.recorder.plot_sched()
+    assert isinstance(learn.opt, Optimizer) and 'grad_avg' in learn.opt.state[learn.model[1][-1].weight]
+
+    def average_sqr_grad(p, sqr_mom, sqr_avg=None, **kwargs):
+        if sqr_avg is None: sqr_avg = torch.zeros_like(p.grad.data)
+        return {'sqr_avg': sqr_mom*sqr_avg + (1-sqr_mom)*p.grad.data**2}
+
+    def rms_prop_step(p, lr, sqr_avg, eps, grad_avg=None, **kwargs):
+        denom = sqr_avg.sqrt().add_(eps)
+        p.data.addcdiv_(p.grad, denom, value=-lr)
+    opt_func = partial(Optimizer, cbs=[average_sqr_grad,rms_prop_step], sqr_mom=0.99, eps=1e-7)
+    learn = get_learner(opt_func=opt_func)
+    learn.lr_find(num_it=5)
+    _train(learn, 1, 0.003)
+
+    # Adam from the library's steppers, against torch's Adam on the same gradients
+    def Adam(params, lr, mom=0.9, sqr_mom=0.99, eps=1e-5, wd=0.01):
+        return Optimizer(params, [weight_decay, partial(average_grad, dampening=True), average_sqr_grad,
+                                  step_stat, adam_step], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+    from fastlearn.course import average_grad as library_average_grad
+    p1, p2 = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(3))
+    ours = Optimizer([p1], [weight_decay, partial(library_average_grad, dampening=True), average_sqr_grad,
+                            step_stat, adam_step], lr=0.1, mom=0.9, sqr_mom=0.99, eps=1e-5, wd=0.01)
+    theirs = torch.optim.AdamW([p2], lr=0.1, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    for step in range(3):
+        for p, opt in ((p1, ours), (p2, theirs)):
+            p.grad = torch.tensor([1., -2., 3.]) * (step + 1)
+            opt.step()
+    assert torch.allclose(p1, p2, atol=1e-6)
+    learn = get_learner(opt_func=Adam)
+    _train(learn, 1, 3e-3)
+
+    class ModelResetter(Callback):
+        def before_train(self):    self.model.reset()
+        def before_validate(self): self.model.reset()
+
+    class TerminateOnNaNCallback(Callback):
+        run_before=Recorder
+
+        def after_batch(self):
+            if torch.isinf(self.loss) or torch.isnan(self.loss):
+                raise CancelFitException
+
+    class CountBatches(Callback):
+        def __init__(self): self.counts = {'train': 0, 'valid': 0}
+        def after_pred(self): self.counts['train' if self.training else 'valid'] += 1
+        def after_loss(self):
+            if self.training and self.iter == 1: self.learn.loss = self.loss * float('nan')
+    counter = CountBatches()
+    learn = get_learner(cbs=[TerminateOnNaNCallback(), counter])
+    learn.remove_cb(TerminateOnNaN)                             # the library's own, to see the chapter's
+    with learn.no_bar(): learn.fit(1, 1e-3)
+    assert counter.counts['train'] == 2 and counter.counts['valid'] == 0   # stopped at the NaN batch
+
+
+# --- chapter 17: a neural net from the foundations ------------------------------------------
+
+def test_ch17_forward_and_backward_from_scratch():
+    def matmul(a,b):
+        (ar,ac),(br,bc) = a.shape,b.shape
+        c = torch.zeros(ar, bc)
+        for i in range(ar):
+            for j in range(bc): c[i,j] = (a[i] * b[:,j]).sum()
+        return c
+    m1 = torch.randn(5,28*28)
+    m2 = torch.randn(784,10)
+    assert torch.allclose(matmul(m1, m2), m1@m2, atol=1e-3)
+    assert torch.allclose(torch.einsum('ik,kj->ij', m1, m2), m1@m2, atol=1e-4)
+    m = tensor([[1., 2, 3], [4,5,6], [7,8,9]])
+    c = tensor([10.,20,30])
+    t = c.expand_as(m)
+    assert t.stride() == (0, 1) and torch.equal(m + c, m + t)
+
+    def lin(x, w, b): return x @ w + b
+    def relu(x): return x.clamp_min(0.)
+    def mse(output, targ): return (output.squeeze(-1) - targ).pow(2).mean()
+
+    def mse_grad(inp, targ):
+        inp.g = 2. * (inp.squeeze() - targ).unsqueeze(-1) / inp.shape[0]
+
+    def relu_grad(inp, out):
+        inp.g = (inp>0).float() * out.g
+
+    def lin_grad(inp, out, w, b):
+        inp.g = out.g @ w.t()
+        w.g = inp.t() @ out.g
+        b.g = out.g.sum(0)
+    x = torch.randn(200, 100)
+    y = torch.randn(200)
+    w1 = torch.randn(100,50) * math.sqrt(2/100)
+    b1 = torch.zeros(50)
+    w2 = torch.randn(50,1) * math.sqrt(2/50)
+    b2 = torch.zeros(1)
+
+    def forward_and_backward(inp, targ):
+        l1 = inp @ w1 + b1
+        l2 = relu(l1)
+        out = l2 @ w2 + b2
+        loss = mse(out, targ)
+        mse_grad(out, targ)
+        lin_grad(l2, out, w2, b2)
+        relu_grad(l1, l2)
+        lin_grad(inp, l1, w1, b1)
+    forward_and_backward(x, y)
+    grads = [t.g for t in (w1, b1, w2, b2)]
+    ws = [t.clone().requires_grad_() for t in (w1, b1, w2, b2)]
+    mse(relu(x @ ws[0] + ws[1]) @ ws[2] + ws[3], y).backward()
+    assert all(torch.allclose(g, w.grad, atol=1e-5) for g, w in zip(grads, ws))
+
+    class LayerFunction():
+        def __call__(self, *args):
+            self.args = args
+            self.out = self.forward(*args)
+            return self.out
+
+        def forward(self):  raise Exception('not implemented')
+        def bwd(self):      raise Exception('not implemented')
+        def backward(self): self.bwd(self.out, *self.args)
+
+    class Relu(LayerFunction):
+        def forward(self, inp): return inp.clamp_min(0.)
+        def bwd(self, out, inp): inp.g = (inp>0).float() * out.g
+
+    class Lin(LayerFunction):
+        def __init__(self, w, b): self.w,self.b = w,b
+        def forward(self, inp): return inp@self.w + self.b
+
+        def bwd(self, out, inp):
+            inp.g = out.g @ self.w.t()
+            self.w.g = inp.t() @ self.out.g
+            self.b.g = out.g.sum(0)
+
+    class Mse(LayerFunction):
+        def forward (self, inp, targ): return (inp.squeeze() - targ).pow(2).mean()
+        def bwd(self, out, inp, targ):
+            inp.g = 2*(inp.squeeze()-targ).unsqueeze(-1) / targ.shape[0]
+
+    class Model():
+        def __init__(self, w1, b1, w2, b2):
+            self.layers = [Lin(w1,b1), Relu(), Lin(w2,b2)]
+            self.loss = Mse()
+
+        def __call__(self, x, targ):
+            for l in self.layers: x = l(x)
+            return self.loss(x, targ)
+
+        def backward(self):
+            self.loss.backward()
+            for l in reversed(self.layers): l.backward()
+    model = Model(w1, b1, w2, b2)
+    loss = model(x, y)
+    model.backward()
+    assert torch.allclose(w1.g, ws[0].grad, atol=1e-5)
+
+    from torch.autograd import Function
+
+    class MyRelu(Function):
+        @staticmethod
+        def forward(ctx, i):
+            result = i.clamp_min(0.)
+            ctx.save_for_backward(i)
+            return result
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            i, = ctx.saved_tensors
+            return grad_output * (i>0).float()
+    t = torch.randn(5, requires_grad=True)
+    MyRelu.apply(t).sum().backward()
+    assert torch.equal(t.grad, (t > 0).float())
+
+    class LinearLayer(nn.Module):
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(n_out, n_in) * math.sqrt(2/n_in))
+            self.bias = nn.Parameter(torch.zeros(n_out))
+
+        def forward(self, x): return x @ self.weight.t() + self.bias
+    lin = LinearLayer(10,2)
+    p1,p2 = lin.parameters()
+    assert (p1.shape,p2.shape) == ((2, 10), (2,))
+
+    class Model(Module):
+        def __init__(self, n_in, nh, n_out):
+            self.layers = nn.Sequential(
+                nn.Linear(n_in,nh), nn.ReLU(), nn.Linear(nh,n_out))
+            self.loss = mse
+
+        def forward(self, x, targ): return self.loss(self.layers(x).squeeze(), targ)
+    model = Model(100, 50, 1)
+    loss = model(x, y)
+    loss.backward()
+    assert len(list(model.parameters())) == 4 and model.layers[0].weight.grad is not None
+
+
+# --- chapter 18: CNN interpretation with CAM ------------------------------------------------
+
+def test_ch18_class_activation_maps(pets_path):
+    path = pets_path/'images'                                  # was: untar_data(URLs.PETS)/'images'
+    def is_cat(x): return x[0].isupper()
+    dls = ImageDataLoaders.from_name_func(
+        path, get_image_files(path), valid_pct=0.2, seed=21,
+        label_func=is_cat, item_tfms=Resize(32), bs=8)
+    learn = vision_learner(dls, resnet18, metrics=error_rate, pretrained=False)
+    learn.fine_tune(1)
+    img = PILImage.create(get_image_files(path)[0])             # was: image_cat()
+    x, = first(dls.test_dl([img]))
+
+    class Hook():
+        def hook_func(self, m, i, o): self.stored = o.detach().clone()
+    hook_output = Hook()
+    hook = learn.model[0].register_forward_hook(hook_output.hook_func)
+    with torch.no_grad(): output = learn.model.eval()(x)
+    act = hook_output.stored[0]
+    assert F.softmax(output, dim=-1).sum().item() == pytest.approx(1, abs=1e-4)
+    cam_map = torch.einsum('ck,kij->cij', learn.model[1][-1].weight, act)
+    assert cam_map.shape == (2, *act.shape[1:])
+    x_dec = TensorImage(dls.train.decode((x,))[0][0])
+    assert x_dec.dtype == torch.uint8 and x_dec.shape == (3, 32, 32)   # the normalization undone
+    _,ax = plt.subplots()
+    x_dec.show(ctx=ax)
+    ax.imshow(cam_map[1].detach().cpu(), alpha=0.6, extent=(0,32,32,0),
+              interpolation='bilinear', cmap='magma')
+    hook.remove()
+
+    class Hook():
+        def __init__(self, m):
+            self.hook = m.register_forward_hook(self.hook_func)
+        def hook_func(self, m, i, o): self.stored = o.detach().clone()
+        def __enter__(self, *args): return self
+        def __exit__(self, *args): self.hook.remove()
+
+    class HookBwd():
+        def __init__(self, m):
+            self.hook = m.register_full_backward_hook(self.hook_func)
+        def hook_func(self, m, gi, go): self.stored = go[0].detach().clone()
+        def __enter__(self, *args): return self
+        def __exit__(self, *args): self.hook.remove()
+    cls = 1
+    with HookBwd(learn.model[0]) as hookg:
+        with Hook(learn.model[0]) as hook:
+            output = learn.model.eval()(x)
+            act = hook.stored
+        output[0,cls].backward()
+        grad = hookg.stored
+    w = grad[0].mean(dim=[1,2], keepdim=True)
+    cam_map = (w * act[0]).sum(0)
+    assert cam_map.shape == act.shape[2:]
+    from fastlearn.callback.hook import hook_output as library_hook_output
+    with library_hook_output(learn.model[0]) as library_hook:  # the library's (chapter 13)
+        learn.model.eval()(x)
+    assert torch.allclose(library_hook.stored, act)
+
+
+# --- chapter 19: a fastai Learner from scratch ---------------------------------------------
+
+def test_ch19_learner_from_scratch(imagenette_path):
+    path = imagenette_path                                     # was: untar_data(URLs.IMAGENETTE_160)
+    from glob import glob
+    files = L(glob(f'{path}/**/*.png', recursive=True)).map(Path)
+    im = Image.open(files[0])
+    im_t = tensor(im)
+    assert im_t.shape == (28, 28)
+    lbls = files.map(Self.parent.name()).unique()
+    v2i = lbls.val2idx()
+    assert sorted(lbls) == sorted(FASHION_CLASSES) and v2i[lbls[1]] == 1
+
+    class Dataset:
+        def __init__(self, fns): self.fns=fns
+        def __len__(self): return len(self.fns)
+        def __getitem__(self, i):
+            im = Image.open(self.fns[i]).resize((32,32)).convert('RGB')
+            y = v2i[self.fns[i].parent.name]
+            return tensor(im).float()/255, tensor(y)
+    train_filt = L(o.parent.parent.name=='train' for o in files)
+    train,valid = files[train_filt],files[~train_filt]
+    assert len(train) == 120 and len(valid) == 40
+    train_ds,valid_ds = Dataset(train),Dataset(valid)
+    x,y = train_ds[0]
+    assert x.shape == (32, 32, 3)
+    show_image(x, title=lbls[y])
+
+    def collate(idxs, ds):
+        xb,yb = zip(*[ds[i] for i in idxs])
+        return torch.stack(xb),torch.stack(yb)
+    x,y = collate([1,2], train_ds)
+    assert x.shape == (2, 32, 32, 3)
+
+    class DataLoader:
+        def __init__(self, ds, bs=128, shuffle=False, n_workers=1):
+            self.ds,self.bs,self.shuffle,self.n_workers = ds,bs,shuffle,n_workers
+
+        def __len__(self): return (len(self.ds)-1)//self.bs+1
+
+        def __iter__(self):
+            idxs = L.range(self.ds)
+            if self.shuffle: idxs = idxs.shuffle()
+            chunks = [idxs[n:n+self.bs] for n in range(0, len(self.ds), self.bs)]
+            with ProcessPoolExecutor(self.n_workers) as ex:
+                yield from ex.map(collate,chunks, ds=self.ds)
+    n_workers = min(16, defaults.cpus)
+    assert n_workers >= 1
+    n_workers = 0                                              # in this process: the classes are local
+    train_dl = DataLoader(train_ds, bs=32, shuffle=True, n_workers=n_workers)
+    valid_dl = DataLoader(valid_ds, bs=64, shuffle=False, n_workers=n_workers)
+    xb,yb = first(train_dl)
+    assert (xb.shape,yb.shape,len(train_dl)) == ((32, 32, 32, 3), (32,), 4)
+    stats = [xb.mean((0,1,2)),xb.std((0,1,2))]
+
+    class Normalize:
+        def __init__(self, stats): self.stats=stats
+        def __call__(self, x):
+            if x.device != self.stats[0].device:
+                self.stats = to_device(self.stats, x.device)
+            return (x-self.stats[0])/self.stats[1]
+    norm = Normalize(stats)
+    def tfm_x(x): return norm(x).permute((0,3,1,2))
+    t = tfm_x(x)
+    assert t.shape == (2, 3, 32, 32)
+
+    class Parameter(Tensor):
+        def __new__(self, x): return Tensor._make_subclass(Parameter, x, True)
+        def __init__(self, *args, **kwargs): self.requires_grad_()
+    assert Parameter(tensor(3.)).requires_grad
+
+    class Module:
+        def __init__(self):
+            self.hook,self.params,self.children,self._training = None,[],[],False
+
+        def register_parameters(self, *ps): self.params += ps
+        def register_modules   (self, *ms): self.children += ms
+
+        @property
+        def training(self): return self._training
+        @training.setter
+        def training(self,v):
+            self._training = v
+            for m in self.children: m.training=v
+
+        def parameters(self):
+            return self.params + sum([m.parameters() for m in self.children], [])
+
+        def __setattr__(self,k,v):
+            super().__setattr__(k,v)
+            if isinstance(v,Parameter): self.register_parameters(v)
+            if isinstance(v,Module):    self.register_modules(v)
+
+        def __call__(self, *args, **kwargs):
+            res = self.forward(*args, **kwargs)
+            if self.hook is not None: self.hook(res, args)
+            return res
+
+        def cuda(self):
+            for p in self.parameters(): p.data = p.data.cuda()
+
+    class ConvLayer(Module):
+        def __init__(self, ni, nf, stride=1, bias=True, act=True):
+            super().__init__()
+            self.w = Parameter(torch.zeros(nf,ni,3,3))
+            self.b = Parameter(torch.zeros(nf)) if bias else None
+            self.act,self.stride = act,stride
+            init = nn.init.kaiming_normal_ if act else nn.init.xavier_normal_
+            init(self.w)
+
+        def forward(self, x):
+            x = F.conv2d(x, self.w, self.b, stride=self.stride, padding=1)
+            if self.act: x = F.relu(x)
+            return x
+    l = ConvLayer(3, 4)
+    assert len(l.parameters()) == 2
+    xbt = tfm_x(xb)
+    assert l(xbt).shape == (32, 4, 32, 32)
+
+    class Linear(Module):
+        def __init__(self, ni, nf):
+            super().__init__()
+            self.w = Parameter(torch.zeros(nf,ni))
+            self.b = Parameter(torch.zeros(nf))
+            nn.init.xavier_normal_(self.w)
+
+        def forward(self, x): return x@self.w.t() + self.b
+
+    class T(Module):
+        def __init__(self):
+            super().__init__()
+            self.c,self.l = ConvLayer(3,4),Linear(4,2)
+    assert len(T().parameters()) == 4
+
+    class Sequential(Module):
+        def __init__(self, *layers):
+            super().__init__()
+            self.layers = layers
+            self.register_modules(*layers)
+
+        def forward(self, x):
+            for l in self.layers: x = l(x)
+            return x
+
+    class AdaptivePool(Module):
+        def forward(self, x): return x.mean((2,3))
+
+    def simple_cnn():
+        return Sequential(
+            ConvLayer(3 ,16 ,stride=2), #16
+            ConvLayer(16,32 ,stride=2), # 8
+            ConvLayer(32,64 ,stride=2), # 4
+            ConvLayer(64,128,stride=2), # 2
+            AdaptivePool(),
+            Linear(128, 10)
+        )
+    m = simple_cnn()
+    assert len(m.parameters()) == 10
+    seen = []
+    def print_stats(outp, inp): seen.append((outp.mean().item(),outp.std().item()))
+    for i in range(4): m.layers[i].hook = print_stats
+    r = m(xbt)
+    assert r.shape == (32, 10) and len(seen) == 4
+
+    def nll(input, target): return -input[range(target.shape[0]), target].mean()
+    def log_softmax(x): return x - x.logsumexp(-1,keepdim=True)
+    def logsumexp(x):
+        m = x.max(-1)[0]
+        return m + (x-m[:,None]).exp().sum(-1).log()
+    assert torch.allclose(logsumexp(r), r.logsumexp(-1), atol=1e-5)
+    def cross_entropy(preds, yb): return nll(log_softmax(preds), yb).mean()
+    assert float(cross_entropy(r, yb)) == pytest.approx(float(F.cross_entropy(r, yb)), abs=1e-5)
+
+    class SGD:
+        def __init__(self, params, lr, wd=0.): store_attr()
+        def step(self):
+            for p in self.params:
+                p.data -= (p.grad.data + p.data*self.wd) * self.lr
+                p.grad.data.zero_()
+
+    class DataLoaders:
+        def __init__(self, *dls): self.train,self.valid = dls
+    dls = DataLoaders(train_dl,valid_dl)
+
+    class Learner:
+        def __init__(self, model, dls, loss_func, lr, cbs, opt_func=SGD):
+            store_attr()
+            for cb in cbs: cb.learner = self
+
+        def one_batch(self):
+            self('before_batch')
+            xb,yb = self.batch
+            self.preds = self.model(xb)
+            self.loss = self.loss_func(self.preds, yb)
+            if self.model.training:
+                self.loss.backward()
+                self.opt.step()
+            self('after_batch')
+
+        def one_epoch(self, train):
+            self.model.training = train
+            self('before_epoch')
+            dl = self.dls.train if train else self.dls.valid
+            for self.num,self.batch in enumerate(progress_bar(dl, leave=False)):
+                self.one_batch()
+            self('after_epoch')
+
+        def fit(self, n_epochs):
+            self('before_fit')
+            self.opt = self.opt_func(self.model.parameters(), self.lr)
+            self.n_epochs = n_epochs
+            try:
+                for self.epoch in range(n_epochs):
+                    self.one_epoch(True)
+                    self.one_epoch(False)
+            except CancelFitException: pass
+            self('after_fit')
+
+        def __call__(self,name):
+            for cb in self.cbs: getattr(cb,name,noop)()
+
+    class Callback(GetAttr): _default='learner'
+
+    class SetupLearnerCB(Callback):
+        def before_batch(self):
+            xb,yb = to_device(self.batch)
+            self.learner.batch = tfm_x(xb),yb
+
+        def before_fit(self):
+            if torch.cuda.is_available(): self.model.cuda()   # was: self.model.cuda()
+
+    results = []
+
+    class TrackResults(Callback):
+        def before_epoch(self): self.accs,self.losses,self.ns = [],[],[]
+
+        def after_epoch(self):
+            n = sum(self.ns)
+            results.append((self.epoch, self.model.training, sum(self.losses).item()/n, sum(self.accs).item()/n))
+
+        def after_batch(self):
+            xb,yb = self.batch
+            acc = (self.preds.argmax(dim=1)==yb).float().sum()
+            self.accs.append(acc)
+            n = len(xb)
+            self.losses.append(self.loss*n)
+            self.ns.append(n)
+    cbs = [SetupLearnerCB(),TrackResults()]
+    learn = Learner(simple_cnn(), dls, cross_entropy, lr=0.1, cbs=cbs)
+    learn.fit(1)
+    assert [r[:2] for r in results] == [(0, True), (0, False)]
+    assert learn.model.training is False and learn.lr == 0.1   # store_attr kept the arguments
+
+    class LRFinder(Callback):
+        def before_fit(self):
+            self.losses,self.lrs = [],[]
+            self.learner.lr = 0.001
+
+        def before_batch(self):
+            if not self.model.training: return
+            self.opt.lr *= 1.2
+
+        def after_batch(self):
+            if not self.model.training: return
+            if self.opt.lr>10 or torch.isnan(self.loss): raise CancelFitException
+            self.losses.append(self.loss.item())
+            self.lrs.append(self.opt.lr)
+    lrfind = LRFinder()
+    learn = Learner(simple_cnn(), dls, cross_entropy, lr=0.1, cbs=cbs+[lrfind])
+    learn.fit(2)
+    plt.plot(lrfind.lrs[:-2],lrfind.losses[:-2])
+    plt.xscale('log')
+    assert lrfind.lrs[1] == pytest.approx(0.001 * 1.2**2)
+
+    class OneCycle(Callback):
+        def __init__(self, base_lr): self.base_lr = base_lr
+        def before_fit(self): self.lrs = []
+
+        def before_batch(self):
+            if not self.model.training: return
+            n = len(self.dls.train)
+            bn = self.epoch*n + self.num
+            mn = self.n_epochs*n
+            pct = bn/mn
+            pct_start,div_start = 0.25,10
+            if pct<pct_start:
+                pct /= pct_start
+                lr = (1-pct)*self.base_lr/div_start + pct*self.base_lr
+            else:
+                pct = (pct-pct_start)/(1-pct_start)
+                lr = (1-pct)*self.base_lr
+            self.opt.lr = lr
+            self.lrs.append(lr)
+    onecyc = OneCycle(0.1)
+    results.clear()
+    learn = Learner(simple_cnn(), dls, cross_entropy, lr=0.1, cbs=cbs+[onecyc])
+    learn.fit(4)
+    plt.plot(onecyc.lrs)
+    assert max(onecyc.lrs) == pytest.approx(0.1, rel=0.1) and onecyc.lrs[0] == pytest.approx(0.01)
+    assert results[-1][3] > 0.3                                # accuracy on 10 classes
