@@ -43,7 +43,7 @@ def _unsupported(error: RuntimeError) -> bool:
     return "unsupported image" in str(error).lower()
 
 
-def _pil_open(path) -> PIL.Image.Image:
+def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
     try:
         with PIL.Image.open(path) as img:
             img.load()
@@ -51,7 +51,7 @@ def _pil_open(path) -> PIL.Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
     except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise _bad_image(path, error) from None
+        raise _bad_image(name or path, error) from None
 
 
 def _uint8(t: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
         decoded = _decode(source, mode, "given as bytes")
         if decoded is not None:
             return decoded
-        source = _pil_open(io.BytesIO(bytes(source)))
+        source = _pil_open(io.BytesIO(bytes(source)), name="given as bytes")
     if isinstance(source, PIL.Image.Image):
         return _array_to_chw(np.asarray(source.convert(mode)))
     if isinstance(source, np.ndarray):
