@@ -494,6 +494,7 @@ def test_ch10_tokenize_numericalize_and_lm_loader(imdb_path):
     assert toks and all(isinstance(t, str) for t in toks)
     tkn = Tokenizer(spacy)
     toks = tkn(txt)
+    assert defaults.text_proc_rules[0] is fix_html and tkn.rules == defaults.text_proc_rules
     assert toks[0] == 'xxbos' and 'xxmaj' in tkn('The Book')
     txts = L(o.open().read() for o in files[:200])
     toks200 = txts[:200].map(tkn)

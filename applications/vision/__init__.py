@@ -26,7 +26,7 @@ from fastlearn.vision.lighting import Brightness, Contrast, LightingTfm
 from fastlearn.vision.models import model_meta
 from fastlearn.vision.unet import DynamicUnet, unet_learner
 from fastlearn.vision.xresnet import XResNet, init_cnn, xresnet18, xresnet34, xresnet50, xresnet101, xresnet152
-from fastlearn.vision.image_folders import resize_image, resize_images
+from fastlearn.vision.image_folders import download_images, resize_image, resize_images
 
 _models = [
     "convnext_base", "convnext_small", "convnext_tiny", "densenet121", "densenet161", "densenet169",
@@ -39,7 +39,7 @@ _learning = [
     "Dihedral", "EfficientNetLite", "Flatten", "Flip", "LightingTfm", "RandomResizedCropGPU", "Rotate",
     "SigmoidRange", "Warp", "Zoom", "aug_transforms", "cnn_learner", "create_body", "create_head",
     "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "load_learner", "model_meta",
-    "resize_image", "resize_images", "show_results", "sigmoid_range", "tta", "vision_learner", "vision_model",
+    "download_images", "resize_image", "resize_images", "show_results", "sigmoid_range", "tta", "vision_learner", "vision_model",
     "DynamicUnet", "unet_learner", "ConvLayer", "NormType", "ResBlock", "SimpleSelfAttention", "XResNet", "init_cnn",
     "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152",
 ]

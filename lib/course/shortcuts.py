@@ -117,7 +117,8 @@ class Defaults:
     ``Learner`` starts with. Other attributes may be set and read freely.
 
     ``defaults.callbacks`` is read-only: a Learner's callbacks are changed per Learner, with
-    ``cbs=`` and ``learn.remove_cb(...)``.
+    ``cbs=`` and ``learn.remove_cb(...)``. ``from fastlearn.text.all import *`` adds
+    ``defaults.text_proc_rules``, the tokenizer's rules.
 
     >>> [cb.__name__ for cb in defaults.callbacks][:2]
     ['TrainEvalCallback', 'Recorder']
