@@ -309,6 +309,16 @@ def test_ch07_xresnet_normalization_progressive_resizing_tta(imagenette_path):
     assert learn.recorder.values[-1][0] > 0
 
 
+def test_ch07_mixup(imagenette_path):
+    if 'MixUp' not in globals():
+        pytest.skip("MixUp comes with the training callbacks of fastlearn.callback (not merged here yet)")
+    dls = ImageDataLoaders.from_folder(imagenette_path, item_tfms=Resize(16), bs=32)
+    model = xresnet18(n_out=dls.c)
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=MixUp())
+    _train(learn, 1, 3e-3)
+    assert len(learn.recorder.values) == 1
+
+
 # --- chapter 8: collaborative filtering deep dive -------------------------------------------
 
 def test_ch08_collab_models_from_scratch(builtin_data_path):

@@ -88,7 +88,8 @@ class CancelBackwardException(Exception):
     """Raise in ``before_backward`` to skip the backward pass."""
 
 
-_EVENT_LIKE = re.compile(r"^((before|after)_[a-z_]+|clean_?up\w*)$")
+# ``begin_*`` is what early fastai v2 (and the printed book) called the ``before_*`` events
+_EVENT_LIKE = re.compile(r"^((before|after|begin)_[a-z_]+|clean_?up\w*)$")
 
 # Learner attributes that a callback reads through forwarding and must not shadow by assignment.
 FORWARDED_STATE = ("model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
@@ -160,7 +161,8 @@ def check_event_names(callback: Callback) -> None:
             break
         for attr in vars(klass):
             if _EVENT_LIKE.match(attr) and attr not in EVENTS:
-                close = difflib.get_close_matches(attr, EVENTS, n=1)
+                renamed = "before_" + attr[len("begin_"):] if attr.startswith("begin_") else None
+                close = [renamed] if renamed in EVENTS else difflib.get_close_matches(attr, EVENTS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; events are {EVENTS}"
                 raise AttributeError(
                     f"{type(callback).__name__}.{attr} looks like an event method but {attr!r} "

@@ -92,6 +92,15 @@ def test_misspelt_event_fails_when_added():
     assert not any(isinstance(cb, Typo) for cb in learn.cbs)
 
 
+def test_the_early_begin_event_names_point_to_before():
+    class ModelResetter(Callback):      # as the printed book writes it
+        def begin_train(self):
+            self.model.reset()
+
+    with pytest.raises(AttributeError, match="begin_train.*did you mean 'before_train'"):
+        make_learner(cbs=ModelResetter)
+
+
 def test_helpers_that_are_not_events_are_allowed():
     class Helper(Callback):
         def after_something_custom_helper(self):  # looks like an event, is not
