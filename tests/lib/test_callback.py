@@ -20,7 +20,7 @@ def make_learner(cbs=None, n_train=32, bs=8, **kwargs):
     x = torch.randn(n_train + 16, 2, generator=gen)
     y = x.sum(1, keepdim=True)
     items = list(zip(x, y))
-    dls = DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, shuffle=False, device="cpu")
+    dls = DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, val_bs=2 * bs, shuffle=False, device="cpu")
     torch.manual_seed(0)
     return Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat(), cbs=cbs, device="cpu", lr=0.1,
                    opt_func=SGD, **kwargs)
