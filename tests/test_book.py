@@ -36,16 +36,23 @@ def _train(learn, *args, **kwargs):
 
 # --- chapter 1: your deep learning journey -------------------------------------------------
 
-def test_ch01_upload_an_image_and_predict(pets_path):
-    path = pets_path/"images"
+def is_cat(x): return x[0].isupper()
 
-    def is_cat(x): return x[0].isupper()
+
+@pytest.fixture(scope="module")
+def cat_learner(pets_path):
+    """Chapter 1's first model (chapter 18 trains it again)."""
+    path = pets_path/"images"                                  # was: untar_data(URLs.PETS)/'images'
     dls = ImageDataLoaders.from_name_func(
         path, get_image_files(path), valid_pct=0.2, seed=42,
         label_func=is_cat, item_tfms=Resize(32), bs=8)
     learn = vision_learner(dls, resnet18, metrics=error_rate, pretrained=False)
     learn.fine_tune(1)
+    return learn
 
+
+def test_ch01_upload_an_image_and_predict(cat_learner, pets_path):
+    learn, path = cat_learner, pets_path/"images"
     file = get_image_files(path)[0]
     uploader = SimpleNamespace(data=[file.read_bytes()])      # was: widgets.FileUpload()
     img = PILImage.create(uploader.data[0])
@@ -230,7 +237,7 @@ def test_ch05_cross_entropy_from_scratch(pets_path):
     assert float(loss_func(acts, targ)) == pytest.approx(float(F.cross_entropy(acts, targ)))
     assert float(-torch.log_softmax(acts, 1)[idx, targ].mean()) == pytest.approx(float(loss_func(acts, targ)))
 
-    lr_min,lr_steep = learn.lr_find(suggest_funcs=(minimum, steep), num_it=20)
+    lr_min,lr_steep = learn.lr_find(suggest_funcs=(minimum, steep), num_it=10)
     assert lr_min > 0 and lr_steep > 0
     learn.fine_tune(1, base_lr=3e-3)
     learn.unfreeze()
@@ -266,8 +273,8 @@ def test_ch06_binary_cross_entropy_and_sigmoid_range():
 def test_ch07_xresnet_normalization_progressive_resizing_tta(imagenette_path):
     path = imagenette_path                                     # was: untar_data(URLs.IMAGENETTE)
     dblock = DataBlock(blocks=(ImageBlock(), CategoryBlock()), get_items=get_image_files, get_y=parent_label,
-                       splitter=GrandparentSplitter(), item_tfms=Resize(36),
-                       batch_tfms=aug_transforms(size=32, min_scale=0.75))
+                       splitter=GrandparentSplitter(), item_tfms=Resize(20),
+                       batch_tfms=aug_transforms(size=16, min_scale=0.75))
     dls = dblock.dataloaders(path, bs=32)
     model = xresnet50(n_out=dls.c)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
@@ -281,12 +288,12 @@ def test_ch07_xresnet_normalization_progressive_resizing_tta(imagenette_path):
                            batch_tfms=[*aug_transforms(size=size, min_scale=0.75),
                                        Normalize.from_stats(*imagenet_stats)])
         return dblock.dataloaders(path, bs=bs)
-    dls = get_dls(32, 16)
+    dls = get_dls(32, 12)
     x,y = dls.one_batch()
-    assert x.mean(dim=[0,2,3]).abs().max() < 1.5 and x.shape[-1] == 16
+    assert x.mean(dim=[0,2,3]).abs().max() < 1.5 and x.shape[-1] == 12
     learn = Learner(dls, xresnet18(n_out=dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     _train(learn, 1, 3e-3)
-    learn.dls = get_dls(32, 32)                                # progressive resizing
+    learn.dls = get_dls(32, 20)                                # progressive resizing
     with learn.no_bar(): learn.fine_tune(1, 1e-3)
     preds,targs = learn.tta()
     assert preds.shape == (len(dls.valid_ds), dls.c) and 0 <= accuracy(preds, targs).item() <= 1
@@ -914,16 +921,18 @@ def test_ch13_convolutions_simple_cnn_and_activation_stats(mnist_sample_path, bu
 
 # --- chapter 14: ResNets ------------------------------------------------------------------
 
-def test_ch14_resnets_from_blocks(imagenette_path):
-    def get_data(url, presize, resize):
-        path = imagenette_path                                 # was: untar_data(url)
-        return DataBlock(
-            blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
-            splitter=GrandparentSplitter(valid_name='valid'),
-            get_y=parent_label, item_tfms=Resize(presize),
-            batch_tfms=[*aug_transforms(min_scale=0.5, size=resize),
-                        Normalize.from_stats(*imagenet_stats)],
-        ).dataloaders(path, bs=32)
+def get_data(url, presize, resize):                            # chapters 14 and 16
+    path = fashion_mnist(n_per_class=12, n_valid_per_class=4, size=28)   # was: untar_data(url)
+    return DataBlock(
+        blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
+        splitter=GrandparentSplitter(valid_name='valid'),
+        get_y=parent_label, item_tfms=Resize(presize),
+        batch_tfms=[*aug_transforms(min_scale=0.5, size=resize),
+                    Normalize.from_stats(*imagenet_stats)],
+    ).dataloaders(path, bs=32)
+
+
+def test_ch14_resnets_from_blocks():
     dls = get_data(URLs.IMAGENETTE_160, 20, 16)
     dls.show_batch(max_n=4)
 
@@ -1062,16 +1071,7 @@ def test_ch15_body_head_and_siamese_model(siamese_dls):
 
 # --- chapter 16: the training process -------------------------------------------------------
 
-def test_ch16_optimizers_from_steppers_and_callbacks(imagenette_path):
-    def get_data(url, presize, resize):
-        path = imagenette_path                                 # was: untar_data(url)
-        return DataBlock(
-            blocks=(ImageBlock, CategoryBlock), get_items=get_image_files,
-            splitter=GrandparentSplitter(valid_name='valid'),
-            get_y=parent_label, item_tfms=Resize(presize),
-            batch_tfms=[*aug_transforms(min_scale=0.5, size=resize),
-                        Normalize.from_stats(*imagenet_stats)],
-        ).dataloaders(path, bs=32)
+def test_ch16_optimizers_from_steppers_and_callbacks():
     dls = get_data(URLs.IMAGENETTE_160, 20, 16)
 
     def get_learner(**kwargs):   # was: resnet34, with .to_fp16() (bfloat16 autocast on a CPU is 3x slower)
@@ -1292,14 +1292,10 @@ def test_ch17_forward_and_backward_from_scratch():
 
 # --- chapter 18: CNN interpretation with CAM ------------------------------------------------
 
-def test_ch18_class_activation_maps(pets_path):
-    path = pets_path/'images'                                  # was: untar_data(URLs.PETS)/'images'
-    def is_cat(x): return x[0].isupper()
-    dls = ImageDataLoaders.from_name_func(
-        path, get_image_files(path), valid_pct=0.2, seed=21,
-        label_func=is_cat, item_tfms=Resize(32), bs=8)
-    learn = vision_learner(dls, resnet18, metrics=error_rate, pretrained=False)
-    learn.fine_tune(1)
+def test_ch18_class_activation_maps(cat_learner, pets_path):
+    path = pets_path/'images'
+    learn = cat_learner                                        # was: chapter 1's model trained again
+    dls = learn.dls
     img = PILImage.create(get_image_files(path)[0])             # was: image_cat()
     x, = first(dls.test_dl([img]))
 

@@ -176,26 +176,25 @@ def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float,
     p.addcdiv_(grad_avg, (sqr_avg / debias2).sqrt() + eps, value=-lr / debias1)
 
 
+# the course's names of the moving-average rates: the position in torch's ``betas`` (Adam family),
+# else the torch argument that holds it, and what the rate is (for the error)
+_AVERAGE_RATES = {"mom": (0, "momentum", "has no momentum"),
+                  "sqr_mom": (1, "alpha", "keeps no average of squared gradients")}
+
+
 def _torch_hypers(opt: type, hypers: dict) -> dict:
     """Course hyper-parameter names → the arguments of the torch optimizer class ``opt``."""
     accepted = set(inspect.signature(opt).parameters)
     out, betas = {}, [None, None]
     for name, value in hypers.items():
-        if name == "mom":
+        if name in _AVERAGE_RATES:
+            position, torch_name, lacking = _AVERAGE_RATES[name]
             if "betas" in accepted:
-                betas[0] = value
-            elif "momentum" in accepted:
-                out["momentum"] = value
+                betas[position] = value
+            elif torch_name in accepted:
+                out[torch_name] = value
             else:
-                raise TypeError(f"OptimWrapper: {opt.__name__} has no momentum, so mom={value!r} cannot be set")
-        elif name == "sqr_mom":
-            if "betas" in accepted:
-                betas[1] = value
-            elif "alpha" in accepted:
-                out["alpha"] = value
-            else:
-                raise TypeError(f"OptimWrapper: {opt.__name__} keeps no average of squared gradients "
-                                f"(sqr_mom={value!r})")
+                raise TypeError(f"OptimWrapper: {opt.__name__} {lacking}, so {name}={value!r} cannot be set")
         elif name == "wd":
             out["weight_decay"] = value
         elif name in accepted:
