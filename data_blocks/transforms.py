@@ -41,6 +41,10 @@ changes. For each sample (or batch) the pipeline calls :meth:`Transform.call_sam
 
 Decoding mirrors this with ``decode_sample`` / ``decode_part`` / ``decodes``, in reverse order.
 
+A transform called by hand on a :class:`~fastlearn.data.tuples.fastuple` (the course's
+``SiameseImage(img1, img2, same)``) treats it as a sample whose parts have the kinds of their
+values: ``Resize(224)(pair)`` resizes both images, keeps the label and returns a ``SiameseImage``.
+
 What the parts look like:
 
 =============  =====================================  ==========================================

@@ -95,12 +95,20 @@ class Optimizer(torch.optim.Optimizer):
 
 
 def sgd_step(p: torch.Tensor, lr: float, **kwargs) -> None:
-    """Plain SGD: ``p -= lr * p.grad``."""
+    """Plain SGD: ``p -= lr * p.grad``.
+
+    >>> p = torch.ones(2); p.grad = torch.ones(2); sgd_step(p, lr=0.1); p
+    tensor([0.9000, 0.9000])
+    """
     p.add_(p.grad, alpha=-lr)
 
 
 def weight_decay(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kwargs) -> None:
-    """Decoupled weight decay: ``p *= 1 - lr * wd``."""
+    """Decoupled weight decay: ``p *= 1 - lr * wd`` (``do_wd=False`` skips it).
+
+    >>> p = torch.ones(1); weight_decay(p, lr=0.1, wd=0.5); p
+    tensor([0.9500])
+    """
     if do_wd and wd != 0:
         p.mul_(1 - lr * wd)
 
@@ -109,7 +117,11 @@ weight_decay.defaults = {"wd": 0.0}
 
 
 def l2_reg(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kwargs) -> None:
-    """L2 regularization: add ``wd * p`` to the gradient (the same as weight decay for plain SGD)."""
+    """L2 regularization: add ``wd * p`` to the gradient (the same as weight decay for plain SGD).
+
+    >>> p = torch.ones(1); p.grad = torch.zeros(1); l2_reg(p, lr=0.1, wd=0.5); p.grad
+    tensor([0.5000])
+    """
     if do_wd and wd != 0:
         p.grad.add_(p, alpha=wd)
 
@@ -120,7 +132,12 @@ l2_reg.defaults = {"wd": 0.0}
 def average_grad(p: torch.Tensor, mom: float, dampening: bool = False, grad_avg: torch.Tensor | None = None,
                  **kwargs) -> dict:
     """Keep a moving average of the gradients: ``grad_avg = mom * grad_avg + (1 - mom if
-    dampening else 1) * p.grad``."""
+    dampening else 1) * p.grad``.
+
+    >>> p = torch.zeros(1); p.grad = torch.ones(1)
+    >>> state = average_grad(p, mom=0.9); average_grad(p, mom=0.9, **state)["grad_avg"]
+    tensor([1.9000])
+    """
     if grad_avg is None:
         grad_avg = torch.zeros_like(p.grad)
     grad_avg.mul_(mom).add_(p.grad, alpha=1 - mom if dampening else 1.0)
@@ -133,7 +150,12 @@ average_grad.defaults = {"mom": 0.9}
 def average_sqr_grad(p: torch.Tensor, sqr_mom: float, dampening: bool = True,
                      sqr_avg: torch.Tensor | None = None, **kwargs) -> dict:
     """Keep a moving average of the squared gradients: ``sqr_avg = sqr_mom * sqr_avg + (1 -
-    sqr_mom) * p.grad ** 2``."""
+    sqr_mom) * p.grad ** 2``.
+
+    >>> p = torch.zeros(1); p.grad = torch.full((1,), 2.0)
+    >>> average_sqr_grad(p, sqr_mom=0.75)["sqr_avg"]
+    tensor([1.])
+    """
     if sqr_avg is None:
         sqr_avg = torch.zeros_like(p.grad)
     sqr_avg.mul_(sqr_mom).addcmul_(p.grad, p.grad, value=1 - sqr_mom if dampening else 1.0)
@@ -144,13 +166,22 @@ average_sqr_grad.defaults = {"sqr_mom": 0.99}
 
 
 def momentum_step(p: torch.Tensor, lr: float, grad_avg: torch.Tensor, **kwargs) -> None:
-    """SGD with momentum: ``p -= lr * grad_avg`` (after :func:`average_grad`)."""
+    """SGD with momentum: ``p -= lr * grad_avg`` (after :func:`average_grad`).
+
+    >>> p = torch.ones(1); momentum_step(p, lr=0.1, grad_avg=torch.full((1,), 2.0)); p
+    tensor([0.8000])
+    """
     p.add_(grad_avg, alpha=-lr)
 
 
 def rms_prop_step(p: torch.Tensor, lr: float, sqr_avg: torch.Tensor, eps: float,
                   grad_avg: torch.Tensor | None = None, **kwargs) -> None:
-    """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)``, ``g`` the gradient or its average."""
+    """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)``, ``g`` the gradient or its average.
+
+    >>> p = torch.ones(1); p.grad = torch.ones(1)
+    >>> rms_prop_step(p, lr=0.1, sqr_avg=torch.full((1,), 4.0), eps=0.0); p
+    tensor([0.9500])
+    """
     p.addcdiv_(grad_avg if grad_avg is not None else p.grad, sqr_avg.sqrt().add_(eps), value=-lr)
 
 
@@ -158,19 +189,33 @@ rms_prop_step.defaults = {"sqr_mom": 0.99, "eps": 1e-8}
 
 
 def step_stat(p: torch.Tensor, step: int = 0, **kwargs) -> dict:
-    """Count the steps taken (Adam's bias correction needs it)."""
+    """Count the steps taken (Adam's bias correction needs it).
+
+    >>> step_stat(torch.zeros(1), step=2)
+    {'step': 3}
+    """
     return {"step": step + 1}
 
 
 def debias(mom: float, damp: float, step: int) -> float:
     """The sum of the weights a moving average with ``mom`` and ``damp`` has given after ``step``
-    steps (divide by it to remove the average's bias towards zero)."""
+    steps (divide by it to remove the average's bias towards zero).
+
+    >>> round(debias(0.9, 0.1, 1), 6)
+    0.1
+    """
     return damp * (1 - mom ** step) / (1 - mom)
 
 
 def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
               sqr_avg: torch.Tensor, eps: float, **kwargs) -> None:
-    """Adam's update from the (debiased) averages of the gradients and of their squares."""
+    """Adam's update from the (debiased) averages of the gradients and of their squares.
+
+    >>> p = torch.zeros(1)
+    >>> adam_step(p, lr=0.1, mom=0.9, step=1, sqr_mom=0.99, grad_avg=torch.full((1,), 0.1),
+    ...           sqr_avg=torch.full((1,), 0.01), eps=0.0); p
+    tensor([-0.1000])
+    """
     debias1 = debias(mom, 1 - mom, step)
     debias2 = debias(sqr_mom, 1 - sqr_mom, step)
     p.addcdiv_(grad_avg, (sqr_avg / debias2).sqrt() + eps, value=-lr / debias1)
