@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
+import torch  # noqa: F401  (the examples use it)
 from torch import nn
 
 from fastlearn.vision.layers import ConvLayer, Flatten, ResBlock
