@@ -73,9 +73,24 @@ class L(list):
 
     __hash__ = None
 
+    def __invert__(self) -> "L":
+        """``~mask``: each item negated (``files[~is_train]`` keeps the others).
+
+        >>> ~L(True, False)
+        (#2) [False, True]
+        """
+        return L([not x for x in self])
+
     @classmethod
-    def range(cls, start: int, stop: int | None = None, step: int = 1) -> "L":
-        """``L.range(3)`` is ``(#3) [0, 1, 2]``."""
+    def range(cls, start, stop: int | None = None, step: int = 1) -> "L":
+        """``L.range(3)`` is ``(#3) [0, 1, 2]``; a collection stands for its length
+        (``L.range(dataset)`` indexes a dataset).
+
+        >>> L.range("abc")
+        (#3) [0, 1, 2]
+        """
+        if hasattr(start, "__len__"):
+            start = len(start)
         return cls(list(range(start) if stop is None else range(start, stop, step)))
 
     def map(self, f: Callable, *args, **kwargs) -> "L":

@@ -36,8 +36,10 @@ def default_device(device: torch.device | str | None = None) -> torch.device:
         raise ValueError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'") from None
 
 
-def to_device(batch, device: torch.device | str, non_blocking: bool = False):
-    """Move every tensor in a nested tuple / list / dict to ``device``."""
+def to_device(batch, device: torch.device | str | None = None, non_blocking: bool = False):
+    """Move every tensor in a nested tuple / list / dict to ``device`` (default: :func:`default_device`)."""
+    if device is None:
+        device = default_device()
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, (list, tuple)):

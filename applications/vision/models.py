@@ -23,6 +23,7 @@ from torch import nn
 
 from fastlearn.registry import code_from_name
 from fastlearn.vision.efficientnet_lite import LITE_ARCHS, LITE_STATS, efficientnet_lite0
+from fastlearn.vision.xresnet import XRESNET_ARCHS
 
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -136,6 +137,8 @@ for _arch in _torchvision_archs(("mobilenet_v3", "efficientnet_b", "efficientnet
     model_meta[_arch] = _meta(-2, features_split)
 for _arch in _torchvision_archs(("regnet",)):
     model_meta[_arch] = _meta(-2, sequential_split)
+for _arch in XRESNET_ARCHS:  # untrained: cut before pooling, flatten, dropout and linear
+    model_meta[_arch] = _meta(-4, sequential_split)
 
 
 def arch_by_name(name: str) -> Callable:

@@ -1,5 +1,10 @@
 """Callbacks: the closed list of training-loop events, the cancel exceptions, and ``Callback``.
 
+This package's modules hold the callbacks of the course's ``fastai.callback.*`` paths:
+``fastlearn.callback.hook`` (hooks, ``ActivationStats``), ``.fp16`` (mixed precision), ``.mixup``,
+``.progress`` (``ShowGraphCallback``, ``CSVLogger``), ``.tensorboard``, ``.wandb``, ``.mlflow``,
+``.profiler``, and ``.all`` for a star import of every callback.
+
 A callback is a class with methods named after events. Inside one, reading ``self.model``,
 ``self.pred``, ``self.loss``, ``self.epoch``, ``self.training``... reads the learner's; writing
 goes through ``self.learn`` (``self.learn.loss = self.loss * 2``).
@@ -21,6 +26,13 @@ import difflib
 import re
 import warnings
 from collections.abc import Iterator
+
+__all__ = [
+    "EVENTS", "INNER_LOOP", "LOOP_TREE", "FORWARDED_STATE", "Callback", "CancelBackwardException",
+    "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
+    "CancelTrainException", "CancelValidException", "TrainEvalCallback", "as_callback", "camel_to_snake",
+    "check_event_names", "cleanup_after", "sort_callbacks", "training_loop_text",
+]
 
 EVENTS: tuple[str, ...] = (
     "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
@@ -76,7 +88,8 @@ class CancelBackwardException(Exception):
     """Raise in ``before_backward`` to skip the backward pass."""
 
 
-_EVENT_LIKE = re.compile(r"^((before|after)_[a-z_]+|clean_?up\w*)$")
+# ``begin_*`` is what early fastai v2 (and the printed book) called the ``before_*`` events
+_EVENT_LIKE = re.compile(r"^((before|after|begin)_[a-z_]+|clean_?up\w*)$")
 
 # Learner attributes that a callback reads through forwarding and must not shadow by assignment.
 FORWARDED_STATE = ("model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
@@ -148,7 +161,8 @@ def check_event_names(callback: Callback) -> None:
             break
         for attr in vars(klass):
             if _EVENT_LIKE.match(attr) and attr not in EVENTS:
-                close = difflib.get_close_matches(attr, EVENTS, n=1)
+                renamed = "before_" + attr[len("begin_"):] if attr.startswith("begin_") else None
+                close = [renamed] if renamed in EVENTS else difflib.get_close_matches(attr, EVENTS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; events are {EVENTS}"
                 raise AttributeError(
                     f"{type(callback).__name__}.{attr} looks like an event method but {attr!r} "
