@@ -9,7 +9,9 @@ row per epoch: ``[train_loss, valid_loss, *metrics]``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -47,6 +49,15 @@ class Recorder(Callback):
         self.losses: list[float] = []
         self.values: list[list] = []
         self.log: list = []
+
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator["Recorder"]:
+        """No per-epoch table inside the block (the values are still recorded)."""
+        previous, self.silent = self.silent, True
+        try:
+            yield self
+        finally:
+            self.silent = previous
 
     @property
     def metric_names(self) -> list[str]:

@@ -129,6 +129,8 @@ class SaveModelCallback(TrackerCallback):
     >>> learn.fit(5, cbs=SaveModelCallback(monitor="accuracy"))   # doctest: +SKIP
     """
 
+    writes_files = True
+
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
                  fname: str = "model", every_epoch: bool | int = False, at_end: bool = False,
                  with_opt: bool = True, reset_on_fit: bool = True):

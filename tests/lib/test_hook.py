@@ -25,7 +25,8 @@ def classification_learner(n_train=64, bs=16, cbs=None):
     dls = DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, shuffle=False, device="cpu")
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.1, cbs=cbs, device="cpu")
+    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.1, cbs=cbs, device="cpu",
+                   sanity_val_steps=0)
 
 
 def quiet_fit(learn, n_epoch=1, cbs=None):
