@@ -15,6 +15,7 @@ from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchEx
                                 CancelFitException, CancelStepException, CancelTrainException, CancelValidException,
                                 TrainEvalCallback, as_callback, callbacks_added, callbacks_removed, cleanup_after,
                                 sort_callbacks, training_loop_text)
+from fastlearn.callback.profiler import profile_learner
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
 from fastlearn.inference import GatherPreds, loss_without_reduction, predict_item, test_time_augmentation
@@ -369,6 +370,13 @@ class Learner:
         """Train briefly with an exponentially rising learning rate, then put the model and
         optimizer back as they were; returns the suggested learning rates as a named tuple."""
         return lr_finder.run_lr_find(self, LRFinder(start_lr, end_lr, num_it, stop_div), show_plot, suggest_funcs)
+
+    def profile(self, n_batches: int = 10, skip: int = 1, trace_path: str | None = "profile_trace.json",
+                show: bool = True):
+        """Time ``n_batches`` training batches (after ``skip`` warm-up ones) part by part (data, forward,
+        loss, backward, optimizer, callbacks), print and return the table, write a Chrome trace to
+        ``path/trace_path`` (None: no trace); the weights and optimizer are put back afterwards."""
+        return profile_learner(self, n_batches=n_batches, skip=skip, trace_path=trace_path, show=show)
 
     # --- inference -----------------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ CORE_KINDS = {
     "package and course facade": {"__init__.py", "basics.py"},
     "training loop and its callbacks": {"learner.py", "training.py", "tracker.py", "recorder.py",
                                         "progress.py", "inference.py", "lr_finder.py", "summary.py",
-                                        "sanity.py"},
+                                        "sanity.py", "debugging.py"},
     "optimizers and schedules": {"optimizer.py", "schedule.py"},
     "losses and metrics": {"losses.py", "metrics.py", "metric_base.py"},
     "layers": {"layers.py"},

@@ -9,6 +9,7 @@ from fastlearn.callback.fp16 import *  # noqa: F401,F403
 from fastlearn.callback.fp16 import __all__ as _fp16
 from fastlearn.callback.hook import *  # noqa: F401,F403
 from fastlearn.callback.hook import __all__ as _hook
+from fastlearn.callback.profiler import Profiler
 from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
 from fastlearn.sanity import SanityCheckCallback
@@ -17,7 +18,7 @@ from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, Termina
                                TrackerCallback)
 from fastlearn.training import BnFreeze, ChannelsLast, GradientAccumulation, GradientClip
 
-_others = ["ProgressCallback", "Recorder", "SanityCheckCallback", "LRFinder", "ParamScheduler",
+_others = ["Profiler", "ProgressCallback", "Recorder", "SanityCheckCallback", "LRFinder", "ParamScheduler",
            "EarlyStoppingCallback", "SaveModelCallback", "TerminateOnNaN", "TerminateOnNaNCallback",
            "TrackerCallback", "BnFreeze", "ChannelsLast", "GradientAccumulation", "GradientClip"]
 
