@@ -34,9 +34,11 @@ from fastlearn.learner import Learner
 from fastlearn.losses import (BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat,
                               L1LossFlat, LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat,
                               MSELossFlat)
-from fastlearn.metrics import (AccumMetric, AvgMetric, Dice, F1Score, FBeta, JaccardCoeff, MatthewsCorrCoef,
-                               Metric, Perplexity, Precision, R2Score, Recall, accuracy, accuracy_multi,
-                               error_rate, exp_rmspe, foreground_acc, mae, mse, msle, rmse, top_k_accuracy)
+from fastlearn.metrics import (AccumMetric, AvgMetric, Dice, DiceMulti, F1Score, F1ScoreMulti, FBeta, FBetaMulti,
+                               JaccardCoeff, JaccardCoeffMulti, MatthewsCorrCoef, Metric, Perplexity, Precision,
+                               PrecisionMulti, R2Score, Recall, RecallMulti, RocAuc, RocAucBinary, RocAucMulti,
+                               TorchMetric, accuracy, accuracy_multi, error_rate, exp_rmspe, foreground_acc, mae, mse,
+                               msle, rmse, top_k_accuracy)
 from fastlearn.optimizer import SGD, Adam, AdamW, RAdam, RMSProp
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback
@@ -64,7 +66,8 @@ _core_names = [
     "SanityCheckCallback", "EarlyStoppingCallback", "SaveModelCallback", "TerminateOnNaN", "TerminateOnNaNCallback",
     "latest_checkpoint", "TrackerCallback", "BnFreeze", "GradientAccumulation", "GradientClip", "MixedPrecision",
     "ActivationStats", "Hook", "HookCallback", "Hooks", "dummy_eval", "has_params", "hook_output", "hook_outputs",
-    "in_channels", "model_sizes", "num_features_model",
+    "in_channels", "model_sizes", "num_features_model", "DiceMulti", "F1ScoreMulti", "FBetaMulti", "JaccardCoeffMulti",
+    "PrecisionMulti", "RecallMulti", "RocAuc", "RocAucBinary", "RocAucMulti", "TorchMetric",
 ]
 
 __all__ = _core_names + list(_data_names)

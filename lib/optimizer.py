@@ -145,8 +145,8 @@ def split_optimizer(opt: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
 
     >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     >>> opt = AdamW(split_groups([list(model[0].parameters()), list(model[1].parameters())], model, False))
-    >>> [len(o.param_groups) for o in split_optimizer(opt)]
-    [1, 1]
+    >>> [len(o.param_groups) for o in split_optimizer(opt)]  # each: weights, then biases (no weight decay)
+    [2, 2]
     """
     by_group: dict[int, list[dict]] = {}
     for group in opt.param_groups:

@@ -82,7 +82,7 @@ CORE_KINDS = {
                                         "progress.py", "inference.py", "lr_finder.py", "summary.py",
                                         "sanity.py", "debugging.py"},
     "optimizers and schedules": {"optimizer.py", "schedule.py"},
-    "losses and metrics": {"losses.py", "metrics.py", "metric_base.py"},
+    "losses and metrics": {"losses.py", "metrics.py", "metric_base.py", "roc_auc.py", "segmentation_metrics.py"},
     "layers": {"layers.py"},
     "device, precision and distribution": {"torch_core.py", "precision.py", "distributed.py", "launch.py"},
     "saving, export and loading": {"checkpoint.py", "export.py", "export_checks.py", "registry.py", "atomic.py"},
