@@ -25,6 +25,9 @@ from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchEx
                                 CancelEpochException, CancelFitException, CancelStepException,
                                 CancelTrainException, CancelValidException, TrainEvalCallback)
 from fastlearn.callback.fp16 import MixedPrecision
+from fastlearn.callback.mixup import CutMix, MixUp
+from fastlearn.callback.profiler import Profiler
+from fastlearn.callback.progress import CSVLogger, ShowGraphCallback
 from fastlearn.callback.hook import (ActivationStats, Hook, HookCallback, Hooks, dummy_eval, has_params, hook_output,
                                      hook_outputs, in_channels, model_sizes, num_features_model)
 from fastlearn.config import get_config
@@ -47,8 +50,8 @@ from fastlearn.sanity import SanityCheckCallback
 from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, SchedLin, SchedNo, combine_scheds,
                                 minimum, slide, steep, valley)
 from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
-from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, TerminateOnNaN, TerminateOnNaNCallback,
-                               TrackerCallback, latest_checkpoint)
+from fastlearn.tracker import (EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TerminateOnNaN,
+                               TerminateOnNaNCallback, TrackerCallback, latest_checkpoint)
 from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip
 
 _core_names = [
@@ -67,7 +70,8 @@ _core_names = [
     "latest_checkpoint", "TrackerCallback", "BnFreeze", "GradientAccumulation", "GradientClip", "MixedPrecision",
     "ActivationStats", "Hook", "HookCallback", "Hooks", "dummy_eval", "has_params", "hook_output", "hook_outputs",
     "in_channels", "model_sizes", "num_features_model", "DiceMulti", "F1ScoreMulti", "FBetaMulti", "JaccardCoeffMulti",
-    "PrecisionMulti", "RecallMulti", "RocAuc", "RocAucBinary", "RocAucMulti", "TorchMetric",
+    "PrecisionMulti", "RecallMulti", "RocAuc", "RocAucBinary", "RocAucMulti", "TorchMetric", "CutMix", "MixUp",
+    "Profiler", "CSVLogger", "ShowGraphCallback", "ReduceLROnPlateau",
 ]
 
 __all__ = _core_names + list(_data_names)

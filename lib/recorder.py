@@ -137,6 +137,7 @@ class Recorder(Callback):
         self.values.append(row[1:])
         if self.add_time:
             row.append(_format_time(time.perf_counter() - self.start_time))
+        self.last_row = row  # as logged: epoch, values, time (CSVLogger writes it)
         self.iters.append(len(self.losses))
         if not self.silent and self.learn.logger is not None:
             if not self._header_logged:

@@ -174,5 +174,7 @@ def test_course_imports():
     vision: dict = {}
     exec("from fastlearn.vision.all import *", vision)
     for name in ("ActivationStats", "hook_outputs", "GradientClip", "GradientAccumulation", "TerminateOnNaN",
-                 "EarlyStoppingCallback", "SaveModelCallback", "MixedPrecision", "BnFreeze"):
+                 "EarlyStoppingCallback", "SaveModelCallback", "MixedPrecision", "BnFreeze", "MixUp", "CutMix",
+                 "ShowGraphCallback", "CSVLogger", "ReduceLROnPlateau", "Profiler", "RocAuc", "RocAucBinary",
+                 "F1ScoreMulti", "DiceMulti", "JaccardCoeff", "LabelSmoothingCrossEntropy"):
         assert name in vision, name
