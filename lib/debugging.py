@@ -39,6 +39,16 @@ def batch_count(value, name: str, allow_bool: bool = False) -> int:
     return value
 
 
+def debug_settings(sanity_val_steps, fast_dev_run, overfit_batches) -> tuple[int, int, int]:
+    """The Learner's debugging arguments, checked, as numbers of batches.
+
+    >>> debug_settings(2, True, 0)
+    (2, 1, 0)
+    """
+    return (batch_count(sanity_val_steps, "sanity_val_steps"), batch_count(fast_dev_run, "fast_dev_run", True),
+            batch_count(overfit_batches, "overfit_batches"))
+
+
 class BatchLimit(Callback):
     """Ends each training phase after ``n_train`` batches and each validation after ``n_valid``
     (None: no limit), after every other callback has seen the batch.

@@ -19,6 +19,7 @@ from fastlearn.callback.profiler import profile_learner
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
 from fastlearn.inference import GatherPreds, loss_without_reduction, predict_item, test_time_augmentation
+from fastlearn.losses import data_loss
 from fastlearn.metrics import wrap_metric
 from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitter_groups, norm_params, set_hyper,
                                  split_groups, splitter_groups, spread_lr)
@@ -29,7 +30,8 @@ from fastlearn.sanity import SanityCheckCallback, sanity_validate
 from fastlearn.schedule import LRFinder, ParamScheduler, flat_cos_scheds, one_cycle_scheds, sgdr_scheds
 from fastlearn import checkpoint, lr_finder
 from fastlearn.distributed import attach_if_launched, distrib_ctx
-from fastlearn.debugging import batch_count, debug_run
+from fastlearn.debugging import debug_run, debug_settings
+from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
 from fastlearn.precision import set_precision
 from fastlearn.summary import model_summary
@@ -76,20 +78,15 @@ class Learner:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model should be a torch.nn.Module, got {type(model).__name__}")
         self.dls, self.model = dls, model
-        if loss_func is None:
-            loss_func = getattr(dls, "loss_func", None)
-            if loss_func is None:
-                raise ValueError("no loss_func given and the data does not infer one (dls.loss_func is None); "
-                                 "pass loss_func=, e.g. CrossEntropyLossFlat() for classification")
-        self.loss_func, self.opt_func, self.lr, self.splitter = loss_func, opt_func, lr, splitter
+        self.loss_func = loss_func if loss_func is not None else data_loss(dls)
+        self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
         self.wd, self.wd_bn_bias, self.train_bn, self.moms = wd, wd_bn_bias, train_bn, moms
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
         self.model_dir = PlainPath(model_dir)
         self.opt: torch.optim.Optimizer | None = None
         self.extra_opts: list[torch.optim.Optimizer] = []
-        self.sanity_val_steps = batch_count(sanity_val_steps, "sanity_val_steps")
-        self.fast_dev_run = batch_count(fast_dev_run, "fast_dev_run", allow_bool=True)
-        self.overfit_batches = batch_count(overfit_batches, "overfit_batches")
+        self.sanity_val_steps, self.fast_dev_run, self.overfit_batches = debug_settings(
+            sanity_val_steps, fast_dev_run, overfit_batches)
         self.logger: Callable | None = print_table_row
         self.training, self.epoch, self.n_epoch, self.start_epoch = False, 0, 1, 0
         self.iter, self.n_iter, self.train_iter, self.pct_train = 0, 0, 0, 0.0
@@ -102,9 +99,7 @@ class Learner:
         self.running = 0  # loops running now (a validate called inside a fit is nested in it)
         self.to(device)
         self.add_cbs([cb() for cb in DEFAULT_CALLBACKS] + listify(cbs))
-        precision = precision if precision is not None else get_config().get("defaults", "precision")
-        if precision != "fp32":
-            set_precision(self, precision)
+        set_precision(self, precision if precision is not None else get_config().get("defaults", "precision"))
         attach_if_launched(self)  # under torchrun with several processes: DDP, no code change
 
     # --- metrics, callbacks --------------------------------------------------------------------
@@ -230,14 +225,10 @@ class Learner:
         self("after_loss")
 
     def training_step(self) -> None:
-        """One training batch: the forward pass (``after_pred``), then :meth:`backward` of the loss
-        and :meth:`step` of the optimizer.
-
-        Override it in a subclass for a custom step, such as a GAN's critic and generator updates
-        with two optimizers (``docs/custom_training_step.md``): call ``self.backward(loss)`` and
-        ``self.step(opt)`` for each update, so mixed precision, gradient clipping and the NaN check
-        act on each, and keep the other optimizers in ``self.extra_opts`` so the schedules set them.
-        """
+        """One training batch: the forward pass (``after_pred``), :meth:`backward`, :meth:`step`.
+        Override it for a custom step (a GAN's two updates: ``docs/custom_training_step.md``), with
+        ``self.backward(loss)`` and ``self.step(opt)`` for each update so precision, clipping and the
+        NaN check act on it, and the other optimizers in ``self.extra_opts`` for the schedules."""
         self.pred = self.model(*self.xb)
         self("after_pred")
         self.backward(self.loss_func(self.pred, *self.yb))
@@ -480,3 +471,13 @@ class Learner:
     def export(self, fname: str = "export.pkl") -> PlainPath:
         """Write weights plus a declarative description to ``path/fname``; see ``load_learner``."""
         return export_learner(self, fname)
+
+    def export_onnx(self, fname: str = "model.onnx", fold_normalization: bool = True, activation: bool = False,
+                    opset: int | None = None, example=None) -> PlainPath:
+        """The model as ONNX, dynamic batch axis, normalization folded in (:mod:`fastlearn.deploy`)."""
+        return export_onnx(self, fname, fold_normalization, activation, opset, example)
+
+    def export_torchscript(self, fname: str = "model.pt", fold_normalization: bool = True, activation: bool = False,
+                           example=None) -> PlainPath:
+        """The model as TorchScript for ``torch.jit.load``, normalization folded in (:mod:`fastlearn.deploy`)."""
+        return export_torchscript(self, fname, fold_normalization, activation, example)

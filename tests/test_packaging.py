@@ -85,7 +85,8 @@ CORE_KINDS = {
     "losses and metrics": {"losses.py", "metrics.py", "metric_base.py", "roc_auc.py", "segmentation_metrics.py"},
     "layers": {"layers.py"},
     "device, precision and distribution": {"torch_core.py", "precision.py", "distributed.py", "launch.py"},
-    "saving, export and loading": {"checkpoint.py", "export.py", "export_checks.py", "registry.py", "atomic.py"},
+    "saving, export and loading": {"checkpoint.py", "export.py", "export_checks.py", "registry.py", "atomic.py",
+                                   "deploy.py"},
     "config, paths and lists": {"config.py", "paths.py", "foundation.py"},
     "dataset download (untar_data, URLs)": {"external.py", "download.py", "archive.py"},
 }
