@@ -174,18 +174,23 @@ def _fbeta(preds: torch.Tensor, targs: torch.Tensor, beta: float, kind: str, lab
                 f"({present[:5].tolist()}...); pass average='macro', 'micro' or 'weighted'")
         labels = [pos_label]
     label_tensor = present if labels is None else torch.as_tensor(labels, dtype=present.dtype)
-    tp, predicted, actual = _class_counts(preds, targs, label_tensor)
+    return _scores_from_counts(*_class_counts(preds, targs, label_tensor), kind=kind, beta=beta, average=average)
+
+
+def _scores_from_counts(tp: torch.Tensor, predicted: torch.Tensor, actual: torch.Tensor, kind: str, beta: float,
+                        average: str | None):
+    """Precision, recall or F-beta per label from its true positives, predicted and true counts,
+    averaged as in scikit-learn (a label with a zero denominator scores 0)."""
     if average == "micro":
         tp, predicted, actual = tp.sum(0, keepdim=True), predicted.sum(0, keepdim=True), actual.sum(0, keepdim=True)
     if kind == "precision":
         numerator, denominator = tp, predicted
     elif kind == "recall":
         numerator, denominator = tp, actual
-    else:  # F-beta from counts: (1 + b2) tp / ((1 + b2) tp + b2 fn + fp)
+    else:  # F-beta from counts: (1 + b2) tp / ((1 + b2) tp + b2 fn + fp) = (1 + b2) tp / (b2 actual + predicted)
         b2 = beta ** 2
-        numerator = (1 + b2) * tp
-        denominator = (1 + b2) * tp + b2 * (actual - tp) + (predicted - tp)
-    scores = torch.where(denominator > 0, numerator / denominator.clamp(min=1), torch.zeros_like(numerator))
+        numerator, denominator = (1 + b2) * tp, b2 * actual + predicted
+    scores = torch.where(denominator > 0, numerator / denominator.clamp(min=1e-12), torch.zeros_like(numerator))
     if average is None:
         return scores
     if average == "weighted":
@@ -297,24 +302,9 @@ def _multilabel_fbeta(scores: torch.Tensor, targs: torch.Tensor, kind: str, beta
     against 0/1 targets (items x labels), averaged as in scikit-learn."""
     preds = (torch.sigmoid(scores.float()) if sigmoid else scores) > thresh
     targs = targs.bool()
-    axis = 1 if average == "samples" else 0
-    tp = (preds & targs).sum(axis).double()
-    predicted, actual = preds.sum(axis).double(), targs.sum(axis).double()
-    if average == "micro":
-        tp, predicted, actual = tp.sum(0, keepdim=True), predicted.sum(0, keepdim=True), actual.sum(0, keepdim=True)
-    if kind == "precision":
-        numerator, denominator = tp, predicted
-    elif kind == "recall":
-        numerator, denominator = tp, actual
-    else:
-        b2 = beta ** 2
-        numerator, denominator = (1 + b2) * tp, b2 * actual + predicted
-    scores = torch.where(denominator > 0, numerator / denominator.clamp(min=1e-12), torch.zeros_like(numerator))
-    if average is None:
-        return scores
-    if average == "weighted":
-        return (scores * actual).sum().item() / actual.sum().item() if actual.sum() > 0 else 0.0
-    return scores.mean().item()
+    axis = 1 if average == "samples" else 0  # "samples": the score of each item, averaged
+    counts = ((preds & targs).sum(axis).double(), preds.sum(axis).double(), targs.sum(axis).double())
+    return _scores_from_counts(*counts, kind=kind, beta=beta, average="macro" if average == "samples" else average)
 
 
 class _MultiLabelMetric(AccumMetric):

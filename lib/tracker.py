@@ -169,7 +169,36 @@ class SaveModelCallback(TrackerCallback):
             self.learn.load(self.fname, with_opt=self.with_opt)
 
 
-class EarlyStoppingCallback(TrackerCallback):
+class PatienceTracker(TrackerCallback):
+    """Base: counts the epochs without improvement in ``wait`` and calls ``on_plateau()`` once
+    ``patience`` of them have passed in a row.
+
+    >>> PatienceTracker(patience=3).patience
+    3
+    """
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 patience: int = 1, reset_on_fit: bool = True):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience={patience!r}; expected a positive number of epochs")
+        self.patience = patience
+
+    def before_fit(self):
+        super().before_fit()
+        self.wait = 0
+
+    def after_epoch(self):
+        super().after_epoch()
+        self.wait = 0 if self.new_best else self.wait + 1
+        if self.wait >= self.patience:
+            self.on_plateau()
+
+    def on_plateau(self) -> None:
+        """What to do after ``patience`` epochs without improvement."""
+
+
+class EarlyStoppingCallback(PatienceTracker):
     """Stop training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     >>> learn.fit(20, cbs=EarlyStoppingCallback(monitor="valid_loss", patience=3))   # doctest: +SKIP
@@ -179,27 +208,18 @@ class EarlyStoppingCallback(TrackerCallback):
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
                  patience: int = 1, reset_on_fit: bool = True):
-        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
-        if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience={patience!r}; expected a positive number of epochs")
-        self.patience = patience
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
         self.stopped_epoch: int | None = None
 
     def before_fit(self):
         super().before_fit()
-        self.wait, self.stopped_epoch = 0, None
+        self.stopped_epoch = None
 
-    def after_epoch(self):
-        super().after_epoch()
-        if self.new_best:
-            self.wait = 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.stopped_epoch = int(self.epoch)
-            if rank_distrib() == 0:
-                print(f"No improvement since epoch {self.epoch - self.wait}: early stopping")
-            raise CancelFitException()
+    def on_plateau(self) -> None:
+        self.stopped_epoch = int(self.epoch)
+        if rank_distrib() == 0:
+            print(f"No improvement since epoch {self.epoch - self.wait}: early stopping")
+        raise CancelFitException()
 
 
 def latest_checkpoint(learn, fname: str = "model") -> str | None:
@@ -215,7 +235,7 @@ def latest_checkpoint(learn, fname: str = "model") -> str | None:
     return f"{fname}_{max(epochs)}" if epochs else None
 
 
-class ReduceLROnPlateau(TrackerCallback):
+class ReduceLROnPlateau(PatienceTracker):
     """Divide the learning rates by ``factor`` (not below ``min_lr``) when ``monitor`` has not
     improved by ``min_delta`` for ``patience`` epochs. Use it with ``fit``: a schedule of
     ``fit_one_cycle`` sets the learning rates again every batch.
@@ -227,26 +247,13 @@ class ReduceLROnPlateau(TrackerCallback):
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
                  patience: int = 1, factor: float = 10.0, min_lr: float = 0.0, reset_on_fit: bool = True):
-        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
-        if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience={patience!r}; expected a positive number of epochs")
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
         if not factor > 1:
             raise ValueError(f"factor={factor!r}; expected a number above 1 to divide the learning rates by")
-        self.patience, self.factor, self.min_lr = patience, factor, min_lr
+        self.factor, self.min_lr = factor, min_lr
         self.reductions: list[tuple[int, list[float]]] = []
 
-    def before_fit(self):
-        super().before_fit()
-        self.wait = 0
-
-    def after_epoch(self):
-        super().after_epoch()
-        if self.new_best:
-            self.wait = 0
-            return
-        self.wait += 1
-        if self.wait < self.patience:
-            return
+    def on_plateau(self) -> None:
         self.wait = 0
         for opt in self.learn.opts:
             for group in opt.param_groups:
