@@ -73,7 +73,7 @@ class ExperimentLogger(Callback):
     # --- events ------------------------------------------------------------------------------
 
     def before_fit(self):
-        self.active = self.learn.is_main_process and not self.learn.sanity_checking
+        self.active = self.learn.is_main_process
         self._fit_ended = False
         if self.active:
             self.start()

@@ -2,6 +2,8 @@
 an optimizer, updated in one step, with schedules, mixed precision and clipping acting on both."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -69,10 +71,10 @@ class GANLearner(Learner):
         self.forward_dtypes += [fake.dtype, self.pred.dtype]
 
 
-def gan_learner(**kwargs):
+def gan_learner(device="cpu", **kwargs):
     torch.manual_seed(0)
     learn = GANLearner(gan_dls(), GAN(), loss_func=mean_distance, opt_func=Adam, splitter=critic_then_generator,
-                       device="cpu", **kwargs)
+                       device=device, **kwargs)
     learn.forward_dtypes = []
     return learn
 
@@ -159,3 +161,17 @@ def test_split_optimizer_keeps_the_class_settings_and_groups():
     assert critic_opt.param_groups[0]["lr"] == 0.1 and generator_opt.param_groups[0]["lr"] == 0.2
     assert critic_opt.param_groups[0]["betas"] == opt.param_groups[0]["betas"]
     assert [p for g in generator_opt.param_groups for p in g["params"]] == list(model.generator.parameters())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float16_on_cuda_scales_and_clips_both_updates():
+    log, clip = StepLog(), GradientClip(max_norm=0.05)
+    learn = gan_learner(device="cuda", cbs=[log, clip]).to_fp16()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(2, lr_max=[0.04, 0.02])
+    assert learn.mixed_precision.uses_scaler and set(learn.forward_dtypes) == {torch.float16}
+    assert [opt for opt, _, _ in log.steps] == [learn.extra_opts[0], learn.opt] * 32
+    finite = [norm for _, _, norm in log.steps if math.isfinite(norm)]  # the scaler skips overflowing steps
+    assert len(finite) >= 48 and all(norm <= 0.05 * (1 + 1e-3) for norm in finite)  # unscaled, then clipped
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())

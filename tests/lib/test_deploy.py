@@ -139,3 +139,21 @@ def test_exports_keep_the_learner_as_it_was_and_fast_dev_run_writes_none(tmp_pat
     assert "fast_dev_run: TorchScript export" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no exported model"):
         read_deploy_metadata(tmp_path / "missing.onnx")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_exports_from_a_cuda_learner_run_on_the_cpu(tmp_path):
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    learn = image_learner(tmp_path)
+    learn.to("cuda")
+    onnx_path, script_path = learn.export_onnx("gpu.onnx"), learn.export_torchscript("gpu.pt")
+    assert next(learn.model.parameters()).device.type == "cuda"  # put back
+    learn.to("cpu")
+    raw = raw_batch(3)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": raw.numpy()})[0]), reference(learn, raw),
+                               atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(torch.jit.load(str(script_path), map_location="cpu")(raw), reference(learn, raw),
+                               atol=1e-4, rtol=1e-3)

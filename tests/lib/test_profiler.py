@@ -113,3 +113,28 @@ def test_profile_asks_for_fewer_batches_than_the_loader_gives(tmp_path):
     learn = slow_learner(tmp_path)
     table = learn.profile(n_batches=7, skip=1, trace_path=None, show=False)  # 2 epochs of 6 batches
     assert table.index.name == "part (mean of 7 steps)" and not (tmp_path / "profile_trace.json").exists()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_each_part_holds_its_kernels(tmp_path):
+    class Heavy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 1)
+            self.big = nn.Parameter(torch.randn(2048, 2048) / 50)
+
+        def forward(self, x):
+            y = self.big
+            for _ in range(20):  # queued kernels: the forward part must wait for them
+                y = torch.tanh(y @ self.big)
+            return self.linear(x) + y.mean() * 0
+
+    dls = DataBunch.from_dls(DataLoader(SlowItems(24), batch_size=4), DataLoader(SlowItems(8), batch_size=8),
+                             device="cuda")
+    learn = Learner(dls, Heavy(), loss_func=MSELossFlat(), opt_func=SGD, lr=0.01, path=tmp_path, device="cuda",
+                    sanity_val_steps=0)
+    table = learn.profile(n_batches=4, skip=1, trace_path="cuda_trace.json", show=False)
+    assert table["ms per step"]["forward"] > table["ms per step"]["loss"]
+    trace = json.loads((tmp_path / "cuda_trace.json").read_text())
+    assert any(event.get("cat") == "kernel" for event in trace["traceEvents"])
