@@ -16,6 +16,7 @@ from fastlearn.data.categorical import Categorize, EncodedMultiCategorize, Multi
 from fastlearn.data.checks import is_missing
 from fastlearn.data.transforms import Pipeline, check_kinds
 from fastlearn.foundation import listify
+from fastlearn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 
 BLOCKS: dict[str, type] = {}
 
@@ -112,7 +113,6 @@ class CategoryBlock(TransformBlock):
         super().__init__(type_tfms=[Categorize(vocab=vocab, sort=sort, add_na=add_na)])
 
     def loss_func(self):
-        from fastlearn.losses import CrossEntropyLossFlat
         return CrossEntropyLossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -143,7 +143,6 @@ class MultiCategoryBlock(TransformBlock):
         _title(ax, ";".join(str(v) for v in value))
 
     def loss_func(self):
-        from fastlearn.losses import BCEWithLogitsLossFlat
         return BCEWithLogitsLossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -173,7 +172,6 @@ class RegressionBlock(TransformBlock):
         _title(ax, ", ".join(f"{v:.3g}" for v in values))
 
     def loss_func(self):
-        from fastlearn.losses import MSELossFlat
         return MSELossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:

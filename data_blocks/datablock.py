@@ -21,6 +21,7 @@ from fastlearn.data.checks import check_missing_targets_arg, row_names
 from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import ColReader  # noqa: F401  (doctest)
 from fastlearn.data.splitters import IndexSplitter, RandomSplitter, check_splits  # noqa: F401
+from fastlearn.data.summary import summarize
 from fastlearn.data.transforms import as_transform
 from fastlearn.foundation import L, listify
 
@@ -196,5 +197,4 @@ class DataBlock:
     def summary(self, source, bs: int = 4, show_batch: bool = False) -> None:
         """Walk one sample and one batch through every step, printing each result's type and
         shape; a failing step is named with the item, the exception and a fix (then raised)."""
-        from fastlearn.data.summary import summarize
         summarize(self, source, bs=bs, show_batch=show_batch)

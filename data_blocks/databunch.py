@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader as TorchDataLoader
 
 from fastlearn.config import get_config
 from fastlearn.data.dataloader import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
+from fastlearn.data.inference import inference_spec
 from fastlearn.data.results import show_results
 from fastlearn.data.transforms import Pipeline
-from fastlearn.registry import register_code
+from fastlearn.paths import Path
 from fastlearn.torch_core import default_device
 
 _UNSET = object()
@@ -39,7 +40,6 @@ class DataBunch:
 
     def __init__(self, *loaders: DataLoader, path=".", device: torch.device | str | None = None,
                  loss_func: Callable | None = None, c: int | None = None, vocab=None):
-        from fastlearn.paths import Path
         if len(loaders) < 2:
             raise ValueError(f"DataBunch needs at least a training and a validation loader, got {len(loaders)}")
         self.loaders = [dl if isinstance(dl, DataLoader) else _wrap_torch_loader(dl) for dl in loaders]
@@ -128,18 +128,18 @@ class DataBunch:
         return self.train.decode_batch(batch, max_n)
 
     def show_batch(self, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
-                   unique: bool = False, figsize: tuple[float, float] | None = None):
-        """Show a training batch in a grid (headless with the Agg backend); returns the figure.
+                   unique: bool = False, figsize: tuple[float, float] | None = None) -> None:
+        """Show a training batch in a grid, one figure (headless with the Agg backend).
 
-        >>> fig = dls.show_batch(max_n=4, nrows=1)   # doctest: +SKIP
+        >>> dls.show_batch(max_n=4, nrows=1)   # doctest: +SKIP
         """
-        return self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique,
+        self.train.show_batch(b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique,
                                      figsize=figsize)
 
     def show_results(self, learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
-                     nrows: int | None = None, dl=None):
+                     nrows: int | None = None, dl=None) -> None:
         """Inputs with their targets and ``learn``'s predictions (``learn.show_results`` calls this)."""
-        return show_results(learn, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
+        show_results(learn, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def decode_target(self, target):
         """A decoded prediction or target for one item, as a user reads it (a class name...).
@@ -213,14 +213,18 @@ class DataBunch:
 
     def inference_spec(self) -> dict:
         """A JSON-able description of what inference needs (blocks, vocab, transforms, stats)."""
-        from fastlearn.data.inference import inference_spec
         return inference_spec(self)
 
-    @classmethod
-    def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "DataBunch":
-        """Loaders rebuilt from :meth:`inference_spec` (no items; use ``test_dl`` to predict)."""
-        from fastlearn.data.inference import databunch_from_spec
-        return databunch_from_spec(cls, spec, device)
+    def inference_builder(self) -> type:
+        """The class whose ``from_inference_spec(spec, device)`` rebuilds these loaders for
+        inference (export files name it): this class where it defines one (tabular and text
+        loaders), else the class of its datasets (loaders a ``DataBlock`` or ``Datasets`` made).
+
+        >>> dls.inference_builder().from_inference_spec(dls.inference_spec()).vocab   # doctest: +SKIP
+        ['cat', 'dog']
+        """
+        own = type(self)
+        return own if hasattr(own, "from_inference_spec") else type(self.valid_ds)
 
     @classmethod
     def from_dsets(cls, train_ds, valid_ds, *more_ds, bs: int | None = None, shuffle: bool = True,
@@ -313,5 +317,5 @@ def _setup_loader_pipelines(dls: DataBunch) -> None:
         batch = probe.one_batch()
         train.after_batch.setup_sample(batch if isinstance(batch, tuple) else (batch,), kinds)
 
+
 DataLoaders = DataBunch
-register_code("data", DataBunch)  # export files may name it (fastlearn.registry)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import BatchSampler, Dataset, RandomSampler, SequentialSampler, default_collate
 
 from fastlearn.config import get_config
+from fastlearn.data.show import show_batch
 from fastlearn.data.transforms import Pipeline, SamplePlan, Transform
 from fastlearn.torch_core import to_device
 
@@ -345,7 +346,7 @@ class DataLoader:
         return samples
 
     def show_batch(self, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
-                   unique: bool = False, figsize: tuple[float, float] | None = None):
-        """Show decoded samples of a batch in a grid; returns the matplotlib figure."""
-        from fastlearn.data.show import show_batch
-        return show_batch(self, b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique, figsize=figsize)
+                   unique: bool = False, figsize: tuple[float, float] | None = None) -> None:
+        """Show decoded samples of a batch in a grid, one figure (nothing is returned, so a notebook
+        shows it once; ``plt.gcf()`` is the figure)."""
+        show_batch(self, b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique, figsize=figsize)

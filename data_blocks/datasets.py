@@ -14,12 +14,17 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 
+import torch
+
 from fastlearn.data.blocks import TransformBlock
 from fastlearn.data.categorical import Categorize  # noqa: F401  (doctest)
 from fastlearn.data.checks import check_shared_files, missing_positions, missing_targets_error
+from fastlearn.data.databunch import DataBunch, databunch_from_datasets
+from fastlearn.data.inference import parts_from_spec
 from fastlearn.data.splitters import check_splits
 from fastlearn.data.transforms import Pipeline
 from fastlearn.foundation import L
+from fastlearn.registry import register_code
 
 
 def _is_frame(items) -> bool:
@@ -245,12 +250,29 @@ class Datasets:
                     persistent_workers: bool = False):
         """A ``DataBunch``: the training loader shuffled (dropping its last partial batch), the
         validation loader in order; ``after_item`` / ``after_batch`` transforms are added."""
-        from fastlearn.data.databunch import databunch_from_datasets
         return databunch_from_datasets(
             self, bs=bs, shuffle=shuffle, num_workers=num_workers, device=device, path=path,
             seed=seed, drop_last=drop_last, val_bs=val_bs, after_item=after_item,
             after_batch=after_batch, before_batch=before_batch, pin_memory=pin_memory,
             persistent_workers=persistent_workers)
+
+    @classmethod
+    def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu",
+                            loaders_cls: type = DataBunch) -> DataBunch:
+        """Loaders over empty datasets with the pipelines ``spec`` (``dls.inference_spec()``)
+        describes: ``test_dl(items)``, ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work
+        as on the original. ``load_learner`` calls this for loaders a DataBlock made.
+
+        >>> dls = Datasets.from_inference_spec(spec)   # doctest: +SKIP
+        >>> dls.test_dl(["cat.png"]).one_batch()[0].shape   # doctest: +SKIP
+        """
+        blocks, after_item, after_batch = parts_from_spec(spec)
+        dsets = Datasets([], tfms=[list(b.type_tfms) for b in blocks], n_inp=spec["n_inp"], blocks=blocks)
+        dls = databunch_from_datasets(dsets, bs=64, val_bs=64, shuffle=False, num_workers=0, device=device,
+                                      after_item=after_item, after_batch=after_batch, cls=loaders_cls)
+        if spec.get("c") is not None:
+            dls.c = spec["c"]
+        return dls
 
     def __repr__(self) -> str:
         return f"Datasets({len(self)} items; splits {[len(s) for s in self.splits]}; kinds {self.kinds})"
@@ -276,3 +298,8 @@ class TfmdLists(Datasets):
 
     def decode(self, value):
         return self.pipelines[0].decode(value)
+
+
+# export files of loaders a DataBlock or Datasets made name these (fastlearn.registry)
+register_code("data", Datasets)
+register_code("data", TfmdLists)

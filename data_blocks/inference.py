@@ -1,18 +1,17 @@
-"""What inference needs, as JSON: ``inference_spec(dls)`` and ``databunch_from_spec(spec)``.
+"""What inference needs, as JSON: ``inference_spec(dls)`` describes it, ``parts_from_spec(spec)``
+rebuilds its blocks and transforms (``Datasets.from_inference_spec`` then makes the loaders).
 
 The description names blocks and transforms (with their arguments, vocab and normalisation
 statistics); rebuilding needs no pickles and none of the training code's functions (label
 functions, getters): at inference the inputs are given directly.
 
 >>> spec = dls.inference_spec()                      # doctest: +SKIP
->>> dls2 = DataBunch.from_inference_spec(spec)       # doctest: +SKIP
+>>> dls2 = Datasets.from_inference_spec(spec)        # doctest: +SKIP
 >>> dls2.test_dl(["cat.png"]).one_batch()[0].shape   # doctest: +SKIP
 """
 from __future__ import annotations
 
 import importlib
-
-import torch
 
 from fastlearn.data.blocks import block_from_description
 from fastlearn.data.transforms import Pipeline, transform_from_description
@@ -113,24 +112,18 @@ def inference_spec(dls) -> dict:
     }
 
 
-def databunch_from_spec(cls, spec: dict, device: torch.device | str | None = "cpu"):
-    """Empty training/validation loaders with the described pipelines: ``test_dl(items)``,
-    ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work as on the original."""
-    from fastlearn.data.databunch import databunch_from_datasets
-    from fastlearn.data.datasets import Datasets
+def parts_from_spec(spec: dict) -> tuple[list, Pipeline, Pipeline]:
+    """The blocks (those that can be rebuilt), the item transforms and the batch transforms
+    ``spec`` describes, each rebuilt from the library's registries after ``spec`` is checked.
+
+    >>> blocks, item_tfms, batch_tfms = parts_from_spec(dls.inference_spec())   # doctest: +SKIP
+    """
     check_spec(spec)
     parts = [part for part in spec["inputs"] + spec["targets"] if part.get("block") is not None]
     for part in parts:
         _import_module_of(part["block"])
     blocks = [block_from_description(part["block"]) for part in parts]
-    dsets = Datasets([], tfms=[list(b.type_tfms) for b in blocks], n_inp=spec["n_inp"], blocks=blocks)
     for d in spec["item_tfms"] + spec["batch_tfms"]:
         _import_module_of(d)
-    dls = databunch_from_datasets(
-        dsets, bs=64, val_bs=64, shuffle=False, num_workers=0, device=device,
-        after_item=Pipeline([transform_from_description(d) for d in spec["item_tfms"]]),
-        after_batch=Pipeline([transform_from_description(d) for d in spec["batch_tfms"]]),
-        cls=cls)
-    if spec.get("c") is not None:
-        dls.c = spec["c"]
-    return dls
+    return (blocks, Pipeline([transform_from_description(d) for d in spec["item_tfms"]]),
+            Pipeline([transform_from_description(d) for d in spec["batch_tfms"]]))

@@ -3,7 +3,7 @@
 ``Learner.show_results`` calls ``dls.show_results(learn)``, which lands here. Each block draws its
 own part: labels go in the title, masks and points are drawn on the image.
 
->>> fig = show_results(learn, max_n=4)     # doctest: +SKIP
+>>> show_results(learn, max_n=4)     # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -55,15 +55,15 @@ def decoded_inputs(dl, indices) -> list:
 
 
 def show_results(learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
-                 nrows: int | None = None, dl=None):
+                 nrows: int | None = None, dl=None) -> None:
     """Show the first ``max_n`` items of ``dl`` (default ``learn.dls[ds_idx]``) with their targets and
-    predictions; returns the figure.
+    predictions, in one figure (nothing is returned, so a notebook shows it once).
 
     Labels go in the title, the target above the prediction (green when they agree, red otherwise).
     Masks and points are drawn instead: one row per item, the target on the left and the
     prediction on the right.
 
-    >>> fig = show_results(learn, max_n=4, nrows=1)   # doctest: +SKIP
+    >>> show_results(learn, max_n=4, nrows=1)   # doctest: +SKIP
     """
     dl = dl if dl is not None else learn.dls[ds_idx]
     indices = list(range(min(max_n, len(dl.dataset))))
@@ -85,7 +85,7 @@ def show_results(learn, max_n: int = 9, figsize: tuple[float, float] | None = No
                 target_block.show(value, ax)
                 ax.set_title(title, fontsize=9)
         fig.tight_layout()
-        return fig
+        return
     fig, axes = subplot_grid(len(indices), nrows, figsize)
     for i, (ax, x) in enumerate(zip(axes, images)):
         show_sample((x,), [block], ax)
@@ -95,4 +95,3 @@ def show_results(learn, max_n: int = 9, figsize: tuple[float, float] | None = No
         else:
             ax.set_title(f"{predicted[i]}", fontsize=9)
     fig.tight_layout()
-    return fig

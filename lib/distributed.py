@@ -172,7 +172,7 @@ class OrderedShardSampler(Sampler):
 
     >>> s = OrderedShardSampler(5, num_replicas=2, rank=1, bs=2)
     >>> list(s), s.keep(1).tolist()
-    [2, 3, 1, 2], [True, False, False, False]
+    ([2, 3, 1, 2], [True, False, False, False])
     """
 
     def __init__(self, n: int, num_replicas: int, rank: int, bs: int):

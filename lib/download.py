@@ -29,6 +29,7 @@ import urllib.request
 
 from fastprogress.fastprogress import progress_bar
 
+from fastlearn.config import get_config
 from fastlearn.paths import Path
 
 CHUNK_SIZE = 1 << 16
@@ -178,7 +179,6 @@ def download_url(url: str, dest: str | os.PathLike | None = None, show_progress:
     """
     name = urllib.parse.urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
     if dest is None:
-        from fastlearn.config import get_config
         dest = get_config().path("archive")
     dest = pathlib.Path(dest).expanduser()
     if dest.is_dir():

@@ -1,4 +1,4 @@
-"""Export a trained Learner as weights plus a declarative description; rebuild it for inference.
+"""Export a trained Learner as weights plus a declarative description; rebuild its parts for inference.
 
 The file is a ``torch.save`` of ``{"description": <JSON text>, "state_dict": <tensors>}``, read
 back with ``torch.load(weights_only=True)``: no pickled Python objects, so loading runs no code
@@ -12,7 +12,8 @@ from the file and needs none of the training script's functions. The description
   and loading needs it passed: ``load_learner(path, custom_objects=[MyNet])``.
 - ``data``: ``dls.inference_spec()`` and the dotted path of the class whose
   ``from_inference_spec(spec, device)`` rebuilds what inference needs (vocab, item transforms,
-  normalization).
+  normalization): ``dls.inference_builder()`` (the ``Datasets`` for loaders a DataBlock made),
+  else the loaders' own class.
 - ``loss``: the loss class and its simple arguments (its activation and decoding give ``predict``
   its probabilities and label), and the library version.
 
@@ -21,6 +22,9 @@ name in the description must be one the library registered (:mod:`fastlearn.regi
 caller passes (``custom_objects``) or allows (``trust_code=True``). The whole description is
 checked first (:mod:`fastlearn.export_checks`): fields, types, JSON values, the builder's
 arguments, and the weights' names and shapes against a model built on the ``meta`` device.
+
+This module sits below :mod:`fastlearn.learner` (``Learner.export`` calls :func:`export_learner`)
+and never imports it; :func:`fastlearn.loading.load_learner` puts the rebuilt parts in a Learner.
 
 >>> learn.export("model.pkl")                        # doctest: +SKIP
 >>> learn = load_learner("model.pkl")                # doctest: +SKIP
@@ -33,7 +37,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path as PlainPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -132,9 +136,10 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     if not hasattr(dls, "inference_spec"):
         raise TypeError(f"the data ({type(dls).__name__}) cannot describe itself for inference "
                         "(no inference_spec()); build it with DataBlock / ImageDataLoaders to export")
-    data_builder = dotted_path(type(dls))
+    data_cls = dls.inference_builder() if hasattr(dls, "inference_builder") else type(dls)
+    data_builder = dotted_path(data_cls)
     if data_builder is None:
-        raise ValueError(f"the data class {type(dls).__qualname__} cannot be imported when loading; "
+        raise ValueError(f"the data class {data_cls.__qualname__} cannot be imported when loading; "
                          "define it in a module")
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": fastlearn.__version__,
@@ -207,23 +212,29 @@ def _build_model(builder, args: dict, state: dict, source: str, on_meta_first: b
     return model
 
 
-def load_learner(fname: str | os.PathLike, cpu: bool = True, trust_code: bool = False,
-                 custom_objects: Mapping[str, Any] | list | type | None = None):
-    """Rebuild the Learner that :func:`export_learner` wrote, ready for ``predict`` and ``get_preds``.
+class ExportedParts(NamedTuple):
+    """What an export file rebuilds: the data for inference, the model with its weights, the loss,
+    the device they are on and the model's description (``learn.model_spec``)."""
+    dls: Any
+    model: nn.Module
+    loss_func: Any
+    device: torch.device
+    model_spec: dict
 
-    ``cpu=False`` puts it on the default device. ``learn.dls.vocab`` is the training vocab and
-    ``learn.dls.test_dl(items)`` prepares new items the way validation items were.
+
+def rebuild_exported(fname: str | os.PathLike, cpu: bool = True, trust_code: bool = False,
+                     custom_objects: Mapping[str, Any] | list | type | None = None) -> ExportedParts:
+    """The parts :func:`export_learner` wrote, rebuilt after the whole description and the weights
+    are checked; :func:`fastlearn.loading.load_learner` puts them in a Learner.
 
     Loading runs only the library's own code. A file that needs yours (your ``nn.Module``, a cut
     function, a loss class) loads when you pass it: ``custom_objects=[MyNet]`` (matched by dotted
     path) or ``custom_objects={"pkg.mod.MyNet": MyNet}``; ``trust_code=True`` imports whatever the
     file names, for files you trust as much as your own code.
 
-    >>> learn = load_learner("export.pkl")                              # doctest: +SKIP
-    >>> learn = load_learner("own.pkl", custom_objects=[TinyNet])       # doctest: +SKIP
-    >>> learn.predict(PILImage.create("cat.png"))                       # doctest: +SKIP
+    >>> parts = rebuild_exported("export.pkl")      # doctest: +SKIP
+    >>> parts.dls.vocab, type(parts.model).__name__  # doctest: +SKIP
     """
-    from fastlearn.learner import Learner
     path = PlainPath(fname)
     description, state = read_export(path)
     source = str(path)
@@ -248,7 +259,4 @@ def load_learner(fname: str | os.PathLike, cpu: bool = True, trust_code: bool = 
         model = _build_model(plan["model"], spec.get("args", {}), state, source,
                              on_meta_first=is_library_builder(plan["model"], spec["builder"]))
         loss = plan["loss"] if plan["loss"] is not None else (getattr(dls, "loss_func", None) or nn.Identity())
-    learn = Learner(dls, model, loss_func=loss, device=device)
-    learn.model_spec = spec
-    learn.model.eval()
-    return learn
+    return ExportedParts(dls, model, loss, device, spec)

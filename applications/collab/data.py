@@ -19,8 +19,7 @@ from fastlearn.data.blocks import RegressionBlock
 from fastlearn.data.splitters import RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.registry import register_code
-from fastlearn.tabular.tabular_pandas import TabularPandas
-from fastlearn.tabular.data import TabularDataLoaders
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders, TabularPandas
 from fastlearn.tabular.procs import Categorify
 
 

@@ -1,4 +1,5 @@
-"""DataFrame helpers of the tabular lessons: ``add_datepart`` and ``cont_cat_split``.
+"""DataFrame columns: the tabular lessons' ``add_datepart`` and ``cont_cat_split``, and the checks
+of the column names and the target's kind that ``TabularPandas`` runs.
 
 >>> import pandas as pd
 >>> df = add_datepart(pd.DataFrame({"saledate": ["2020-03-01", "2021-12-31"]}), "saledate")
@@ -8,8 +9,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
+
+from fastlearn.data.blocks import CategoryBlock, RegressionBlock, as_block
 
 DATE_ATTRS = ("Year", "Month", "Week", "Day", "Dayofweek", "Dayofyear", "Is_month_end", "Is_month_start",
               "Is_quarter_end", "Is_quarter_start", "Is_year_end", "Is_year_start")
@@ -73,3 +77,50 @@ def cont_cat_split(df: pd.DataFrame, max_card: int = 20, dep_var: str | list[str
         else:
             cat_names.append(name)
     return cont_names, cat_names
+
+
+def column_list(names, what: str) -> list[str]:
+    """``names`` (one column name, a list of them or None) as a list; ``what`` names the argument in errors.
+
+    >>> column_list("a", "cat_names"), column_list(None, "cont_names")
+    (['a'], [])
+    """
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, Iterable):
+        raise TypeError(f"{what}={names!r}; expected a column name or a list of column names")
+    return list(names)
+
+
+def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
+    """A ValueError naming the ``what`` columns missing from ``df``, the columns it has, and the fix.
+
+    >>> check_columns(pd.DataFrame({"a": [1]}), ["a"], "cat_names")
+    """
+    missing = [name for name in names if name not in df.columns]
+    if missing:
+        raise ValueError(f"{what} names column(s) {missing} that the DataFrame does not have; its columns are "
+                         f"{list(df.columns)[:20]}{'...' if len(df.columns) > 20 else ''}. Fix the names, or "
+                         "add the columns to the data")
+
+
+def target_kind(df: pd.DataFrame, y_names: list[str], y_block) -> str | None:
+    """``"category"`` or ``"regression"`` from ``y_block``, else from the target columns' dtypes
+    (all floats: regression); None without targets.
+
+    >>> target_kind(pd.DataFrame({"y": [0.5, 1.5]}), ["y"], None)
+    'regression'
+    """
+    if not y_names:
+        return None
+    if y_block is not None:
+        block = as_block(y_block)
+        if isinstance(block, CategoryBlock):
+            return "category"
+        if isinstance(block, RegressionBlock):
+            return "regression"
+        raise TypeError(f"y_block={y_block!r}; tabular targets take CategoryBlock or RegressionBlock")
+    floats = [pd.api.types.is_float_dtype(df[name]) for name in y_names]
+    return "regression" if all(floats) else "category"

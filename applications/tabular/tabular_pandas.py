@@ -1,5 +1,7 @@
 """``TabularPandas``: a DataFrame with its categorical, continuous and target columns, processed
-by procs learnt on the training rows, ready to become loaders.
+by procs learnt on the training rows; and ``TabularDataLoaders``, its training and validation
+loaders. The two build each other (``to.dataloaders()``, ``TabularDataLoaders.from_df``), so they
+live in one module.
 
 Every step works on whole columns (pandas and NumPy), never row by row; the model's inputs are
 built once as tensors, and batches are slices of them.
@@ -14,8 +16,9 @@ built once as tensors, and batches are slices of them.
 """
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,103 +27,15 @@ import torch
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock, as_block
 from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
-from fastlearn.tabular.procs import TabularProc, as_proc
+from fastlearn.data.databunch import DataBunch
+from fastlearn.data.splitters import RandomSplitter
+from fastlearn.data.tables import read_csv_file
+from fastlearn.registry import register_code
+from fastlearn.tabular.columns import check_columns, column_list, target_kind
+from fastlearn.tabular.loader import TabularDataLoader, TabularSplit, display_table, table_tensors
+from fastlearn.tabular.procs import TabularProc, as_proc, proc_from_description
 
-
-def _names(names, what: str) -> list[str]:
-    if names is None:
-        return []
-    if isinstance(names, str):
-        return [names]
-    if not isinstance(names, Iterable):
-        raise TypeError(f"{what}={names!r}; expected a column name or a list of column names")
-    return list(names)
-
-
-def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
-    """A ValueError naming the ``what`` columns missing from ``df``, the columns it has, and the fix.
-
-    >>> check_columns(pd.DataFrame({"a": [1]}), ["a"], "cat_names")
-    """
-    missing = [name for name in names if name not in df.columns]
-    if missing:
-        raise ValueError(f"{what} names column(s) {missing} that the DataFrame does not have; its columns are "
-                         f"{list(df.columns)[:20]}{'...' if len(df.columns) > 20 else ''}. Fix the names, or "
-                         "add the columns to the data")
-
-
-def _infer_y_kind(df: pd.DataFrame, y_names: list[str], y_block) -> str | None:
-    if not y_names:
-        return None
-    if y_block is not None:
-        block = as_block(y_block)
-        if isinstance(block, CategoryBlock):
-            return "category"
-        if isinstance(block, RegressionBlock):
-            return "regression"
-        raise TypeError(f"y_block={y_block!r}; tabular targets take CategoryBlock or RegressionBlock")
-    floats = [pd.api.types.is_float_dtype(df[name]) for name in y_names]
-    return "regression" if all(floats) else "category"
-
-
-class TabularSplit:
-    """The rows of one split of a :class:`TabularPandas` (``to.train``, ``to.valid``).
-
-    ``xs`` is the processed input columns, ``y`` the processed target (class codes or floats);
-    ``cats``/``conts``/``ys`` the same as tensors. ``vocab``, ``c`` and ``loss_func`` describe the
-    target for the loaders.
-
-    >>> to.train.xs.shape   # doctest: +SKIP
-    (3563, 16)
-    """
-
-    def __init__(self, tabular: "TabularPandas", idxs: np.ndarray) -> None:
-        self.tabular, self.idxs = tabular, np.asarray(idxs, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.idxs)
-
-    def __repr__(self) -> str:
-        return f"TabularSplit({len(self)} rows of {len(self.tabular)})"
-
-    @property
-    def items(self) -> pd.DataFrame:
-        return self.tabular.items.iloc[self.idxs]
-
-    @property
-    def xs(self) -> pd.DataFrame:
-        return self.items[self.tabular.x_names]
-
-    @property
-    def y(self) -> pd.Series | pd.DataFrame:
-        ys = self.items[self.tabular.y_names]
-        return ys.iloc[:, 0] if len(self.tabular.y_names) == 1 else ys
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        """``(cats, conts, ys)`` for these rows (``conts`` left out when ``with_cont`` is False,
-        ``ys`` when there is no target)."""
-        index = torch.from_numpy(self.idxs)
-        return tuple(t[index] for t in self.tabular.tensors())
-
-    @property
-    def n_inp(self) -> int:
-        return 2 if self.tabular.with_cont else 1
-
-    @property
-    def vocab(self) -> CategoryMap | None:
-        return self.tabular.vocab
-
-    @property
-    def c(self) -> int | None:
-        return self.tabular.c
-
-    @property
-    def loss_func(self):
-        return self.tabular.loss_func
-
-    def show(self, max_n: int = 10) -> None:
-        """Display the first ``max_n`` rows decoded (labels, unscaled values)."""
-        self.tabular.show(max_n, rows=self.idxs)
+SPEC_FORMAT = "fastlearn.tabular/1"
 
 
 class TabularPandas:
@@ -144,14 +59,14 @@ class TabularPandas:
                  reduce_memory: bool = True, with_cont: bool = True, missing_targets: str = "raise") -> None:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"TabularPandas takes a pandas DataFrame, got {type(df).__name__}")
-        self.cat_names, self.cont_names = _names(cat_names, "cat_names"), _names(cont_names, "cont_names")
-        self.y_names = _names(y_names, "y_names")
+        self.cat_names, self.cont_names = column_list(cat_names, "cat_names"), column_list(cont_names, "cont_names")
+        self.y_names = column_list(y_names, "y_names")
         for what, names in (("cat_names", self.cat_names), ("cont_names", self.cont_names),
                             ("y_names", self.y_names)):
             check_columns(df, names, what)
-        self.procs: list[TabularProc] = sorted((as_proc(p) for p in _names(procs, "procs")),
+        self.procs: list[TabularProc] = sorted((as_proc(p) for p in column_list(procs, "procs")),
                                                key=lambda p: p.order)
-        self.y_kind = _infer_y_kind(df, self.y_names, y_block)
+        self.y_kind = target_kind(df, self.y_names, y_block)
         given_vocab = getattr(as_block(y_block).type_tfms[0], "vocab", None) if y_block is not None else None
         self.y_vocab: CategoryMap | None = given_vocab if self.y_kind == "category" else None
         self.reduce_memory, self.with_cont = reduce_memory, with_cont
@@ -285,33 +200,8 @@ class TabularPandas:
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """``(cats int64 (N, n_cat), conts float32 (N, n_cont), ys)`` over all rows, built once."""
         if self._tensors is None:
-            self._tensors = self._build_tensors()
+            self._tensors = table_tensors(self)
         return self._tensors
-
-    def _build_tensors(self) -> tuple[torch.Tensor, ...]:
-        df = self.items
-        for name in self.cat_names:
-            if not (pd.api.types.is_integer_dtype(df[name]) or pd.api.types.is_bool_dtype(df[name])):
-                raise ValueError(f"categorical column {name!r} holds {df[name].dtype} values, not codes; add "
-                                 "Categorify to procs")
-        cats = torch.from_numpy(df[self.cat_names].to_numpy(dtype=np.int64, copy=True).reshape(len(df), -1))
-        parts = [cats]
-        if self.with_cont:
-            conts = df[self.cont_names].to_numpy(dtype=np.float32, copy=True).reshape(len(df), -1)
-            nan_rows, nan_cols = np.nonzero(np.isnan(conts))
-            if len(nan_rows):
-                name = self.cont_names[nan_cols[0]]
-                raise ValueError(f"continuous column {name!r} has missing values (NaN), first at row "
-                                 f"{df.index[nan_rows[0]]!r} ({len(nan_rows)} in all); add FillMissing to "
-                                 "procs, or fill the column before building the loaders")
-            parts.append(torch.from_numpy(conts))
-        if self.y_names and all(name in df for name in self.y_names):
-            if self.y_kind == "category":
-                parts.append(torch.from_numpy(df[self.y_names[0]].to_numpy(dtype=np.int64, copy=True)))
-            else:
-                ys = df[self.y_names].to_numpy(dtype=np.float32, copy=True)
-                parts.append(torch.from_numpy(ys[:, 0].copy() if ys.shape[1] == 1 else ys))
-        return tuple(parts)
 
     @property
     def has_y(self) -> bool:
@@ -373,12 +263,7 @@ class TabularPandas:
         """Display the first ``max_n`` rows decoded (in a notebook as a table, else printed)."""
         rows = self.splits[0] if rows is None else rows
         decoded = self.decode(self.items.iloc[rows[:max_n]][self.x_names + self.y_names])
-        try:
-            from IPython.display import display
-        except ImportError:
-            print(decoded.to_string())
-        else:
-            display(decoded)
+        display_table(decoded)
 
     def dataloaders(self, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
                     drop_last: bool | None = None, path=".", device: torch.device | str | None = None,
@@ -387,6 +272,165 @@ class TabularPandas:
 
         >>> dls = to.dataloaders(bs=64)   # doctest: +SKIP
         """
-        from fastlearn.tabular.data import TabularDataLoaders
         return TabularDataLoaders.from_tabular(self, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs,
                                                drop_last=drop_last, path=path, device=device, seed=seed)
+
+
+class TabularDataLoaders(DataBunch):
+    """Training and validation :class:`TabularDataLoader`\\ s of a :class:`TabularPandas`.
+
+    ``classes`` is the dict of categorical vocabs, ``vocab`` the target's classes, ``c`` the
+    number of outputs; ``test_dl(df)`` processes new rows like the training rows.
+
+    >>> dls = TabularDataLoaders.from_df(df, y_names="Status", cat_names=["Home"],
+    ...                                  cont_names=["Income"], procs=[Categorify, FillMissing])  # doctest: +SKIP
+    >>> dls.classes["Home"].o2i["rent"]                                                         # doctest: +SKIP
+    5
+    """
+
+    @property
+    def tabular(self) -> TabularPandas:
+        return self.train_ds.tabular
+
+    @property
+    def classes(self) -> dict:
+        return self.tabular.classes
+
+    @property
+    def cat_names(self) -> list[str]:
+        return self.tabular.cat_names
+
+    @property
+    def cont_names(self) -> list[str]:
+        return self.tabular.cont_names
+
+    @property
+    def y_names(self) -> list[str]:
+        return self.tabular.y_names
+
+    @property
+    def procs(self) -> list:
+        return self.tabular.procs
+
+    def show_batch(self, b=None, max_n: int = 10, nrows: int | None = None, ncols: int | None = None,
+                   unique: bool = False, figsize=None) -> None:
+        """Display ``max_n`` decoded training rows as a table."""
+        self.train.show_batch(b, max_n=max_n)
+
+    def decode_target(self, target):
+        """A predicted class index → its label; a regression output → a float (or list)."""
+        if isinstance(target, torch.Tensor):
+            target = target.detach().cpu()
+            if self.tabular.y_kind == "category":
+                return self.tabular.y_vocab[int(target)]
+            return target.item() if target.numel() == 1 else target.tolist()
+        return target
+
+    def test_dl(self, items, with_labels: bool | None = None, bs: int | None = None,
+                num_workers: int | str | None = 0) -> TabularDataLoader:
+        """A loader over new rows (a DataFrame, or a list of Series / dicts) processed like the
+        training rows; targets are included when their columns are there (``with_labels=None``).
+
+        >>> dl = dls.test_dl(test_df)          # doctest: +SKIP
+        >>> preds, _ = learn.get_preds(dl=dl)  # doctest: +SKIP
+        """
+        if isinstance(items, pd.DataFrame):
+            df = items
+        else:
+            df = pd.DataFrame([item.to_dict() if isinstance(item, pd.Series) else dict(item) for item in items])
+        if with_labels is False:
+            df = df.drop(columns=[n for n in self.y_names if n in df.columns])
+        elif with_labels and not all(n in df.columns for n in self.y_names):
+            raise ValueError(f"test_dl(with_labels=True) but the rows lack target column(s) {self.y_names}; "
+                             "add them, or pass with_labels=None")
+        new = self.tabular.new(df)
+        return self.valid.new(new.train, bs=bs, shuffle=False, drop_last=False)
+
+    @classmethod
+    def from_tabular(cls, to: TabularPandas, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
+                     drop_last: bool | None = None, path=".", device: torch.device | str | None = None,
+                     seed: int | None = None) -> "TabularDataLoaders":
+        """Loaders over the splits of ``to`` (the training one shuffled and dropping its last partial
+        batch, the validation one in order with ``val_bs``, default ``2 * bs``)."""
+        to.tensors()  # built (and checked: NaN, non-code categories) now rather than at the first batch
+        drop = shuffle_train if drop_last is None else drop_last
+        train = TabularDataLoader(to.train, bs=bs, shuffle=shuffle_train, drop_last=drop and len(to.train) > bs,
+                                  seed=seed)
+        valid = TabularDataLoader(to.valid, bs=val_bs or 2 * bs, shuffle=False)
+        return cls(train, valid, path=path, device=device)
+
+    @classmethod
+    def from_df(cls, df: pd.DataFrame, path=".", procs=None, cat_names=None, cont_names=None, y_names=None,
+                y_block=None, valid_idx=None, bs: int = 64, shuffle_train: bool = True, val_bs: int | None = None,
+                seed: int | None = None, device: torch.device | str | None = None,
+                reduce_memory: bool = True, missing_targets: str = "raise") -> "TabularDataLoaders":
+        """Loaders from a DataFrame: ``valid_idx`` (row positions) is the validation set, else a random
+        20% (seeded by ``seed``). ``cont_names=None`` takes the numeric columns that are neither
+        categorical nor targets. Rows without a target are an error naming them, or left out with
+        ``missing_targets="drop"``.
+
+        >>> dls = TabularDataLoaders.from_df(df, y_names="Status", cat_names=["Home", "Job"],
+        ...                                  procs=[Categorify, FillMissing, Normalize])   # doctest: +SKIP
+        """
+        cat_names = [cat_names] if isinstance(cat_names, str) else list(cat_names or [])
+        ys = [y_names] if isinstance(y_names, str) else list(y_names or [])
+        if cont_names is None:
+            cont_names = [c for c in df.columns if c not in cat_names and c not in ys
+                          and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+        if valid_idx is None:
+            splits = RandomSplitter(0.2, seed=seed)(range(len(df)))
+        else:
+            valid = np.asarray(list(valid_idx), dtype=np.int64)
+            splits = (np.setdiff1d(np.arange(len(df)), valid), valid)
+        to = TabularPandas(df, procs, cat_names, cont_names, y_names=ys, y_block=y_block, splits=splits,
+                           reduce_memory=reduce_memory, missing_targets=missing_targets)
+        return cls.from_tabular(to, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs, path=path, device=device,
+                                seed=seed)
+
+    @classmethod
+    def from_csv(cls, csv: str | os.PathLike, skipinitialspace: bool = True, path=".", procs=None, cat_names=None,
+                 cont_names=None, y_names=None, y_block=None, valid_idx=None, bs: int = 64,
+                 shuffle_train: bool = True, val_bs: int | None = None, seed: int | None = None,
+                 device: torch.device | str | None = None, missing_targets: str = "raise") -> "TabularDataLoaders":
+        """:meth:`from_df` on ``pd.read_csv(csv)``.
+
+        >>> dls = TabularDataLoaders.from_csv(path / "credit_data.csv", y_names="Status",
+        ...                                   cat_names=["Home"], procs=[Categorify, FillMissing])  # doctest: +SKIP
+        """
+        df = read_csv_file(csv, skipinitialspace=skipinitialspace)
+        return cls.from_df(df, path=path, procs=procs, cat_names=cat_names, cont_names=cont_names, y_names=y_names,
+                           y_block=y_block, valid_idx=valid_idx, bs=bs, shuffle_train=shuffle_train, val_bs=val_bs,
+                           seed=seed, device=device, missing_targets=missing_targets)
+
+    # --- export ------------------------------------------------------------------------------------
+
+    def inference_spec(self) -> dict:
+        """What inference needs, as JSON: the column names, each proc's learnt state (vocabs, fill
+        values, means and stds) and the target's kind and classes."""
+        to = self.tabular
+        return {"format": SPEC_FORMAT, "cat_names": list(to.cat_names), "cont_names": list(to.cont_names),
+                "y_names": list(to.y_names), "y_kind": to.y_kind,
+                "y_vocab": None if to.y_vocab is None else list(to.y_vocab.items),
+                "with_cont": to.with_cont, "procs": [p.describe() for p in to.procs], "bs": self.valid.bs}
+
+    @classmethod
+    def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "TabularDataLoaders":
+        """Loaders without rows, set up from :meth:`inference_spec`; ``test_dl(df)`` prepares new rows."""
+        if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+            raise ValueError(f"not a tabular inference description (expected format {SPEC_FORMAT!r}); make it "
+                             "with dls.inference_spec()")
+        procs = [proc_from_description(d) for d in spec["procs"]]
+        made = {f"{n}_na" for p in procs for n in getattr(p, "na_cols", [])}
+        raw_cats = [n for n in spec["cat_names"] if n not in made]
+        columns = raw_cats + spec["cont_names"] + spec["y_names"]
+        to = TabularPandas(pd.DataFrame({name: [] for name in columns}), [as_proc(p) for p in procs],
+                           cat_names=raw_cats, cont_names=spec["cont_names"], y_names=spec["y_names"],
+                           do_setup=False, with_cont=spec["with_cont"])
+        to.cat_names, to.y_kind = list(spec["cat_names"]), spec["y_kind"]
+        to.y_vocab = None if spec["y_vocab"] is None else CategoryMap(spec["y_vocab"], sort=False)
+        to.items = to.process(to.items, "the empty template")
+        bs = spec.get("bs", 128)
+        return cls(TabularDataLoader(to.train, bs=bs), TabularDataLoader(to.valid, bs=bs), device=device)
+
+
+register_code("data", TabularDataLoaders)  # export files may name it (fastlearn.registry)

@@ -1,6 +1,6 @@
 """fastlearn.text: tokenization, numericalization, language-model and classifier loaders, AWD-LSTM,
 ``language_model_learner`` and ``text_classifier_learner``."""
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.text.callbacks import ModelResetter, RNNRegularizer
 from fastlearn.text.tokenize import (BOS, EOS, FLD, PAD, SPECIAL_TOKENS, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK,
                                      SubwordTokenizer, Tokenizer, WordTokenizer, decode_spec_tokens, default_rules,

@@ -21,6 +21,7 @@ import torch
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, TransformBlock, register_block
 from fastlearn.data.databunch import DataBunch
+from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import get_text_files, parent_label
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from fastlearn.data.tables import read_csv_file
@@ -208,8 +209,7 @@ class TextDataBunch(DataBunch):
     @classmethod
     def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "TextDataBunch":
         """Loaders rebuilt from :meth:`inference_spec`; ``test_dl(texts)`` pads its batches."""
-        from fastlearn.data.inference import databunch_from_spec
-        dls = databunch_from_spec(cls, spec, device)
+        dls = Datasets.from_inference_spec(spec, device, loaders_cls=cls)
         pad_idx = text_transforms(dls.train_ds)[1].pad_idx
         dls.loaders = [SortedDL(dl.dataset, bs=dl.bs, n_inp=dl.n_inp, kinds=dl.kinds, device=dl.device,
                                 before_batch=PadInput(pad_idx)) for dl in dls.loaders]

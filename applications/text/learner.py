@@ -17,6 +17,7 @@ from pathlib import Path as PlainPath
 import torch
 from torch import nn
 
+from fastlearn.checkpoint import atomic_write_bytes
 from fastlearn.config import get_config
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
@@ -28,6 +29,7 @@ from fastlearn.text.data import text_transforms
 from fastlearn.text.models.awdlstm import AWD_LSTM
 from fastlearn.text.models.core import (SentenceEncoder, awd_lstm_clas_split, awd_lstm_lm_split, get_language_model,
                                         get_text_classifier, resolve_text_arch)
+from fastlearn.torch_core import trainable_params
 
 
 def encoder_of(model: nn.Module) -> nn.Module:
@@ -54,7 +56,6 @@ class TextLearner(Learner):
                  metrics=None, path=None, model_dir: str = "models", wd: float | None = None,
                  moms: Sequence[float] = (0.8, 0.7, 0.8), device: torch.device | str | None = None,
                  precision: str | None = None):
-        from fastlearn.torch_core import trainable_params
         extra = [ModelResetter(), RNNRegularizer(alpha=alpha, beta=beta)]
         cbs = extra + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs])
         super().__init__(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
@@ -69,7 +70,6 @@ class TextLearner(Learner):
 
         >>> learn.save_encoder("finetuned")   # doctest: +SKIP
         """
-        from fastlearn.checkpoint import atomic_write_bytes
         import io
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in encoder_of(self.model).state_dict().items()}, buffer)

@@ -23,6 +23,7 @@ from pathlib import Path as PlainPath
 
 import pandas as pd
 
+from fastlearn.data.getters import get_text_files
 from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.registry import code_from_name, dotted_path
 
@@ -362,7 +363,6 @@ class Tokenizer(Transform):
         >>> tkn = Tokenizer.from_folder(path)       # doctest: +SKIP
         >>> tkn.counter.most_common(3)              # doctest: +SKIP
         """
-        from fastlearn.data.getters import get_text_files
         source = PlainPath(path)
         if not source.is_dir():
             raise FileNotFoundError(f"Tokenizer.from_folder({str(path)!r}): no such folder; pass the folder of .txt files")

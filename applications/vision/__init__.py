@@ -12,7 +12,7 @@ from torchvision.models import (convnext_base, convnext_small, convnext_tiny, de
                                 wide_resnet50_2)
 
 from fastlearn.data.results import show_results
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.inference import test_time_augmentation as tta
 from fastlearn.vision.augment import (AffineCoordTfm, Dihedral, Flip, RandomResizedCropGPU, Rotate, Warp, Zoom,
                                       aug_transforms)

@@ -151,7 +151,8 @@ def fine_tune(folder: str | None, arch: str, epochs: int, size: int, bs: int, lr
     _save_figure(fig, loss_plot)
     interp = ClassificationInterpretation.from_learner(learn)
     confusion = out_path.with_name(f"{out_path.stem}_confusion.png")
-    _save_figure(interp.plot_confusion_matrix(figsize=(7, 7), dpi=80), confusion)
+    interp.plot_confusion_matrix(figsize=(7, 7), dpi=80)
+    _save_figure(plt.gcf(), confusion)
     learn.export(out_path)
     print(f"saved {out_path}, {confusion.name} and {loss_plot.name}")
     return learn
@@ -185,7 +186,7 @@ def _check_image_classifier(learn, model: str) -> None:
 
 def predict(model: str, images: Sequence[str], trust_code: bool = False) -> list[tuple[str, str, float]]:
     """Print ``image<TAB>label<TAB>probability`` for each image; returns the rows."""
-    from fastlearn.export import load_learner
+    from fastlearn.loading import load_learner
     from fastlearn.vision.image import verify_image
     if not Path(model).is_file():
         raise CommandError(f"model file {model} does not exist; create it with `fastlearn fine-tune ... --out {model}`")

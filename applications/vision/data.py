@@ -22,6 +22,7 @@ from fastlearn.data.getters import ColReader, RegexLabeller, get_image_files, pa
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.data.transforms import Pipeline, Transform, register_transform
+from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.paths import Path
 from fastlearn.vision.image import LoadImage, LoadMask, PILImage, PILImageBW, show_image
 from fastlearn.vision.transforms import PointScaler
@@ -81,7 +82,6 @@ class MaskBlock(TransformBlock):
                   interpolation="nearest")
 
     def loss_func(self):
-        from fastlearn.losses import CrossEntropyLossFlat
         return CrossEntropyLossFlat(axis=1)
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -133,7 +133,6 @@ class PointBlock(TransformBlock):
         ax.scatter(points[:, 0], points[:, 1], s=20, marker="x", c="red")
 
     def loss_func(self):
-        from fastlearn.losses import MSELossFlat
         return MSELossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:

@@ -12,7 +12,7 @@ import torch
 
 def make_tabular_learner(path):
     from fastlearn.data.batch_transforms import Normalize
-    from fastlearn.tabular.data import TabularDataLoaders
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders
     from fastlearn.tabular.learner import tabular_learner
     from fastlearn.tabular.procs import Categorify
     rng = np.random.default_rng(0)

@@ -69,7 +69,7 @@ def test_a_diverging_run_is_not_reported_nor_exported(twelve, tmp_path, capsys):
 
 
 def test_predict_on_a_tabular_export_is_a_one_line_error(twelve, tmp_path, capsys):
-    from fastlearn.tabular.data import TabularDataLoaders
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders
     from fastlearn.tabular.learner import tabular_learner
     df = pd.DataFrame({"x": np.arange(20.0), "y": list("ab") * 10})
     learn = tabular_learner(TabularDataLoaders.from_df(df, cont_names=["x"], y_names="y", bs=4, seed=0), layers=[4])

@@ -16,7 +16,7 @@ from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from fastlearn.data.getters import ColReader, get_image_files, parent_label
 from fastlearn.data.splitters import FuncSplitter, IndexSplitter, RandomSplitter
-from fastlearn.tabular.data import TabularDataLoaders
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders
 from fastlearn.text.data import TextDataLoaders
 from fastlearn.vision.image import load_image
 from fastlearn.vision.data import ImageBlock, ImageDataLoaders

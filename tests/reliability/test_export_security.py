@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.registry import UntrustedCodeError
 from fastlearn.vision.cli import main as cli_main
 

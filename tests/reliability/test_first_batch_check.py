@@ -18,7 +18,7 @@ from fastlearn.data.splitters import RandomSplitter
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.sanity import SanityCheckCallback
-from fastlearn.tabular.data import TabularDataLoaders
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders
 from fastlearn.tabular.learner import tabular_learner
 from fastlearn.vision.data import ImageBlock, ImageDataLoaders
 from fastlearn.vision.learner import vision_learner

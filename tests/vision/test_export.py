@@ -13,7 +13,7 @@ from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files
 from fastlearn.data.splitters import GrandparentSplitter
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.vision.data import ImageBlock
@@ -90,7 +90,7 @@ def test_fresh_process_predicts_the_same_without_the_label_function(trained, fas
     preds, _ = learn.get_preds(dl=learn.dls.test_dl(images))
     out = _fresh_process(f"""
         import json, torch
-        from fastlearn.export import load_learner
+        from fastlearn.loading import load_learner
         learn = load_learner({str(path)!r})
         label, index, probs = learn.predict({str(images[0])!r})
         preds, _ = learn.get_preds(dl=learn.dls.test_dl({[str(i) for i in images]!r}))
@@ -159,7 +159,7 @@ def test_own_model_exports_with_its_class_path(fashion_mnist_path, tmp_path):
         out = _fresh_process(f"""
             import json, sys
             sys.path.insert(0, {str(module_dir)!r})
-            from fastlearn.export import load_learner
+            from fastlearn.loading import load_learner
             from user_models_tmp import TinyNet
             learn = load_learner({str(path)!r}, custom_objects=[TinyNet])
             trusted = load_learner({str(path)!r}, trust_code=True)

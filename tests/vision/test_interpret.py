@@ -1,5 +1,6 @@
 """Interpretation, show_results, tta and image-folder utilities, headless."""
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -51,9 +52,10 @@ def test_confusion_matrix_matches_predictions(learn):
 def test_plots_run_headless_and_report_adds_up(learn, capsys):
     assert matplotlib.get_backend().lower() == "agg"
     interp = ClassificationInterpretation.from_learner(learn)
-    fig = interp.plot_confusion_matrix(normalize=True, figsize=(5, 5), dpi=60)
-    assert fig.get_dpi() == 60
-    fig = interp.plot_top_losses(6, nrows=2)
+    assert interp.plot_confusion_matrix(normalize=True, figsize=(5, 5), dpi=60) is None
+    assert plt.gcf().get_dpi() == 60
+    assert interp.plot_top_losses(6, nrows=2) is None
+    fig = plt.gcf()
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     losses, indices = interp.top_losses(6)
     assert len(titles) == 6 and bool((losses[:-1] >= losses[1:]).all())
@@ -63,10 +65,10 @@ def test_plots_run_headless_and_report_adds_up(learn, capsys):
     report = capsys.readouterr().out
     accuracy = float(np.trace(interp.confusion_matrix())) / len(learn.dls.valid_ds)
     assert f"{accuracy:.2f}" in report.split("accuracy")[1].split("\n")[0]
-    fig = show_results(learn, max_n=4, nrows=1)
-    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
-    fig = learn.show_results(max_n=2)  # the course's method form
-    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    assert show_results(learn, max_n=4, nrows=1) is None  # nothing for a notebook to show twice
+    assert len([ax for ax in plt.gcf().axes if ax.get_visible()]) == 4
+    assert learn.show_results(max_n=2) is None  # the course's method form
+    assert len([ax for ax in plt.gcf().axes if ax.get_visible()]) == 2
 
 
 def test_tta_mixes_augmented_and_plain_predictions(learn):

@@ -9,7 +9,7 @@ from torch import nn
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.getters import get_image_files
 from fastlearn.data.splitters import FuncSplitter
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.vision.data import ImageBlock, PointBlock
@@ -90,8 +90,8 @@ def _scatter_offsets(ax):
 def test_show_results_draws_points_on_the_image_in_pixels(folder):
     dls = point_dls(folder)
     learn = Learner(dls, FixedPoint(), loss_func=MSELossFlat())
-    fig = learn.show_results(max_n=2)
-    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert learn.show_results(max_n=2) is None
+    axes = [ax for ax in plt.gcf().axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["target", "prediction"] * 2
     for ax, path in zip(axes[::2], valid_files(dls)):
         assert ax.images[0].get_array().shape[:2] == (HEIGHT, WIDTH)
@@ -100,7 +100,7 @@ def test_show_results_draws_points_on_the_image_in_pixels(folder):
         offsets = _scatter_offsets(ax)
         assert offsets.tolist() == [pytest.approx(FIXED_PIXELS)]
         assert ((offsets >= 0) & (offsets <= [WIDTH, HEIGHT])).all()
-    plt.close(fig)
+    plt.close("all")
 
 
 def test_exported_keypoint_learner_predicts_the_same_pixels(folder, tmp_path):
