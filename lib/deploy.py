@@ -68,11 +68,16 @@ class DeployedModel(nn.Module):
 
 
 def normalization_stats(dls) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(mean, std)`` of the per-channel normalization in the loaders' batch transforms, or None."""
+    """``(mean, std)`` of the per-channel normalization the loaders' batch transforms apply to the
+    first input (a transform for images leaves the inputs of a loader without kinds alone), or None."""
     for index in range(len(dls) if hasattr(dls, "__len__") else 0):
-        for transform in getattr(getattr(dls[index], "after_batch", None), "fs", None) or []:
+        dl = dls[index]
+        kind = (getattr(dl, "kinds", None) or ("raw",))[0]
+        for transform in getattr(getattr(dl, "after_batch", None), "fs", None) or []:
             mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
-            if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and hasattr(transform, "axes"):
+            applies = getattr(transform, "applies_to", None)
+            if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and hasattr(transform, "axes") \
+                    and (applies is None or applies(kind)):
                 return mean.detach().cpu().flatten(), std.detach().cpu().flatten()
     return None
 

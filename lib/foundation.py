@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import operator
 import random
 from collections.abc import Callable, Iterable
@@ -156,7 +157,6 @@ def import_optional(module: str, extra: str, what: str) -> Any:
     >>> import_optional("math", "none", "this example").sqrt(4.0)
     2.0
     """
-    import importlib
     try:
         return importlib.import_module(module)
     except ImportError as error:

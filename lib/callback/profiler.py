@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from fastlearn.callback import Callback, CancelFitException
+from fastlearn.lr_finder import training_state_kept
 
 __all__ = ["PHASES", "Profiler", "profile_learner"]
 
@@ -202,7 +203,6 @@ def profile_learner(learn, n_batches: int = 10, skip: int = 1, trace_path: str |
                     show: bool = True) -> pd.DataFrame:
     """``learn.profile``: train ``skip + n_batches`` batches with a :class:`Profiler`, put the
     weights, optimizer and random state back as they were, print and return the table."""
-    from fastlearn.lr_finder import training_state_kept
     needed = skip + n_batches
     n_epoch = -(-needed // max(1, len(learn.dls.train)))
     profiler = Profiler(n_batches=n_batches, skip=skip, trace_path=trace_path, stop=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pandas as pd
+
 from fastlearn.callback import Callback
 from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
@@ -53,8 +55,8 @@ class ShowGraphCallback(Callback):
         if master is not None:
             master.update_graph(self.graphs, self.x_bounds, y_bounds)
 
-    def plot(self, ax=None):
-        """Draw the two series on ``ax`` (a new figure's axis by default); returns the axis."""
+    def plot(self, ax=None) -> None:
+        """Draw the two series on ``ax`` or a new figure (``plt.gcf()``)."""
         import matplotlib.pyplot as plt
         if ax is None:
             _, ax = plt.subplots()
@@ -64,7 +66,6 @@ class ShowGraphCallback(Callback):
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
         ax.legend()
-        return ax
 
 
 class CSVLogger(Callback):
@@ -111,7 +112,6 @@ class CSVLogger(Callback):
             self.file.close()
             self.file = None
 
-    def read_log(self):
+    def read_log(self) -> pd.DataFrame:
         """The log as a ``pandas.DataFrame``."""
-        import pandas as pd
         return pd.read_csv(self.path)

@@ -20,12 +20,19 @@ from fastlearn.losses import CrossEntropyLossFlat
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 
 
-def image_learner(tmp_path, **kwargs):
+class ImageItems(list):
+    """(image, label) pairs the loaders treat as an image and a category, as a DataBlock's are."""
+
+    kinds = ("image", "category")
+
+
+def image_learner(tmp_path, items_type=ImageItems, **kwargs):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(40, 3, 16, 16, generator=gen)
     y = torch.randint(0, 3, (40,), generator=gen)
     items = list(zip(x, y))
-    dls = DataBunch.from_dsets(items[:24], items[24:], bs=8, device="cpu", after_batch=[Normalize.from_stats(MEAN, STD)])
+    dls = DataBunch.from_dsets(items_type(items[:24]), items_type(items[24:]), bs=8, device="cpu",
+                               after_batch=[Normalize.from_stats(MEAN, STD)])
     dls.vocab = ["cat", "dog", "owl"]
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -36,16 +43,15 @@ def image_learner(tmp_path, **kwargs):
     return learn
 
 
-def reference(learn, raw):
-    """What the learner's model gives on a raw batch: normalized as the loaders do, eval mode."""
-    mean, std = torch.tensor(MEAN).reshape(1, 3, 1, 1), torch.tensor(STD).reshape(1, 3, 1, 1)
-    learn.model.eval()
-    with torch.no_grad():
-        return learn.model((raw - mean) / std)
+def raw_valid(learn):
+    """The validation images as stored (before the loaders' normalization)."""
+    return torch.stack([image for image, _ in learn.dls.valid.dataset])
 
 
-def raw_batch(n, seed=1):
-    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+def learner_preds(learn, probabilities=False):
+    """What the learner's own pipeline (normalization included) predicts for the validation set."""
+    preds, _ = learn.get_preds(act=None if probabilities else (lambda out: out))
+    return preds
 
 
 def test_onnx_export_runs_in_onnxruntime_with_any_batch_size(tmp_path):
@@ -61,11 +67,11 @@ def test_onnx_export_runs_in_onnxruntime_with_any_batch_size(tmp_path):
     onnx.checker.check_model(onnx.load(str(path)))
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for n in (1, 5, 13):
-        raw = raw_batch(n, seed=n)
-        got = torch.from_numpy(session.run(None, {"input": raw.numpy()})[0])
-        expected = torch.softmax(reference(learn, raw), dim=1)
-        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    raw, expected = raw_valid(learn), learner_preds(learn, probabilities=True)
+    assert abs(float(raw.mean()) - 0.5) < 0.05  # the file takes the stored images, not normalized ones
+    for start, n in ((0, 1), (1, 5), (3, 13)):
+        got = torch.from_numpy(session.run(None, {"input": raw[start:start + n].numpy()})[0])
+        torch.testing.assert_close(got, expected[start:start + n], atol=1e-5, rtol=1e-4)
 
 
 def test_onnx_export_with_normalization_recorded_only(tmp_path):
@@ -74,10 +80,22 @@ def test_onnx_export_with_normalization_recorded_only(tmp_path):
     learn = image_learner(tmp_path)
     path = learn.export_onnx("raw.onnx", fold_normalization=False)
     assert read_deploy_metadata(path)["normalization"]["folded"] is False
-    normalized = (raw_batch(4) - torch.tensor(MEAN).reshape(1, 3, 1, 1)) / torch.tensor(STD).reshape(1, 3, 1, 1)
+    normalized = (raw_valid(learn) - torch.tensor(MEAN).reshape(1, 3, 1, 1)) / torch.tensor(STD).reshape(1, 3, 1, 1)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = torch.from_numpy(session.run(None, {"input": normalized.numpy()})[0])
-    torch.testing.assert_close(got, reference(learn, raw_batch(4)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got, learner_preds(learn), atol=1e-5, rtol=1e-4)
+
+
+def test_a_normalization_the_loaders_do_not_apply_is_not_folded(tmp_path):
+    """Plain tensor items have no kinds: an image Normalize leaves them alone, and so does the export."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    learn = image_learner(tmp_path, items_type=list)
+    path = learn.export_onnx("plain.onnx")
+    assert read_deploy_metadata(path)["normalization"] is None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"input": raw_valid(learn).numpy()})[0])
+    torch.testing.assert_close(got, learner_preds(learn), atol=1e-5, rtol=1e-4)
 
 
 class TwoInputs(nn.Module):
@@ -109,7 +127,7 @@ def test_onnx_export_of_a_model_with_two_inputs(tmp_path):
 def test_torchscript_export_reloads_in_a_fresh_process(tmp_path):
     learn = image_learner(tmp_path)
     path = learn.export_torchscript("model.pt", activation=True)
-    raw = raw_batch(7)
+    raw = raw_valid(learn)[:7]
     torch.save(raw, tmp_path / "input.pt")
     script = textwrap.dedent(f"""
         import json, torch
@@ -122,7 +140,7 @@ def test_torchscript_export_reloads_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fastlearn" not in result.stderr and result.stdout.strip() == "['cat', 'dog', 'owl']"
-    torch.testing.assert_close(torch.load(tmp_path / "output.pt"), torch.softmax(reference(learn, raw), dim=1),
+    torch.testing.assert_close(torch.load(tmp_path / "output.pt"), learner_preds(learn, probabilities=True)[:7],
                                atol=1e-5, rtol=1e-4)
     assert read_deploy_metadata(path)["normalization"]["folded"] is True
 
@@ -151,9 +169,9 @@ def test_exports_from_a_cuda_learner_run_on_the_cpu(tmp_path):
     onnx_path, script_path = learn.export_onnx("gpu.onnx"), learn.export_torchscript("gpu.pt")
     assert next(learn.model.parameters()).device.type == "cuda"  # put back
     learn.to("cpu")
-    raw = raw_batch(3)
+    raw, expected = raw_valid(learn), learner_preds(learn)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": raw.numpy()})[0]), reference(learn, raw),
+    torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": raw.numpy()})[0]), expected,
                                atol=1e-4, rtol=1e-3)
-    torch.testing.assert_close(torch.jit.load(str(script_path), map_location="cpu")(raw), reference(learn, raw),
+    torch.testing.assert_close(torch.jit.load(str(script_path), map_location="cpu")(raw), expected,
                                atol=1e-4, rtol=1e-3)
