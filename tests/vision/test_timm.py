@@ -11,7 +11,7 @@ from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.metrics import error_rate
 from fastlearn.registry import UntrustedCodeError
 from fastlearn.vision.data import ImageBlock
