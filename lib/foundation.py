@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import operator
 import random
 from collections.abc import Callable, Iterable
@@ -162,3 +163,17 @@ def first(items, f: Callable | None = None, negate: bool = False):
 def listify(items) -> list:
     """``None`` → ``[]``, a single value → ``[value]``, an iterable → a list."""
     return _listify(items)
+
+
+def import_optional(module: str, extra: str, what: str) -> Any:
+    """Import ``module``, a package of an optional extra; missing, an ImportError that names the
+    extra to install for ``what``.
+
+    >>> import_optional("math", "none", "this example").sqrt(4.0)
+    2.0
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"{what} needs the {module.split('.')[0]!r} package, which is not installed: "
+                          f"pip install 'fastlearn[{extra}]'") from error

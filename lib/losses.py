@@ -333,6 +333,15 @@ def loss_decodes(loss_func: Callable, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def data_loss(dls) -> Callable:
+    """The loss the data inferred from its target block (``dls.loss_func``); an error without one."""
+    loss_func = getattr(dls, "loss_func", None)
+    if loss_func is None:
+        raise ValueError("no loss_func given and the data does not infer one (dls.loss_func is None); "
+                         "pass loss_func=, e.g. CrossEntropyLossFlat() for classification")
+    return loss_func
+
+
 def loss_with_reduction(loss_func: Callable, reduction: str) -> Callable:
     """A copy of ``loss_func`` that reduces with ``reduction`` (``'none'`` gives one loss per item).
 

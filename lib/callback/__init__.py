@@ -27,11 +27,14 @@ import re
 import warnings
 from collections.abc import Iterator
 
+from fastlearn.foundation import listify
+
 __all__ = [
     "EVENTS", "INNER_LOOP", "LOOP_TREE", "FORWARDED_STATE", "Callback", "CancelBackwardException",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
     "CancelTrainException", "CancelValidException", "TrainEvalCallback", "as_callback", "camel_to_snake",
-    "check_event_names", "cleanup_after", "sort_callbacks", "training_loop_text",
+    "callbacks_added", "callbacks_removed", "check_event_names", "cleanup_after", "sort_callbacks",
+    "training_loop_text",
 ]
 
 EVENTS: tuple[str, ...] = (
@@ -108,7 +111,9 @@ class Callback:
     Class attributes:
       - ``order``: callbacks run sorted by it (lower first);
       - ``run_before`` / ``run_after``: a callback class (or a tuple) this one must precede / follow;
-      - ``run_train`` / ``run_valid``: set to False to skip the training / validation phases.
+      - ``run_train`` / ``run_valid``: set to False to skip the training / validation phases;
+      - ``writes_files``: True for a callback that writes files (checkpoints, logs, traces), which
+        a ``fast_dev_run`` leaves out.
 
     >>> class Halve(Callback):
     ...     def after_loss(self):
@@ -120,6 +125,7 @@ class Callback:
     run_after: type | tuple = ()
     run_train: bool = True
     run_valid: bool = True
+    writes_files: bool = False
     learn = None
 
     @property
@@ -206,6 +212,36 @@ def cleanup_after(learn) -> Iterator[None]:
         learn.running -= 1
         if learn.running == 0:
             _fire_cleanup(learn.cbs, error)
+
+
+@contextlib.contextmanager
+def callbacks_added(learn, cbs) -> Iterator:
+    """``learn`` with ``cbs`` (instances or classes) added inside the block; a callback they
+    replace (one of the same name, such as a default) comes back after it.
+
+    >>> with callbacks_added(learn, [SaveModelCallback()]):   # doctest: +SKIP
+    ...     learn.fit(1)
+    """
+    cbs = [cb() if isinstance(cb, type) else cb for cb in listify(cbs)]
+    names = {cb.name for cb in cbs if isinstance(cb, Callback)}
+    replaced = [cb for cb in learn.cbs if cb.name in names]
+    learn.add_cbs(cbs)
+    try:
+        yield learn
+    finally:
+        learn.remove_cbs(cbs)
+        learn.add_cbs([cb for cb in replaced if getattr(learn, cb.name, None) is None])
+
+
+@contextlib.contextmanager
+def callbacks_removed(learn, cbs) -> Iterator:
+    """``learn`` without ``cbs`` (those of its callbacks) inside the block."""
+    cbs = [cb for cb in listify(cbs) if cb in learn.cbs]
+    learn.remove_cbs(cbs)
+    try:
+        yield learn
+    finally:
+        learn.add_cbs(cbs)
 
 
 def _fire_cleanup(callbacks, error: BaseException | None) -> None:

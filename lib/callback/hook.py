@@ -398,9 +398,9 @@ class ActivationStats(HookCallback):
             self._array()  # raises the "nothing recorded" error
         return torch.stack(self._hists)[:, self._layer(idx)].cpu()
 
-    def plot_layer_stats(self, idx: int, figsize: tuple[float, float] = (12, 3)):
+    def plot_layer_stats(self, idx: int, figsize: tuple[float, float] = (12, 3)) -> None:
         """Plot the mean, the standard deviation and the share near zero of layer ``idx``'s
-        activations over the batches; returns the axes."""
+        activations over the batches, side by side in a new figure (``plt.gcf()``)."""
         import matplotlib.pyplot as plt
         values = self.layer_stats(idx)
         _, axes = plt.subplots(1, 3, figsize=figsize)
@@ -408,11 +408,10 @@ class ActivationStats(HookCallback):
             ax.plot(series)
             ax.set_title(title)
             ax.set_xlabel("batch")
-        return axes
 
-    def color_dim(self, idx: int, figsize: tuple[float, float] = (10, 5), ax=None):
+    def color_dim(self, idx: int, figsize: tuple[float, float] = (10, 5), ax=None) -> None:
         """The "colorful dimension" plot of layer ``idx``: the histogram of its activations (log
-        scale) along the batches, bins from 0 (bottom) to 10; returns the axis."""
+        scale) along the batches, bins from 0 (bottom) to 10, on ``ax`` or a new figure."""
         import matplotlib.pyplot as plt
         counts = self.hist(idx)
         if ax is None:
@@ -420,4 +419,3 @@ class ActivationStats(HookCallback):
         ax.imshow(counts.T.float().log1p().numpy(), origin="lower", aspect="auto", cmap="viridis")
         ax.set_xlabel("batch")
         ax.set_ylabel("activation bin (0 to 10)")
-        return ax
