@@ -1140,7 +1140,9 @@ def test_ch16_optimizers_from_steppers_and_callbacks():
 
     class CountBatches(Callback):
         def __init__(self): self.counts = {'train': 0, 'valid': 0}
-        def after_pred(self): self.counts['train' if self.training else 'valid'] += 1
+        def after_pred(self):
+            if not self.learn.sanity_checking:                 # the validation batches checked before training
+                self.counts['train' if self.training else 'valid'] += 1
         def after_loss(self):
             if self.training and self.iter == 1: self.learn.loss = self.loss * float('nan')
     counter = CountBatches()

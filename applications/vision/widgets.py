@@ -7,9 +7,9 @@ for the interactive parts): the cleaner then has no buttons but the same Python 
 in scripts and tests, and ``widgets.X`` raises an error saying what to install.
 
 >>> cleaner = ImageClassifierCleaner(learn)        # doctest: +SKIP
->>> cleaner.mark(0, "<Delete>")                    # or choose in the notebook
->>> for idx in cleaner.delete(): cleaner.fns[idx].unlink()
->>> for idx, cat in cleaner.change(): shutil.move(str(cleaner.fns[idx]), path/cat)
+>>> cleaner.mark(0, "<Delete>")                    # doctest: +SKIP
+>>> for idx in cleaner.delete(): cleaner.fns[idx].unlink()  # doctest: +SKIP
+>>> for idx, cat in cleaner.change(): shutil.move(str(cleaner.fns[idx]), path/cat)  # doctest: +SKIP
 """
 from __future__ import annotations
 

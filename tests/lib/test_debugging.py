@@ -23,7 +23,8 @@ def random_label_dls(n_train=96, n_valid=64, bs=16, seed=0, shuffle=True):
     x = torch.randn(n_train + n_valid, 10, generator=gen)
     y = torch.randint(0, 3, (n_train + n_valid,), generator=gen)
     items = list(zip(x, y))
-    return DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, shuffle=shuffle, seed=3, device="cpu")
+    return DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, val_bs=2 * bs, shuffle=shuffle, seed=3,
+                               device="cpu")
 
 
 def make_learner(tmp_path=None, cbs=None, dropout=0.0, **kwargs):
