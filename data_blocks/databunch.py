@@ -231,13 +231,18 @@ class DataBunch:
                    drop_last: bool | None = None, num_workers: int | str | None = 0,
                    device: torch.device | str | None = None, path=".", seed: int | None = None,
                    collate_fn: Callable | None = None, n_inp: int = 1, after_item=None,
-                   after_batch=None) -> "DataBunch":
-        """Loaders over plain datasets: the first shuffled (and dropping its last partial batch,
-        like fastai), the others in order with twice the batch size.
+                   after_batch=None, val_bs: int | None = None) -> "DataBunch":
+        """Loaders over plain datasets, all with batch size ``bs`` (``val_bs`` for the others if
+        given), as the course's ``DataLoaders.from_dsets``: the first shuffled and dropping its
+        last partial batch (with ``shuffle=False``: neither), the others in order. An explicit
+        ``drop_last`` applies to every loader: chapter 12's stateful language models need every
+        batch, training and validation, to have exactly ``bs`` rows.
 
-        >>> dls = DataBunch.from_dsets(list(range(8)), list(range(4)), bs=4, device="cpu")
+        >>> dls = DataBunch.from_dsets(list(range(8)), list(range(6)), bs=4, device="cpu")
         >>> len(dls.train), len(dls.valid)
-        (2, 1)
+        (2, 2)
+        >>> len(DataBunch.from_dsets(list(range(8)), list(range(6)), bs=4, drop_last=True).valid)
+        1
         """
         if bs is None:
             bs = get_config().get("defaults", "bs")
@@ -245,7 +250,7 @@ class DataBunch:
         train = DataLoader(train_ds, bs=bs, shuffle=shuffle, drop_last=drop, num_workers=num_workers,
                            seed=seed, collate_fn=collate_fn, n_inp=n_inp, after_item=after_item,
                            after_batch=after_batch)
-        others = [DataLoader(ds, bs=bs * 2, shuffle=False, num_workers=num_workers,
+        others = [DataLoader(ds, bs=val_bs or bs, shuffle=False, drop_last=bool(drop_last), num_workers=num_workers,
                              collate_fn=collate_fn, n_inp=n_inp, after_item=after_item,
                              after_batch=after_batch) for ds in (valid_ds, *more_ds)]
         return cls(train, *others, path=path, device=device)

@@ -327,16 +327,27 @@ class DataLoader:
         new.split_idx = self.split_idx
         return new
 
+    def decode(self, batch) -> tuple:
+        """A batch (or its first parts, e.g. ``(xb,)``) on the CPU with the batch transforms
+        undone: normalized float images back to uint8 pixels (chapter 18 shows a decoded input
+        with ``dls.train.decode((x,))[0][0]``).
+
+        >>> DataLoader([1.0, 2.0], bs=2).decode((torch.tensor([1.0, 2.0]),))
+        (tensor([1., 2.]),)
+        """
+        batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+        batch = tuple(b.detach().cpu() if isinstance(b, torch.Tensor) else b for b in batch)
+        if isinstance(self.after_batch, Pipeline):
+            batch = self.after_batch.decode_sample(batch, _kinds_for(self.kinds, len(batch)))
+        return batch
+
     def decode_batch(self, batch, max_n: int = 9) -> list[tuple]:
         """A batch back to a list of readable samples: batch transforms undone, then each part
         decoded by its pipeline (class indices → names)."""
         if self.decode_batch_fn is not None:
             return self.decode_batch_fn(batch, max_n)
-        batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
-        batch = tuple(b.detach().cpu() if isinstance(b, torch.Tensor) else b for b in batch)
+        batch = self.decode(batch)
         kinds = _kinds_for(self.kinds, len(batch))
-        if isinstance(self.after_batch, Pipeline):
-            batch = self.after_batch.decode_sample(batch, kinds)
         n = min(max_n, len(batch[0]))
         samples = [tuple(part[i] for part in batch) for i in range(n)]
         if self.after_item is not None:

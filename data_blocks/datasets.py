@@ -23,6 +23,7 @@ from fastlearn.data.databunch import DataBunch, databunch_from_datasets
 from fastlearn.data.inference import parts_from_spec
 from fastlearn.data.splitters import check_splits
 from fastlearn.data.transforms import Pipeline
+from fastlearn.data.tuples import fastuple
 from fastlearn.foundation import L
 from fastlearn.registry import register_code
 
@@ -228,6 +229,13 @@ class Datasets:
         """Each part decoded by its pipeline (labels back to names...)."""
         return tuple(self.decode_part(p, v) for p, v in enumerate(sample))
 
+    def show(self, sample: Sequence, ctx=None, **kwargs):
+        """Draw a sample (as ``dsets[i]`` gives it) decoded, each part by its block, on ``ctx``
+        (a matplotlib axes, new if None); returns the axes. ``show_at(dsets, i)`` calls it."""
+        from fastlearn.data.show import show_sample
+        decoded = self.decode(sample)
+        return show_sample(decoded, self.blocks, ctx)
+
     def test_set(self, items, with_labels: bool = False) -> "Datasets":
         """A dataset of new ``items`` through the same (already set-up) pipelines.
 
@@ -281,6 +289,12 @@ class Datasets:
 class TfmdLists(Datasets):
     """Items through one pipeline: ``tl[i]`` is the encoded value (not a tuple).
 
+    The pipeline is set up on the training items first (``TfmdLists(files, [Tokenizer.from_folder
+    (path), Numericalize])`` builds the vocab). When the pipeline makes a
+    :class:`~fastlearn.data.tuples.fastuple` (chapter 11's ``SiameseImage``), each of its parts
+    is a part of the sample, of the kind its value has, and the last part is the target: the
+    loaders then run image transforms on the images and give the model all but the last part.
+
     >>> tl = TfmdLists([1, 2, 3], [lambda x: x * 10], splits=([0, 1], [2]))
     >>> tl.train[1], tl.valid[0]
     (20, 30)
@@ -290,14 +304,60 @@ class TfmdLists(Datasets):
                  kind: str | None = None):
         pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         block = TransformBlock(kind=kind or pipeline.output_kind or "raw")
+        self._first: list = []  # the first training value, once set up (see _first_value)
         super().__init__(items, tfms=[pipeline], splits=splits, n_inp=1, blocks=[block],
                          split_idx=split_idx)
+        self._ready = True
 
     def __getitem__(self, i: int):
         return super().__getitem__(i)[0]
 
+    def _first_value(self):
+        """The first training value (computed once), or None before set-up or without items."""
+        if not self.__dict__.get("_ready") or not len(self.splits[0]):
+            return None
+        if not self._first:
+            self._first.append(self.encode_part(0, self.splits[0][0]))
+        return self._first[0]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """One kind per part of a sample: the kinds of a fastuple's parts, else the block's kind."""
+        first = self._first_value() if self.blocks[0].kind == "raw" else None
+        return first.kinds if isinstance(first, fastuple) else (self.blocks[0].kind,)
+
+    @property
+    def n_inp(self) -> int:
+        """Inputs per sample: all parts of a fastuple but the last, else 1."""
+        first = self._first_value()
+        return max(1, len(first) - 1) if isinstance(first, fastuple) else self._n_inp
+
+    @n_inp.setter
+    def n_inp(self, value: int) -> None:
+        self._n_inp = value
+
     def decode(self, value):
         return self.pipelines[0].decode(value)
+
+    def decode_part(self, p: int, value):
+        # the pipeline decodes whole values; the parts of a fastuple are shown as they are
+        return self.decode(value) if len(self.kinds) == 1 else value
+
+    def show(self, value, ctx=None, **kwargs):
+        """Show a value (as ``tl[i]`` gives it) decoded: with its own ``show`` if it has one (a
+        fastuple subclass), printed if it is text and no axes is given, else drawn by its block.
+
+        >>> TfmdLists(["a cat"], [str.upper]).show("A CAT")
+        A CAT
+        """
+        decoded = self.decode(value)
+        if callable(getattr(decoded, "show", None)):
+            return decoded.show(ctx=ctx, **kwargs)
+        if ctx is None and isinstance(decoded, str):
+            print(decoded)
+            return None
+        from fastlearn.data.show import show_sample
+        return show_sample((decoded,), self.blocks, ctx)
 
 
 # export files of loaders a DataBlock or Datasets made name these (fastlearn.registry)

@@ -13,6 +13,7 @@ from fastlearn.datasets import (
     fashion_multilabel,
     fashion_segmentation,
     food_reviews,
+    human_numbers,
     jane_austen,
     mnist_digits,
     mnist_sample,

@@ -81,12 +81,10 @@ def show_batch(dl, b=None, max_n: int = 9, nrows: int | None = None, ncols: int 
     fig.tight_layout()
 
 
-def show_at(dataset, idx: int, ax=None):
-    """Show item ``idx`` of a ``Datasets`` / ``TfmdLists`` decoded; returns the axes.
+def show_at(dataset, idx: int, ax=None, **kwargs):
+    """Show item ``idx`` of a ``Datasets`` / ``TfmdLists`` decoded (``dataset.show(dataset[idx])``);
+    returns the axes (chapter 11: ``show_at(tls.valid, 0)`` draws a Siamese pair).
 
     >>> show_at(dsets.train, 0)   # doctest: +SKIP
     """
-    sample = dataset[idx]
-    sample = sample if isinstance(sample, tuple) else (sample,)
-    decoded = tuple(dataset.decode_part(p, v) for p, v in enumerate(sample))
-    return show_sample(decoded, _blocks_for(dataset, len(decoded)), ax)
+    return dataset.show(dataset[idx], ctx=ax, **kwargs)

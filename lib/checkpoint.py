@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from fastlearn.atomic import atomic_write_bytes
+from fastlearn.debugging import skip_write
 from fastlearn.torch_core import get_rng_states, set_rng_states
 
 FORMAT_VERSION = 1
@@ -66,6 +67,8 @@ def unwrapped_model(learn) -> torch.nn.Module:
 def save_learner(learn, name, with_opt: bool = True) -> Path:
     """Write the learner's full state to ``checkpoint_path(learn, name)``; only rank 0 writes."""
     path = checkpoint_path(learn, name)
+    if skip_write(learn, "checkpoint", path):
+        return path
     state = {
         "format": FORMAT_VERSION,
         "model": unwrapped_model(learn).state_dict(),
@@ -77,6 +80,7 @@ def save_learner(learn, name, with_opt: bool = True) -> Path:
     }
     if with_opt and learn.opt is not None:
         state["opt"] = learn.opt.state_dict()
+        state["extra_opts"] = [opt.state_dict() for opt in getattr(learn, "extra_opts", [])]
     if getattr(learn, "is_main_process", True):
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -168,6 +172,13 @@ def load_learner_state(learn, name, with_opt: bool = True, strict: bool = True) 
     try:
         if load_opt:
             _check_opt_fits(learn.opt, state["opt"], path)
+            extra, extra_opts = state.get("extra_opts", []), getattr(learn, "extra_opts", [])
+            if len(extra) != len(extra_opts):
+                raise ValueError(f"checkpoint {path} holds {len(extra)} extra optimizer(s) and this learner has "
+                                 f"{len(extra_opts)} (learn.extra_opts); nothing was loaded. Load the weights "
+                                 "only: learn.load(name, with_opt=False)")
+            for opt, saved in zip(extra_opts, extra):
+                _check_opt_fits(opt, saved, path)
         rng = _restore_rng(state["rng"]) if "rng" in state else None
     except (KeyError, TypeError, AttributeError) as error:
         if made_opt:
@@ -181,6 +192,8 @@ def load_learner_state(learn, name, with_opt: bool = True, strict: bool = True) 
     model.load_state_dict(state["model"], strict=strict)
     if load_opt:
         learn.opt.load_state_dict(state["opt"])
+        for opt, saved in zip(getattr(learn, "extra_opts", []), state.get("extra_opts", [])):
+            opt.load_state_dict(saved)
     if "epoch" in state:
         learn.epoch = state["epoch"]
         learn.train_iter = state.get("train_iter", 0)

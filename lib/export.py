@@ -44,6 +44,7 @@ from torch import nn
 
 import fastlearn
 from fastlearn.atomic import atomic_write
+from fastlearn.debugging import skip_write
 from fastlearn.export_checks import (check_description, check_state_dict, check_weights_fit,
                                      is_library_builder)
 from fastlearn.registry import (CodePolicy, UntrustedCodeError, allowed_code, code_from_name, code_policy,
@@ -130,6 +131,8 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     PosixPath('model.pkl')
     """
     dls = learn.dls
+    if skip_write(learn, "export", PlainPath(learn.path) / fname):
+        return PlainPath(learn.path) / fname
     if not hasattr(dls, "inference_spec"):
         raise TypeError(f"the data ({type(dls).__name__}) cannot describe itself for inference "
                         "(no inference_spec()); build it with DataBlock / ImageDataLoaders to export")

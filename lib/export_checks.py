@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastlearn.registry import check_code_name, code_from_name, registered_code
+from fastlearn.registry import check_code_name, code_from_name, is_timm_model_name, registered_code
 
 TOP_KEYS = frozenset({"format", "format_version", "library_version", "model", "data", "loss"})
 MAX_DEPTH = 64
@@ -101,7 +101,8 @@ def _not_pretrained(value: Any, where: str) -> None:
 def _arch(value: Any, where: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{where} is {value!r}; expected an architecture name such as 'resnet34'")
-    if "." in value:  # a dotted path names code; plain names come from the architecture registries
+    # a dotted path names code; plain names and timm's tagged names come from architecture registries
+    if "." in value and not is_timm_model_name(value):
         check_code_name(value, "arch")
 
 

@@ -44,7 +44,7 @@ class ProgressCallback(Callback):
             print(line)
 
     def before_train(self):
-        self._bar(self.dls.train)
+        self._bar(self.learn.dl)  # the loader this phase runs (overfit_batches replays a few batches)
 
     def before_validate(self):
         self._bar(self.learn.dl)

@@ -9,7 +9,9 @@ row per epoch: ``[train_loss, valid_loss, *metrics]``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -47,6 +49,15 @@ class Recorder(Callback):
         self.losses: list[float] = []
         self.values: list[list] = []
         self.log: list = []
+
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator["Recorder"]:
+        """No per-epoch table inside the block (the values are still recorded)."""
+        previous, self.silent = self.silent, True
+        try:
+            yield self
+        finally:
+            self.silent = previous
 
     @property
     def metric_names(self) -> list[str]:
@@ -126,6 +137,7 @@ class Recorder(Callback):
         self.values.append(row[1:])
         if self.add_time:
             row.append(_format_time(time.perf_counter() - self.start_time))
+        self.last_row = row  # as logged: epoch, values, time (CSVLogger writes it)
         self.iters.append(len(self.losses))
         if not self.silent and self.learn.logger is not None:
             if not self._header_logged:

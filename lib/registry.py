@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -222,6 +223,20 @@ def code_from_name(name: str, kind: str) -> Any:
     if policy is not None and name in policy.allowed:
         return policy.allowed[name]
     return import_dotted(name)
+
+
+def is_timm_model_name(name: Any) -> bool:
+    """True when ``timm`` is installed and ``name`` is one of its model names, with or without a
+    pretrained tag (``"vit_base_patch16_224.augreg_in21k"``). Such a name builds only an
+    architecture from timm's own registry, so an export may name it like a fastlearn one.
+
+    >>> is_timm_model_name("torch.nn.Linear")
+    False
+    """
+    if not isinstance(name, str) or not name or importlib.util.find_spec("timm") is None:
+        return False
+    import timm
+    return bool(timm.is_model(name))
 
 
 def _register_torch_modules(kind: str, module) -> None:

@@ -14,19 +14,29 @@ nothing, trains silently wrong, or fails deep inside torch. Every Learner has on
 
 Turn it off with ``learn.remove_cb(SanityCheckCallback)``.
 
+Before the first training batch of every fit, :func:`sanity_validate` runs
+``Learner(sanity_val_steps=2)`` validation batches through the model, the loss and the metrics,
+so a mistake in the validation path (a model output the targets or a metric cannot take) shows
+within seconds instead of after a whole training epoch. It changes no weight and no random state;
+``sanity_val_steps=0`` turns it off. Callbacks see its validation events, with
+``learn.sanity_checking`` True meanwhile.
+
 >>> learn = Learner(dls, nn.Linear(4, 1))   # a model with 1 output for 3 classes   # doctest: +SKIP
 >>> learn.fit(1)                                                                      # doctest: +SKIP
 ValueError: the model gives 1 class score per item ... but the data has 3 classes ...; build the model with 3 outputs (n_out=3 ...)
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
 from torch import nn
 
 from fastlearn.callback import Callback
+from fastlearn.debugging import BatchLimit, dev_run_active
 from fastlearn.losses import BaseLoss
+from fastlearn.torch_core import get_rng_states, set_rng_states
 
 CLASS_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
 VALUE_KINDS = ("regression", "points", "multicategory")
@@ -168,3 +178,30 @@ class SanityCheckCallback(Callback):
         warnings.warn(f"epoch {self.epoch}: none of its {self.batches_run} training batches reached the optimizer "
                       "step (a callback cancelled them); the weights did not change this epoch",
                       RuntimeWarning, stacklevel=2)
+
+
+def sanity_validate(learn) -> None:
+    """Run ``learn.sanity_val_steps`` validation batches (model, loss, metrics) before training;
+    the random state is put back afterwards, so the run trains as it would without it. An error
+    says it came from this check; a validation loss that is not finite is a warning."""
+    n = learn.sanity_val_steps
+    valid = learn.dls.valid if len(learn.dls) > 1 else None
+    if not n or valid is None or not len(valid) or learn.start_epoch >= learn.n_epoch or dev_run_active(learn):
+        return
+    states = get_rng_states()
+    learn.sanity_checking = True
+    try:
+        with learn.no_logging():
+            loss, *_ = learn.validate(cbs=[BatchLimit(n_valid=n)])
+    except Exception as error:
+        error.add_note(f"(raised by the sanity validation: {n} validation batches run through the model, the loss "
+                       "and the metrics before the first training batch; Learner(..., sanity_val_steps=0) turns it "
+                       "off)")
+        raise
+    finally:
+        learn.sanity_checking = False
+        set_rng_states(states)
+    if loss is not None and not math.isfinite(loss):
+        warnings.warn(f"the validation loss on the first {n} validation batches is {loss} before training; check the "
+                      "validation data for NaN or infinite inputs and targets, and the loss function",
+                      RuntimeWarning, stacklevel=3)

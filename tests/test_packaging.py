@@ -179,30 +179,46 @@ def test_core_does_not_import_data_layer_or_applications():
 # imports included), so `learner` may use `export` (Learner.export) but `export` never imports
 # `learner`: `loading` (load_learner), above both, puts an export's parts in a Learner. The built-in
 # datasets live in lib/datasets/ (fastlearn.datasets), the data layer and applications elsewhere.
+# The Callback base (lib/callback/__init__.py, listed as "callback.py") and the callbacks of the
+# course's `fastai.callback.*` paths (hook, fp16, mixup, progress, loggers, profiler) live in the
+# core subpackage lib/callback/; its modules are listed one by one ("callback/hook.py").
 CORE_LAYERS = [
     ("package, lists, paths, config, devices, registries, atomic files, layers",
      {"__init__.py", "foundation.py", "paths.py", "config.py", "torch_core.py", "registry.py", "atomic.py",
       "layers.py"}),
     ("dataset download (untar_data, URLs)", {"external.py", "download.py", "archive.py"}),
     ("losses, metrics, optimizers and schedules, the callback base and the export checks",
-     {"losses.py", "metrics.py", "metric_base.py", "optimizer.py", "schedule.py", "callback.py",
-      "export_checks.py"}),
+     {"losses.py", "metrics.py", "metric_base.py", "roc_auc.py", "segmentation_metrics.py", "optimizer.py",
+      "schedule.py", "callback.py", "callback/hook.py", "export_checks.py"}),
     ("the loop's callbacks and services: progress, recording, precision, distribution, checkpoints, export",
-     {"progress.py", "recorder.py", "tracker.py", "sanity.py", "precision.py", "distributed.py", "training.py",
-      "inference.py", "summary.py", "lr_finder.py", "checkpoint.py", "export.py"}),
+     {"progress.py", "recorder.py", "tracker.py", "sanity.py", "debugging.py", "precision.py", "distributed.py",
+      "training.py", "inference.py", "summary.py", "lr_finder.py", "checkpoint.py", "export.py", "deploy.py",
+      "callback/fp16.py", "callback/mixup.py", "callback/progress.py", "callback/profiler.py", "callback/logger.py",
+      "callback/tensorboard.py", "callback/wandb.py", "callback/mlflow.py"}),
     ("the Learner", {"learner.py"}),
-    ("above the Learner: load_learner, the launcher, the course facade", {"loading.py", "launch.py", "basics.py"}),
+    ("above the Learner: load_learner, the launcher, the course facades and names",
+     {"loading.py", "launch.py", "basics.py", "course.py", "callback/all.py"}),
 ]
+# The core's subpackages: the callbacks (their base and the course's callback paths), the names the
+# book's code uses that the library does not need (fastlearn.course: Module, store_attr, the chapter
+# 16 Optimizer...), and the built-in datasets.
+CORE_SUBPACKAGES = ["callback", "course", "datasets"]
 
 
 def _core_layer(module: str) -> int | None:
-    """The layer of a core module (a module of a core subpackage such as fastlearn.callback.x counts
-    as its package); None outside the core's top level (fastlearn.datasets, upper layers)."""
+    """The layer of a core module (a module of a core subpackage such as fastlearn.callback.x by its
+    own entry "callback/x.py", else as its package); None outside the core's top level
+    (fastlearn.datasets, upper layers)."""
     parts = module.split(".")
     if parts[0] != "fastlearn" or _in(module, UPPER_LAYERS) or _in(module, ["fastlearn.datasets"]):
         return None
+    own = "/".join(parts[1:]) + ".py"  # a subpackage's module placed on its own (callback/all.py)
     name = "__init__.py" if len(parts) == 1 else parts[1] + ".py"
-    return next((i for i, (_, names) in enumerate(CORE_LAYERS) if name in names), None)
+    for candidate in (own, name):
+        layer = next((i for i, (_, names) in enumerate(CORE_LAYERS) if candidate in names), None)
+        if layer is not None:
+            return layer
+    return None
 
 
 def test_core_modules_import_only_their_own_or_lower_layers():
@@ -229,7 +245,12 @@ def test_core_top_level_holds_only_training_core_modules():
         "source belongs in lib/datasets/ (fastlearn.datasets); a new core module is added to "
         "CORE_LAYERS in tests/test_packaging.py, in the lowest layer holding everything it imports")
     packages = sorted(path.parent.name for path in (ROOT / "lib").glob("*/__init__.py"))
-    assert packages == ["datasets"], f"lib/ has the subpackages {packages}; expected only datasets"
+    assert packages == CORE_SUBPACKAGES, f"lib/ has the subpackages {packages}; expected only {CORE_SUBPACKAGES}"
+    listed = {name for _, names in CORE_LAYERS for name in names}
+    callback_modules = {f"callback/{path.name}" for path in (ROOT / "lib" / "callback").glob("*.py")
+                        if path.name != "__init__.py"}
+    assert callback_modules <= listed, (f"lib/callback/ modules missing from CORE_LAYERS: "
+                                        f"{sorted(callback_modules - listed)}")
 
 
 def test_core_does_not_depend_on_the_builtin_datasets():

@@ -29,7 +29,8 @@ DPI = 60
 # Calls that draw a figure. A cell calling one shows exactly the images it draws; a cell whose
 # call shows a table instead (show_batch of tabular, collaborative or text data) shows no image.
 PLOT_CALL = re.compile(r"\b(show_batch|show_results|show_at|show_image|plot_confusion_matrix|plot_top_losses|"
-                       r"plot_loss|plot_sched|plot_lr_find|lr_find|plt\.subplots|plt\.figure|imshow)\(")
+                       r"plot_loss|plot_sched|plot_lr_find|lr_find|plot_layer_stats|color_dim|plt\.subplots|plt\.figure|"
+                       r"imshow)\(")
 
 
 def _is_progress_bar(output) -> bool:

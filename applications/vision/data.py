@@ -216,6 +216,20 @@ class ImageDataLoaders:
                                   device=device, num_workers=num_workers)
 
     @classmethod
+    def from_path_re(cls, path: str | os.PathLike, fnames: Sequence, pat: str,
+                     valid_pct: float = 0.2, seed: int | None = None, item_tfms=None,
+                     batch_tfms=None, img_cls: type = PILImage, bs: int = 64,
+                     val_bs: int | None = None, shuffle: bool = True, device=None,
+                     num_workers: int | str | None = None):
+        r"""Files labelled by the first group of ``pat`` found in their whole path (folders too).
+
+        >>> dls = ImageDataLoaders.from_path_re(path, files, r"/([^/]+)/[^/]+\.png$")  # doctest: +SKIP
+        """
+        return cls.from_path_func(path, fnames, RegexLabeller(pat), valid_pct=valid_pct, seed=seed,
+                                  item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls, bs=bs,
+                                  val_bs=val_bs, shuffle=shuffle, device=device, num_workers=num_workers)
+
+    @classmethod
     def from_name_re(cls, path: str | os.PathLike, fnames: Sequence, pat: str,
                      valid_pct: float = 0.2, seed: int | None = None, item_tfms=None,
                      batch_tfms=None, img_cls: type = PILImage, bs: int = 64,

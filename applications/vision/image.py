@@ -43,7 +43,7 @@ def _unsupported(error: RuntimeError) -> bool:
     return "unsupported image" in str(error).lower()
 
 
-def _pil_open(path) -> PIL.Image.Image:
+def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
     try:
         with PIL.Image.open(path) as img:
             img.load()
@@ -51,7 +51,7 @@ def _pil_open(path) -> PIL.Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
     except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise _bad_image(path, error) from None
+        raise _bad_image(name or path, error) from None
 
 
 def _uint8(t: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
         decoded = _decode(source, mode, "given as bytes")
         if decoded is not None:
             return decoded
-        source = _pil_open(io.BytesIO(bytes(source)))
+        source = _pil_open(io.BytesIO(bytes(source)), name="given as bytes")
     if isinstance(source, PIL.Image.Image):
         return _array_to_chw(np.asarray(source.convert(mode)))
     if isinstance(source, np.ndarray):
@@ -173,19 +173,27 @@ def produces(kind: str):
 
 
 class PILBase(PIL.Image.Image):
-    """A PIL image made by ``create`` from a path, bytes, an array, a tensor or a PIL image."""
+    """A PIL image made by ``create`` from a path, bytes, a file-like object, an array, a tensor
+    or a PIL image. Images the library opens are of this class, so they have ``shape`` and
+    ``to_thumb`` (plain ``PIL.Image.open`` results do not: PIL itself is not changed)."""
 
     _mode = "RGB"
+    sample_kind = "image"  # its kind as a part of a fastuple (fastlearn.data.tuples)
 
     @classmethod
     @produces("image")
     def create(cls, source, mode: str | None = None) -> "PILBase":
-        """Open or convert ``source`` (file path, bytes, ndarray, tensor, PIL image).
+        """Open or convert ``source``: a file path, bytes (an upload's content), a file-like
+        object (``io.BytesIO``, an open file), an ndarray, a tensor or a PIL image.
 
         >>> PILImageBW.create(np.zeros((2, 2), dtype=np.uint8)).mode
         'L'
         """
         mode = mode or cls._mode
+        if callable(getattr(source, "read", None)):
+            source = source.read()
+        if isinstance(source, memoryview):
+            source = source.tobytes()
         if isinstance(source, PIL.Image.Image):
             img = source
         elif isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor)):
@@ -194,7 +202,7 @@ class PILBase(PIL.Image.Image):
             img = PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
         else:
             raise TypeError(f"{cls.__name__}.create cannot open {type(source).__name__}; pass a "
-                            "file path, bytes, a numpy array, a tensor or a PIL image")
+                            "file path, bytes, a file-like object, a numpy array, a tensor or a PIL image")
         if img.mode != mode:
             img = img.convert(mode)
         return cls._wrap(img)
@@ -245,12 +253,49 @@ class PILMask(PILBase):
     """A segmentation mask (mode ``"L"``: one class code per pixel)."""
 
     _mode = "L"
+    sample_kind = "mask"
 
     @classmethod
     @produces("mask")
     def create(cls, source, mode: str | None = None) -> "PILMask":
         """Open or convert a mask (file path, bytes, array, tensor, PIL image)."""
         return super().create(source, mode)
+
+
+class TensorImage(torch.Tensor):
+    """An image tensor that shows itself: chapter 18 writes
+    ``TensorImage(dls.train.decode((x,))[0][0]).show(ctx=ax)`` to draw a decoded input under a
+    class activation map.
+
+    The library never hands a ``TensorImage`` to a model or a loss (batches are plain tensors);
+    it exists for course code that makes one to show it. Operations on it return plain tensors.
+
+    >>> TensorImage(torch.zeros(3, 4, 4)).show()   # doctest: +SKIP
+    """
+
+    sample_kind = "image"
+
+    @staticmethod
+    def __new__(cls, x, **kwargs):
+        return torch.Tensor._make_subclass(cls, torch.as_tensor(x, **kwargs), False)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        result = super().__torch_function__(func, types, args, kwargs or {})
+        return _plain_tensors(result)
+
+    def show(self, ctx=None, ax=None, figsize=None, title: str | None = None, **kwargs):
+        """Draw on a matplotlib axes (``ctx``, the course's name, or ``ax``); returns the axes."""
+        return show_image(self.as_subclass(torch.Tensor), ax=ax if ax is not None else ctx, figsize=figsize,
+                          title=title, **kwargs)
+
+
+def _plain_tensors(value):
+    if isinstance(value, TensorImage):
+        return value.as_subclass(torch.Tensor)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_tensors(v) for v in value) if not hasattr(value, "_fields") else value
+    return value
 
 
 def show_image(im, ax=None, figsize=None, title: str | None = None, ctx=None, cmap: str | None = None,

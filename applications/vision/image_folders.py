@@ -1,4 +1,5 @@
-"""Housekeeping for folders of images: shrink big ones (``verify_images`` lives in ``fastlearn.vision.image``).
+"""Housekeeping for folders of images: download them, shrink big ones (``verify_images`` lives in
+``fastlearn.vision.image``).
 
 >>> resize_images(path / "raw", max_size=400, dest=path / "small", recurse=True)   # doctest: +SKIP
 """
@@ -69,3 +70,51 @@ def resize_images(path: str | os.PathLike, max_size: int | None = None, dest: st
         raise ValueError(f"resize_images could not read {len(failed)} file(s): {failed[:5]}; find them with "
                          "verify_images(get_image_files(path)) and remove them")
     return written
+
+
+def download_images(dest: str | os.PathLike, url_file: str | os.PathLike | None = None, urls=None,
+                    max_pics: int = 1000, n_workers: int = 8, timeout: float = 4.0,
+                    preserve_filename: bool = False) -> L:
+    """Download images from ``urls`` (or the lines of ``url_file``) into the folder ``dest``, at
+    most ``max_pics``, on ``n_workers`` threads (chapter 2 gathers its bears this way).
+
+    Files are named ``00000000.jpg``, ``00000001.png``... (the URL's extension, ``.jpg`` when it
+    has none), or keep the URL's name with ``preserve_filename``. URLs that fail (missing,
+    timed out) are skipped with one warning naming them, as web searches give some dead links;
+    run ``verify_images`` afterwards to find files that are not images. Returns the written paths.
+
+    >>> download_images(path/"grizzly", urls=results.attrgot("contentUrl"))   # doctest: +SKIP
+    """
+    import urllib.parse
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastlearn.download import download_url
+    if urls is None:
+        if url_file is None:
+            raise ValueError("download_images needs urls= (a list of URLs) or url_file= (a file of one URL per line)")
+        urls = [line.strip() for line in Path(url_file).read_text().splitlines() if line.strip()]
+    urls = list(urls)[:max_pics]
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+
+    def name_for(i: int, url: str) -> str:
+        name = Path(urllib.parse.urlparse(url).path).name
+        suffix = Path(name).suffix.lower()
+        if preserve_filename and name:
+            return name
+        return f"{i:08d}{suffix if suffix in ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp') else '.jpg'}"
+
+    def fetch(i_url: tuple[int, str]):
+        i, url = i_url
+        try:
+            return download_url(url, dest / name_for(i, url), show_progress=False, timeout=timeout)
+        except (ConnectionError, OSError, ValueError) as error:
+            return f"{url} ({type(error).__name__})"
+    with ThreadPoolExecutor(max(1, n_workers)) as pool:
+        results = list(pool.map(fetch, enumerate(urls)))
+    failed = [r for r in results if isinstance(r, str)]
+    if failed:
+        warnings.warn(f"download_images: {len(failed)} of {len(urls)} URL(s) could not be downloaded and were "
+                      f"skipped: {failed[:3]}{'...' if len(failed) > 3 else ''}", stacklevel=2)
+    return L([Path(r) for r in results if not isinstance(r, str)])

@@ -107,11 +107,15 @@ def create_body(model_or_arch: nn.Module | Callable | str, n_in: int = 3, pretra
 
 
 def num_features(body: nn.Module, n_in: int = 3) -> int:
-    """Channels of the feature map ``body`` outputs, found by running a small dummy batch.
+    """Channels of the feature map ``body`` outputs: its own ``num_features`` when it has one (a
+    timm body), else found by running a small dummy batch.
 
     >>> num_features(nn.Sequential(nn.Conv2d(3, 7, 3)))
     7
     """
+    given = getattr(body, "num_features", None)  # a body that knows (a timm model's)
+    if isinstance(given, int):
+        return given
     was_training = body.training
     body.eval()
     try:
@@ -211,7 +215,7 @@ def describe_arch(arch: Callable | str) -> str:
     if isinstance(arch, str):
         return arch
     name = arch_name(arch)
-    if _is_known_name(name) and resolve_arch(name) is arch:
+    if _is_known_name(name) and resolve_arch(name) == arch:
         return name
     path = dotted_path(arch)
     if path is None:

@@ -21,7 +21,8 @@ function                   what                                        course la
 ``fashion_keypoints``      an item's centre, ``points.csv``             (PointBlock lessons)
 ``fashion_segmentation``   per-pixel masks, ``codes.txt``               ``URLs.CAMVID_TINY``
 ``food_reviews``           great/other reviews, ``.txt`` + ``texts.csv``  ``URLs.IMDB(_SAMPLE)``
-``jane_austen``            six novels by chapter, ``train.txt``         ``URLs.HUMAN_NUMBERS``
+``jane_austen``            six novels by chapter, ``train.txt``         (language-model lessons)
+``human_numbers``          1 to 9,999 in words, ``train.txt``           ``URLs.HUMAN_NUMBERS``
 ``credit_data``            tabular, categorical + continuous + NaN     (``ADULT_SAMPLE`` lesson)
 ``wa_churn``               tabular churn                               (tabular lessons)
 ``movielens_100k``         100k ratings + titles                       ``URLs.ML_SAMPLE``/``ML_100k``
@@ -47,14 +48,14 @@ from fastlearn.datasets.images import FASHION_CLASSES, fashion_mnist, mnist_digi
 from fastlearn.datasets.ratings import movielens_100k
 from fastlearn.datasets.sources import sources_path
 from fastlearn.datasets.tables import credit_data, wa_churn
-from fastlearn.datasets.text import AUSTEN_BOOKS, food_reviews, jane_austen
+from fastlearn.datasets.text import AUSTEN_BOOKS, food_reviews, human_numbers, jane_austen
 from fastlearn.external import URLs, url_file_name
 from fastlearn.paths import Path
 
 __all__ = [
     "AUSTEN_BOOKS", "BUILTIN_EQUIVALENTS", "FASHION_CLASSES", "builtin_path", "credit_data",
     "fashion_keypoints", "fashion_mnist", "fashion_multilabel", "fashion_segmentation", "food_reviews",
-    "jane_austen", "mnist_digits", "mnist_sample", "movielens_100k", "sources_path", "wa_churn",
+    "human_numbers", "jane_austen", "mnist_digits", "mnist_sample", "movielens_100k", "sources_path", "wa_churn",
 ]
 
 BUILTIN_EQUIVALENTS: dict[str, Callable[[], Path]] = {
@@ -65,7 +66,7 @@ BUILTIN_EQUIVALENTS: dict[str, Callable[[], Path]] = {
     URLs.CAMVID_TINY: fashion_segmentation,
     URLs.IMDB: food_reviews,
     URLs.IMDB_SAMPLE: food_reviews,
-    URLs.HUMAN_NUMBERS: jane_austen,
+    URLs.HUMAN_NUMBERS: human_numbers,
     URLs.ML_SAMPLE: movielens_100k,
     URLs.ML_100k: movielens_100k,
 }
@@ -77,8 +78,8 @@ def builtin_path(url: str) -> Path:
 
     The files the course's code opens are there under the same names (``labels.csv``,
     ``train/3``, ``codes.txt``, ``texts.csv``, ``ratings.csv``, ...), with other data: Fashion
-    -MNIST canvases instead of PASCAL photos, food reviews instead of IMDB's, Jane Austen instead
-    of human numbers. A URL without an equivalent raises ``ValueError`` listing those with one.
+    -MNIST canvases instead of PASCAL photos, food reviews instead of IMDB's (the human numbers are
+    the same, generated). A URL without an equivalent raises ``ValueError`` listing those with one.
     A mirror URL (another base) matches by its archive name.
 
     >>> builtin_path(URLs.CAMVID_TINY).ls()   # doctest: +SKIP

@@ -1,6 +1,7 @@
 """Built-in text sets: labelled food reviews (classification) and Jane Austen's six novels
 (language modelling), as folders of ``.txt`` files plus a CSV, read from the R data packages
-``r-cran-modeldata`` and ``r-cran-janeaustenr`` (see :mod:`fastlearn.datasets.sources`).
+``r-cran-modeldata`` and ``r-cran-janeaustenr`` (see :mod:`fastlearn.datasets.sources`); and the
+human-numbers corpus, generated.
 
 Each folder is built once under ``[paths] data`` and reused.
 
@@ -127,3 +128,43 @@ def jane_austen(data: str | os.PathLike | None = None) -> Path:
             (folder / file).write_text("".join(frame.loc[chosen, "text"]), encoding="utf-8")
 
     return build_once("jane_austen", build, data)
+
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+         "sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> str:
+    """``n`` (0 to 999,999) in English words, as the human-numbers corpus writes them.
+
+    >>> number_words(8001), number_words(342)
+    ('eight thousand one', 'three hundred forty two')
+    """
+    if not 0 <= n < 1_000_000:
+        raise ValueError(f"number_words({n!r}): expected 0 to 999999")
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        return _ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + number_words(n % 100))
+    return number_words(n // 1000) + " thousand" + ("" if n % 1000 == 0 else " " + number_words(n % 1000))
+
+
+def human_numbers(data: str | os.PathLike | None = None) -> Path:
+    """The numbers 1 to 9,999 written in words, one per line: ``train.txt`` (1 to 8,000) and
+    ``valid.txt`` (8,001 to 9,999), the corpus of the course's ``URLs.HUMAN_NUMBERS`` (chapter 12
+    trains language models from scratch on it: a 30-word vocabulary with a regular grammar).
+
+    Generated, not read from a package, so it needs no source. Built once in ``human_numbers``
+    under ``data`` (default ``[paths] data``).
+
+    >>> (human_numbers() / "valid.txt").read_text().splitlines()[0]    # doctest: +SKIP
+    'eight thousand one '
+    """
+    def build(folder: pathlib.Path) -> None:
+        for file, numbers in (("train.txt", range(1, 8001)), ("valid.txt", range(8001, 10000))):
+            (folder / file).write_text("".join(number_words(n) + " \n" for n in numbers), encoding="utf-8")
+
+    return build_once("human_numbers", build, data)

@@ -77,6 +77,9 @@ def test_from_name_func_re_lists_df_csv(folder):
     by_re = ImageDataLoaders.from_name_re(folder, files, r"^([a-z]+)_\d+", seed=0, item_tfms=Resize(8),
                                           bs=4, device="cpu")
     assert list(by_re.vocab) == list(CLASSES) and len(by_re.valid_ds) == 3
+    by_path = ImageDataLoaders.from_path_re(folder, files, r"/(cat|dog)/[^/]+$", seed=0, item_tfms=Resize(8),
+                                            bs=4, device="cpu")
+    assert list(by_path.vocab) == list(CLASSES)
     by_lists = ImageDataLoaders.from_lists(folder, files, [parent_label(f) for f in files], seed=0,
                                            item_tfms=Resize(8), bs=4, device="cpu")
     assert list(by_lists.vocab) == list(CLASSES)

@@ -109,3 +109,26 @@ def test_interpretation_of_the_shuffled_training_set_lines_up(learn):
     assert len(interp.targs) == len(learn.dls.train_ds)
     labels = [learn.dls.train_ds[i][1] for i in range(len(learn.dls.train_ds))]
     assert interp.targs.tolist() == [int(label) for label in labels]
+
+
+def test_download_images_names_files_in_order_and_skips_dead_links(tmp_path):
+    import io
+
+    from archive_server import ArchiveServer
+    from fastlearn.vision.image_folders import download_images
+    server = ArchiveServer()
+    try:
+        for name, colour in (("a.png", "red"), ("b", "blue")):
+            buffer = io.BytesIO()
+            Image.new("RGB", (4, 4), colour).save(buffer, format="PNG")
+            server.files[f"/{name}"] = buffer.getvalue()
+        urls = [server.url("/a.png"), server.url("/missing.jpg"), server.url("/b")]
+        with pytest.warns(UserWarning, match="1 of 3 URL.*missing.jpg"):
+            written = download_images(tmp_path / "grizzly", urls=urls, n_workers=2)
+        assert [p.name for p in written] == ["00000000.png", "00000002.jpg"]
+        assert verify_images(written) == []
+        (tmp_path / "urls.txt").write_text(urls[0] + "\n\n" + urls[2] + "\n")
+        kept = download_images(tmp_path / "named", url_file=tmp_path / "urls.txt", max_pics=1, preserve_filename=True)
+        assert [p.name for p in kept] == ["a.png"]
+    finally:
+        server.stop()

@@ -1,5 +1,10 @@
 """Callbacks: the closed list of training-loop events, the cancel exceptions, and ``Callback``.
 
+This package's modules hold the callbacks of the course's ``fastai.callback.*`` paths:
+``fastlearn.callback.hook`` (hooks, ``ActivationStats``), ``.fp16`` (mixed precision), ``.mixup``,
+``.progress`` (``ShowGraphCallback``, ``CSVLogger``), ``.tensorboard``, ``.wandb``, ``.mlflow``,
+``.profiler``, and ``.all`` for a star import of every callback.
+
 A callback is a class with methods named after events. Inside one, reading ``self.model``,
 ``self.pred``, ``self.loss``, ``self.epoch``, ``self.training``... reads the learner's; writing
 goes through ``self.learn`` (``self.learn.loss = self.loss * 2``).
@@ -21,6 +26,16 @@ import difflib
 import re
 import warnings
 from collections.abc import Iterator
+
+from fastlearn.foundation import listify
+
+__all__ = [
+    "EVENTS", "INNER_LOOP", "LOOP_TREE", "FORWARDED_STATE", "Callback", "CancelBackwardException",
+    "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
+    "CancelTrainException", "CancelValidException", "TrainEvalCallback", "as_callback", "camel_to_snake",
+    "callbacks_added", "callbacks_removed", "check_event_names", "cleanup_after", "sort_callbacks",
+    "training_loop_text",
+]
 
 EVENTS: tuple[str, ...] = (
     "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
@@ -76,7 +91,8 @@ class CancelBackwardException(Exception):
     """Raise in ``before_backward`` to skip the backward pass."""
 
 
-_EVENT_LIKE = re.compile(r"^((before|after)_[a-z_]+|clean_?up\w*)$")
+# ``begin_*`` is what early fastai v2 (and the printed book) called the ``before_*`` events
+_EVENT_LIKE = re.compile(r"^((before|after|begin)_[a-z_]+|clean_?up\w*)$")
 
 # Learner attributes that a callback reads through forwarding and must not shadow by assignment.
 FORWARDED_STATE = ("model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
@@ -95,7 +111,9 @@ class Callback:
     Class attributes:
       - ``order``: callbacks run sorted by it (lower first);
       - ``run_before`` / ``run_after``: a callback class (or a tuple) this one must precede / follow;
-      - ``run_train`` / ``run_valid``: set to False to skip the training / validation phases.
+      - ``run_train`` / ``run_valid``: set to False to skip the training / validation phases;
+      - ``writes_files``: True for a callback that writes files (checkpoints, logs, traces), which
+        a ``fast_dev_run`` leaves out.
 
     >>> class Halve(Callback):
     ...     def after_loss(self):
@@ -107,6 +125,7 @@ class Callback:
     run_after: type | tuple = ()
     run_train: bool = True
     run_valid: bool = True
+    writes_files: bool = False
     learn = None
 
     @property
@@ -148,7 +167,8 @@ def check_event_names(callback: Callback) -> None:
             break
         for attr in vars(klass):
             if _EVENT_LIKE.match(attr) and attr not in EVENTS:
-                close = difflib.get_close_matches(attr, EVENTS, n=1)
+                renamed = "before_" + attr[len("begin_"):] if attr.startswith("begin_") else None
+                close = [renamed] if renamed in EVENTS else difflib.get_close_matches(attr, EVENTS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; events are {EVENTS}"
                 raise AttributeError(
                     f"{type(callback).__name__}.{attr} looks like an event method but {attr!r} "
@@ -192,6 +212,36 @@ def cleanup_after(learn) -> Iterator[None]:
         learn.running -= 1
         if learn.running == 0:
             _fire_cleanup(learn.cbs, error)
+
+
+@contextlib.contextmanager
+def callbacks_added(learn, cbs) -> Iterator:
+    """``learn`` with ``cbs`` (instances or classes) added inside the block; a callback they
+    replace (one of the same name, such as a default) comes back after it.
+
+    >>> with callbacks_added(learn, [SaveModelCallback()]):   # doctest: +SKIP
+    ...     learn.fit(1)
+    """
+    cbs = [cb() if isinstance(cb, type) else cb for cb in listify(cbs)]
+    names = {cb.name for cb in cbs if isinstance(cb, Callback)}
+    replaced = [cb for cb in learn.cbs if cb.name in names]
+    learn.add_cbs(cbs)
+    try:
+        yield learn
+    finally:
+        learn.remove_cbs(cbs)
+        learn.add_cbs([cb for cb in replaced if getattr(learn, cb.name, None) is None])
+
+
+@contextlib.contextmanager
+def callbacks_removed(learn, cbs) -> Iterator:
+    """``learn`` without ``cbs`` (those of its callbacks) inside the block."""
+    cbs = [cb for cb in listify(cbs) if cb in learn.cbs]
+    learn.remove_cbs(cbs)
+    try:
+        yield learn
+    finally:
+        learn.add_cbs(cbs)
 
 
 def _fire_cleanup(callbacks, error: BaseException | None) -> None:
