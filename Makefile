@@ -2,10 +2,18 @@
 # make test: the whole test suite, course notebooks included.
 # Both build everything they need from nothing: the virtual environment, torch, the package
 # (editable, with its test extras) and the offline dataset sources.
+# make notebooks: execute the course notebooks and save them with their outputs.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The package is installed in setuptools' strict editable mode: a tree of links under build/ named
+# as the package imports (fastlearn/data/... → data_blocks/...), which editors and type checkers
+# resolve. A module added or removed needs new links: MODULES lists the source files (rewritten
+# only when that list changes) and the links are remade when it does.
+EDITABLE := --config-settings editable_mode=strict
+MODULES := .cache/modules.txt
+LINKS := $(VENV)/.linked
 SOURCES_STAMP := .cache/sources/.installed
 # torch's OpenMP threads spin while waiting when another process is busy; keep them passive.
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -14,16 +22,27 @@ export MPLBACKEND ?= Agg
 export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
-.PHONY: install sources test demo bench bench-transfer bench-env clean
+.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE
 
-install: $(STAMP) $(SOURCES_STAMP)
+install: $(LINKS) $(SOURCES_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=64' wheel
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' $(EDITABLE)
 	touch $@
+
+$(MODULES): FORCE
+	@mkdir -p $(@D)
+	@find lib data_blocks applications -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(LINKS): $(STAMP) $(MODULES)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . $(EDITABLE)
+	touch $@
+
+sources: $(SOURCES_STAMP)
 
 $(SOURCES_STAMP): tools/install_sources.sh $(STAMP)
 	PY=$(PY) bash tools/install_sources.sh .cache/sources
@@ -31,6 +50,9 @@ $(SOURCES_STAMP): tools/install_sources.sh $(STAMP)
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+notebooks: install
+	$(PY) tools/run_notebooks.py
 
 demo: install
 	$(PY) -m fastlearn.vision.cli demo

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import RandomSplitter

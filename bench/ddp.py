@@ -40,7 +40,7 @@ def worker(args: argparse.Namespace) -> None:
     from torch.utils.data import TensorDataset
 
     from fastlearn.callback import Callback, CancelFitException
-    from fastlearn.data.core import DataBunch
+    from fastlearn.data.databunch import DataBunch
     from fastlearn.distributed import num_distrib, rank_distrib
     from fastlearn.learner import Learner
     from fastlearn.losses import CrossEntropyLossFlat

@@ -24,7 +24,7 @@ import time
 import torch
 from torch import nn
 
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.optimizer import AdamW

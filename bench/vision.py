@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from fastlearn.data.block import DataBlock  # noqa: E402
+from fastlearn.data.datablock import DataBlock  # noqa: E402
 from fastlearn.data.blocks import CategoryBlock  # noqa: E402
 from fastlearn.data.getters import get_image_files, parent_label  # noqa: E402
 from fastlearn.data.splitters import GrandparentSplitter  # noqa: E402

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from fastlearn.data.categorical import Categorize, EncodedMultiCategorize, MultiCategorize, RegressionSetup
+from fastlearn.data.checks import is_missing
 from fastlearn.data.transforms import Pipeline, check_kinds
 from fastlearn.foundation import listify
+from fastlearn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 
 BLOCKS: dict[str, type] = {}
 
@@ -72,6 +74,11 @@ class TransformBlock:
         """The default loss when this block is the target (None: the Learner needs one given)."""
         return None
 
+    def is_missing(self, value) -> bool:
+        """Whether a raw target (what ``get_y`` returned) is missing: None, NaN, an empty label...
+        Such targets are refused, naming the rows, or dropped with ``missing_targets='drop'``."""
+        return is_missing(value)
+
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
         """How many outputs a model needs for this target (``dls.c``)."""
         return None
@@ -106,7 +113,6 @@ class CategoryBlock(TransformBlock):
         super().__init__(type_tfms=[Categorize(vocab=vocab, sort=sort, add_na=add_na)])
 
     def loss_func(self):
-        from fastlearn.losses import CrossEntropyLossFlat
         return CrossEntropyLossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -137,7 +143,6 @@ class MultiCategoryBlock(TransformBlock):
         _title(ax, ";".join(str(v) for v in value))
 
     def loss_func(self):
-        from fastlearn.losses import BCEWithLogitsLossFlat
         return BCEWithLogitsLossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -167,7 +172,6 @@ class RegressionBlock(TransformBlock):
         _title(ax, ", ".join(f"{v:.3g}" for v in values))
 
     def loss_func(self):
-        from fastlearn.losses import MSELossFlat
         return MSELossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:

@@ -14,11 +14,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 
+import torch
+
 from fastlearn.data.blocks import TransformBlock
 from fastlearn.data.categorical import Categorize  # noqa: F401  (doctest)
+from fastlearn.data.checks import check_shared_files, missing_positions, missing_targets_error
+from fastlearn.data.databunch import DataBunch, databunch_from_datasets
+from fastlearn.data.inference import parts_from_spec
 from fastlearn.data.splitters import check_splits
 from fastlearn.data.transforms import Pipeline
+from fastlearn.data.tuples import fastuple
 from fastlearn.foundation import L
+from fastlearn.registry import register_code
 
 
 def _is_frame(items) -> bool:
@@ -64,13 +71,17 @@ class Datasets:
         self.idxs = L(range(n_items))
         self.split_idx = split_idx
         self.cache: dict[int, list] = {}
+        targets = self._checked_targets()
         for p, pipeline in enumerate(self.pipelines):
             pipeline.split_idx = None
             if pipeline.needs_setup():
-                train = [self._get(p, _item_at(self.items, i), i) for i in self.splits[0]]
+                train = [targets[p][i] if p in targets else self._get(p, _item_at(self.items, i), i)
+                         for i in self.splits[0]]
                 pipeline.setup(train)
         if check_getters:
-            self._check_getters()
+            firsts = self._check_getters(skip=targets)
+            if firsts is not None:
+                check_shared_files(firsts, self.splits)
         for p in check:
             self._encode_all(p)
 
@@ -108,11 +119,34 @@ class Datasets:
         except Exception as error:  # noqa: BLE001  (re-raised with the item named)
             self._fail(f"the getter {getattr(getter, '__name__', repr(getter))}", p, i, item, error)
 
-    def _check_getters(self) -> None:
+    def _raw(self, p: int) -> list:
+        return [self._get(p, _item_at(self.items, i), i) for i in range(len(self.items))]
+
+    def _checked_targets(self) -> dict[int, list]:
+        """Each target part's raw values (what the getters return), refused if any is missing."""
+        targets, used = {}, sorted(set().union(*self.splits))  # items in no split are never read
+        for p in range(self.n_inp, len(self.pipelines)):
+            values = self._raw(p)
+            missing = [used[k] for k in missing_positions([values[i] for i in used], self.blocks[p].is_missing)]
+            if missing:
+                raise missing_targets_error(self.items, missing, f"part {p}, {type(self.blocks[p]).__name__}",
+                                            values[missing[0]])
+            targets[p] = values
+        return targets
+
+    def _check_getters(self, skip: dict[int, list]) -> list | None:
+        """Run every getter on every item (a failure names the item); returns the first part's
+        raw values (the items themselves when it has no getter; None for rows of a table)."""
+        firsts = None
         for p, getter in enumerate(self.getters):
-            if getter is not None:
-                for i in range(len(self.items)):
-                    self._get(p, _item_at(self.items, i), i)
+            if getter is not None and p not in skip:
+                values = self._raw(p)
+                firsts = values if p == 0 else firsts
+        if firsts is None and 0 in skip:
+            return skip[0]
+        if firsts is None and not _is_frame(self.items):
+            return list(self.items)
+        return firsts
 
     def _encode_all(self, p: int) -> None:
         if any(t.split_idx is not None for t in self.pipelines[p]):
@@ -195,6 +229,13 @@ class Datasets:
         """Each part decoded by its pipeline (labels back to names...)."""
         return tuple(self.decode_part(p, v) for p, v in enumerate(sample))
 
+    def show(self, sample: Sequence, ctx=None, **kwargs):
+        """Draw a sample (as ``dsets[i]`` gives it) decoded, each part by its block, on ``ctx``
+        (a matplotlib axes, new if None); returns the axes. ``show_at(dsets, i)`` calls it."""
+        from fastlearn.data.show import show_sample
+        decoded = self.decode(sample)
+        return show_sample(decoded, self.blocks, ctx)
+
     def test_set(self, items, with_labels: bool = False) -> "Datasets":
         """A dataset of new ``items`` through the same (already set-up) pipelines.
 
@@ -217,12 +258,29 @@ class Datasets:
                     persistent_workers: bool = False):
         """A ``DataBunch``: the training loader shuffled (dropping its last partial batch), the
         validation loader in order; ``after_item`` / ``after_batch`` transforms are added."""
-        from fastlearn.data.core import databunch_from_datasets
         return databunch_from_datasets(
             self, bs=bs, shuffle=shuffle, num_workers=num_workers, device=device, path=path,
             seed=seed, drop_last=drop_last, val_bs=val_bs, after_item=after_item,
             after_batch=after_batch, before_batch=before_batch, pin_memory=pin_memory,
             persistent_workers=persistent_workers)
+
+    @classmethod
+    def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu",
+                            loaders_cls: type = DataBunch) -> DataBunch:
+        """Loaders over empty datasets with the pipelines ``spec`` (``dls.inference_spec()``)
+        describes: ``test_dl(items)``, ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work
+        as on the original. ``load_learner`` calls this for loaders a DataBlock made.
+
+        >>> dls = Datasets.from_inference_spec(spec)   # doctest: +SKIP
+        >>> dls.test_dl(["cat.png"]).one_batch()[0].shape   # doctest: +SKIP
+        """
+        blocks, after_item, after_batch = parts_from_spec(spec)
+        dsets = Datasets([], tfms=[list(b.type_tfms) for b in blocks], n_inp=spec["n_inp"], blocks=blocks)
+        dls = databunch_from_datasets(dsets, bs=64, val_bs=64, shuffle=False, num_workers=0, device=device,
+                                      after_item=after_item, after_batch=after_batch, cls=loaders_cls)
+        if spec.get("c") is not None:
+            dls.c = spec["c"]
+        return dls
 
     def __repr__(self) -> str:
         return f"Datasets({len(self)} items; splits {[len(s) for s in self.splits]}; kinds {self.kinds})"
@@ -230,6 +288,12 @@ class Datasets:
 
 class TfmdLists(Datasets):
     """Items through one pipeline: ``tl[i]`` is the encoded value (not a tuple).
+
+    The pipeline is set up on the training items first (``TfmdLists(files, [Tokenizer.from_folder
+    (path), Numericalize])`` builds the vocab). When the pipeline makes a
+    :class:`~fastlearn.data.tuples.fastuple` (chapter 11's ``SiameseImage``), each of its parts
+    is a part of the sample, of the kind its value has, and the last part is the target: the
+    loaders then run image transforms on the images and give the model all but the last part.
 
     >>> tl = TfmdLists([1, 2, 3], [lambda x: x * 10], splits=([0, 1], [2]))
     >>> tl.train[1], tl.valid[0]
@@ -240,11 +304,62 @@ class TfmdLists(Datasets):
                  kind: str | None = None):
         pipeline = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
         block = TransformBlock(kind=kind or pipeline.output_kind or "raw")
+        self._first: list = []  # the first training value, once set up (see _first_value)
         super().__init__(items, tfms=[pipeline], splits=splits, n_inp=1, blocks=[block],
                          split_idx=split_idx)
+        self._ready = True
 
     def __getitem__(self, i: int):
         return super().__getitem__(i)[0]
 
+    def _first_value(self):
+        """The first training value (computed once), or None before set-up or without items."""
+        if not self.__dict__.get("_ready") or not len(self.splits[0]):
+            return None
+        if not self._first:
+            self._first.append(self.encode_part(0, self.splits[0][0]))
+        return self._first[0]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """One kind per part of a sample: the kinds of a fastuple's parts, else the block's kind."""
+        first = self._first_value() if self.blocks[0].kind == "raw" else None
+        return first.kinds if isinstance(first, fastuple) else (self.blocks[0].kind,)
+
+    @property
+    def n_inp(self) -> int:
+        """Inputs per sample: all parts of a fastuple but the last, else 1."""
+        first = self._first_value()
+        return max(1, len(first) - 1) if isinstance(first, fastuple) else self._n_inp
+
+    @n_inp.setter
+    def n_inp(self, value: int) -> None:
+        self._n_inp = value
+
     def decode(self, value):
         return self.pipelines[0].decode(value)
+
+    def decode_part(self, p: int, value):
+        # the pipeline decodes whole values; the parts of a fastuple are shown as they are
+        return self.decode(value) if len(self.kinds) == 1 else value
+
+    def show(self, value, ctx=None, **kwargs):
+        """Show a value (as ``tl[i]`` gives it) decoded: with its own ``show`` if it has one (a
+        fastuple subclass), printed if it is text and no axes is given, else drawn by its block.
+
+        >>> TfmdLists(["a cat"], [str.upper]).show("A CAT")
+        A CAT
+        """
+        decoded = self.decode(value)
+        if callable(getattr(decoded, "show", None)):
+            return decoded.show(ctx=ctx, **kwargs)
+        if ctx is None and isinstance(decoded, str):
+            print(decoded)
+            return None
+        from fastlearn.data.show import show_sample
+        return show_sample((decoded,), self.blocks, ctx)
+
+
+# export files of loaders a DataBlock or Datasets made name these (fastlearn.registry)
+register_code("data", Datasets)
+register_code("data", TfmdLists)

@@ -13,11 +13,12 @@ from fastlearn.datasets import (
     fashion_multilabel,
     fashion_segmentation,
     food_reviews,
+    human_numbers,
     jane_austen,
     mnist_digits,
     mnist_sample,
     movielens_100k,
     wa_churn,
 )
-from fastlearn.download_source import download_url
+from fastlearn.download import download_url
 from fastlearn.external import URLs, untar_data

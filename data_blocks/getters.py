@@ -13,6 +13,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 from fastlearn.foundation import L
@@ -30,6 +31,81 @@ def _normalise_extensions(extensions) -> set[str] | None:
     return {(e if e.startswith(".") else "." + e).lower() for e in extensions}
 
 
+def _sorted_entries(folder: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError:  # unreadable folder: skipped, as os.walk does
+        return []
+
+
+class _Walk:
+    """The state of one ``get_files`` call: every folder is walked once (by its real path), a
+    file reached by several paths is listed once, non-regular files are set aside."""
+
+    def __init__(self, exts: set[str] | None, recurse: bool, followlinks: bool):
+        self.exts, self.recurse, self.followlinks = exts, recurse, followlinks
+        self.found: dict[str, tuple[Path, bool]] = {}  # real path -> (path as reached, reached through a link)
+        self.duplicates: list[str] = []
+        self.not_regular: list[str] = []
+        self.walked: set[str] = set()
+        self.links: list[tuple[str, str]] = []  # linked folders, walked after every real one
+
+    def _add(self, path: Path, real: str, via_link: bool) -> None:
+        if real not in self.found:
+            self.found[real] = (path, via_link)
+        elif self.found[real][1] and not via_link:  # the plain path wins over a link's
+            self.duplicates.append(self.found[real][0])
+            self.found[real] = (path, via_link)
+        else:
+            self.duplicates.append(path)
+
+    def folder(self, top: str, real_top: str, via_link: bool, keep: set[str] | None = None) -> None:
+        """Walk ``top`` depth first, files of a folder before its subfolders (as ``os.walk``)."""
+        stack, found, exts, sep = [(top, real_top, keep)], self.found, self.exts, os.sep
+        while stack:
+            folder, real, keep = stack.pop()
+            self.walked.add(real)
+            folder_path, subfolders = Path(folder), []
+            for entry in _sorted_entries(folder):
+                name = entry.name
+                try:  # a regular file or folder, through links; else a FIFO, socket, device, broken link
+                    is_dir = entry.is_dir()
+                    is_file = not is_dir and entry.is_file()
+                except OSError:
+                    is_dir = is_file = False
+                if is_dir:
+                    if (name not in keep) if keep is not None else name[0] == ".":
+                        continue
+                    if entry.is_symlink():
+                        if self.followlinks:
+                            self.links.append((entry.path, os.path.realpath(entry.path)))
+                    elif real + sep + name not in self.walked:
+                        subfolders.append((entry.path, real + sep + name, None))
+                    continue
+                if name[0] == "." or (exts is not None and os.path.splitext(name)[1].lower() not in exts):
+                    continue
+                if not is_file:
+                    self.not_regular.append(entry.path)
+                    continue
+                linked = entry.is_symlink()
+                key = os.path.realpath(entry.path) if linked else real + sep + name
+                if key in found or linked or via_link:
+                    self._add(folder_path / name, key, via_link or linked)
+                else:
+                    found[key] = (folder_path / name, False)
+            if self.recurse:
+                stack.extend(reversed(subfolders))
+
+    def linked_folders(self) -> None:
+        """Follow each symbolic link to a folder not walked yet (so a loop is walked once)."""
+        while self.links:
+            pending, self.links = self.links, []
+            for path, real in pending:
+                if real not in self.walked:
+                    self.folder(path, real, via_link=True)
+
+
 def get_files(path: str | os.PathLike, extensions: Iterable[str] | str | None = None,
               recurse: bool = True, folders: Iterable[str] | str | None = None,
               followlinks: bool = True) -> L:
@@ -37,6 +113,10 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | str | None = 
 
     Hidden files and folders (starting with ``.``) are skipped; ``folders`` keeps only those
     top-level subfolders; the order is sorted folder by folder, so it is the same on every run.
+    Symbolic links to folders are followed once (``followlinks``), after the real folders, so a
+    link loop is harmless; a file reached by several paths is listed once (the path without a
+    link preferred), and names that are not regular files (a FIFO, a socket, a broken link) are
+    skipped. Both are said in a warning.
 
     >>> get_files("photos", extensions=[".png"])   # doctest: +SKIP
     (#2) [Path('photos/a/1.png'), Path('photos/b/2.png')]
@@ -47,23 +127,24 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | str | None = 
                                 "not be downloaded or built yet)")
     if not path.is_dir():
         raise NotADirectoryError(f"get_files: {path} is a file, expected a folder")
-    exts = _normalise_extensions(extensions)
-    keep_folders = None if folders is None else ({folders} if isinstance(folders, str) else set(folders))
-    found: list[Path] = []
-    for depth, (root, dirs, files) in enumerate(os.walk(path, followlinks=followlinks)):
-        if depth == 0 and keep_folders is not None:
-            dirs[:] = sorted(d for d in dirs if d in keep_folders)
-        else:
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        root_path = Path(root)
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            if exts is None or os.path.splitext(name)[1].lower() in exts:
-                found.append(root_path / name)
-        if not recurse:
-            break
-    return L(found)
+    keep = None if folders is None else ({folders} if isinstance(folders, str) else set(folders))
+    walk = _Walk(_normalise_extensions(extensions), recurse, followlinks)
+    walk.folder(os.fspath(path), os.path.realpath(path), via_link=False, keep=keep)
+    if recurse:
+        walk.linked_folders()
+    _warn_skipped(path, walk)
+    return L([found for found, _ in walk.found.values()])
+
+
+def _warn_skipped(path: Path, walk: "_Walk") -> None:
+    if walk.not_regular:
+        warnings.warn(f"get_files: skipped {len(walk.not_regular)} path(s) under {path} that are not "
+                      f"regular files (a FIFO, socket, device or broken link): {walk.not_regular[:3]}; "
+                      "remove them or point them at real files", RuntimeWarning, stacklevel=3)
+    if walk.duplicates:
+        warnings.warn(f"get_files: {len(walk.duplicates)} path(s) under {path} lead to a file already "
+                      f"listed (through symbolic links), e.g. {walk.duplicates[:3]}; each file is listed "
+                      "once", RuntimeWarning, stacklevel=3)
 
 
 def get_image_files(path: str | os.PathLike, recurse: bool = True,

@@ -1,23 +1,24 @@
-"""What inference needs, as JSON: ``inference_spec(dls)`` and ``databunch_from_spec(spec)``.
+"""What inference needs, as JSON: ``inference_spec(dls)`` describes it, ``parts_from_spec(spec)``
+rebuilds its blocks and transforms (``Datasets.from_inference_spec`` then makes the loaders).
 
 The description names blocks and transforms (with their arguments, vocab and normalisation
 statistics); rebuilding needs no pickles and none of the training code's functions (label
 functions, getters): at inference the inputs are given directly.
 
 >>> spec = dls.inference_spec()                      # doctest: +SKIP
->>> dls2 = DataBunch.from_inference_spec(spec)       # doctest: +SKIP
+>>> dls2 = Datasets.from_inference_spec(spec)        # doctest: +SKIP
 >>> dls2.test_dl(["cat.png"]).one_batch()[0].shape   # doctest: +SKIP
 """
 from __future__ import annotations
 
 import importlib
 
-import torch
-
 from fastlearn.data.blocks import block_from_description
 from fastlearn.data.transforms import Pipeline, transform_from_description
 
 SPEC_FORMAT = "fastlearn.data.inference/1"
+SPEC_KEYS = ("format", "n_inp", "inputs", "targets", "item_tfms", "batch_tfms", "vocab", "c")
+_PART_KEYS = ("name", "args", "module")
 
 
 def _with_module(description: dict, obj) -> dict:
@@ -26,8 +27,49 @@ def _with_module(description: dict, obj) -> dict:
 
 def _import_module_of(description: dict) -> None:
     module = description.get("module")
-    if isinstance(module, str) and module.startswith("fastlearn."):
-        importlib.import_module(module)
+    if isinstance(module, str) and module.startswith("fastlearn."):  # the library's own: it registers its parts
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"the inference description names the module {module!r}, which this version of "
+                             f"fastlearn does not have ({error}); install the version it was exported with") from error
+
+
+def _check_part(part, where: str) -> None:
+    ok = (isinstance(part, dict) and set(part) <= set(_PART_KEYS) and isinstance(part.get("name"), str)
+          and isinstance(part.get("args", {}), dict) and isinstance(part.get("module", ""), str))
+    if not ok:
+        raise ValueError(f"{where} is {str(part)[:200]}; expected {{'name': str, 'args': dict, 'module': str}}")
+
+
+def check_spec(spec) -> None:
+    """Raise a clear error unless ``spec`` has the fields and types :func:`inference_spec` writes.
+
+    >>> check_spec({"format": SPEC_FORMAT, "n_inp": 1, "inputs": [], "targets": [], "item_tfms": [],
+    ...             "batch_tfms": [], "vocab": None, "c": None})
+    """
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise ValueError(f"not a fastlearn inference description (format "
+                         f"{spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}, "
+                         f"expected {SPEC_FORMAT!r}); make it with dls.inference_spec()")
+    unknown, missing = sorted(set(spec) - set(SPEC_KEYS)), [k for k in SPEC_KEYS[:6] if k not in spec]
+    if unknown or missing:
+        raise ValueError(f"the inference description has unknown keys {unknown} / lacks {missing}; "
+                         f"expected {list(SPEC_KEYS)}")
+    if isinstance(spec["n_inp"], bool) or not isinstance(spec["n_inp"], int) or spec["n_inp"] < 1:
+        raise ValueError(f"the inference description's n_inp is {spec['n_inp']!r}; expected a positive int")
+    for key in ("inputs", "targets", "item_tfms", "batch_tfms"):
+        if not isinstance(spec[key], list):
+            raise ValueError(f"the inference description's {key} is a {type(spec[key]).__name__}; expected a list")
+    for i, part in enumerate(spec["inputs"] + spec["targets"]):
+        if not isinstance(part, dict) or not isinstance(part.get("kind"), str):
+            raise ValueError(f"part {i} of the inference description is {str(part)[:200]}; expected "
+                             "{'kind': str, 'block': {...} or null}")
+        if part.get("block") is not None:
+            _check_part(part["block"], f"the block of part {i}")
+    for key in ("item_tfms", "batch_tfms"):
+        for i, description in enumerate(spec[key]):
+            _check_part(description, f"{key}[{i}]")
 
 
 def _describe_pipeline(pipeline, where: str) -> list[dict]:
@@ -70,27 +112,18 @@ def inference_spec(dls) -> dict:
     }
 
 
-def databunch_from_spec(cls, spec: dict, device: torch.device | str | None = "cpu"):
-    """Empty training/validation loaders with the described pipelines: ``test_dl(items)``,
-    ``decode_target``, ``vocab``, ``c`` and ``loss_func`` work as on the original."""
-    from fastlearn.data.core import databunch_from_datasets
-    from fastlearn.data.datasets import Datasets
-    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
-        raise ValueError(f"not a fastlearn inference description (format "
-                         f"{spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}, "
-                         f"expected {SPEC_FORMAT!r}); make it with dls.inference_spec()")
+def parts_from_spec(spec: dict) -> tuple[list, Pipeline, Pipeline]:
+    """The blocks (those that can be rebuilt), the item transforms and the batch transforms
+    ``spec`` describes, each rebuilt from the library's registries after ``spec`` is checked.
+
+    >>> blocks, item_tfms, batch_tfms = parts_from_spec(dls.inference_spec())   # doctest: +SKIP
+    """
+    check_spec(spec)
     parts = [part for part in spec["inputs"] + spec["targets"] if part.get("block") is not None]
     for part in parts:
         _import_module_of(part["block"])
     blocks = [block_from_description(part["block"]) for part in parts]
-    dsets = Datasets([], tfms=[list(b.type_tfms) for b in blocks], n_inp=spec["n_inp"], blocks=blocks)
     for d in spec["item_tfms"] + spec["batch_tfms"]:
         _import_module_of(d)
-    dls = databunch_from_datasets(
-        dsets, bs=64, val_bs=64, shuffle=False, num_workers=0, device=device,
-        after_item=Pipeline([transform_from_description(d) for d in spec["item_tfms"]]),
-        after_batch=Pipeline([transform_from_description(d) for d in spec["batch_tfms"]]),
-        cls=cls)
-    if spec.get("c") is not None:
-        dls.c = spec["c"]
-    return dls
+    return (blocks, Pipeline([transform_from_description(d) for d in spec["item_tfms"]]),
+            Pipeline([transform_from_description(d) for d in spec["batch_tfms"]]))

@@ -3,13 +3,11 @@
 ``Learner.show_results`` calls ``dls.show_results(learn)``, which lands here. Each block draws its
 own part: labels go in the title, masks and points are drawn on the image.
 
->>> fig = show_results(learn, max_n=4)     # doctest: +SKIP
+>>> show_results(learn, max_n=4)     # doctest: +SKIP
 """
 from __future__ import annotations
 
 import math
-
-import torch
 
 from fastlearn.data.blocks import TransformBlock
 from fastlearn.data.show import show_sample
@@ -25,16 +23,6 @@ def _input_block(dl):
 def _target_block(dl):
     blocks = list(getattr(dl.dataset, "blocks", []) or [])
     return blocks[1] if len(blocks) > 1 else None
-
-
-def _pixel_points(points: torch.Tensor, image) -> torch.Tensor:
-    height, width = torch.as_tensor(image).shape[-2:]
-    return (points.reshape(-1, 2).float() + 1) / 2 * torch.tensor([float(width), float(height)])
-
-
-def _pixel_points(points: torch.Tensor, image) -> torch.Tensor:
-    height, width = torch.as_tensor(image).shape[-2:]
-    return (points.reshape(-1, 2).float() + 1) / 2 * torch.tensor([float(width), float(height)])
 
 
 def subplot_grid(n: int, nrows: int | None = None, figsize: tuple[float, float] | None = None,
@@ -67,42 +55,43 @@ def decoded_inputs(dl, indices) -> list:
 
 
 def show_results(learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
-                 nrows: int | None = None, dl=None):
+                 nrows: int | None = None, dl=None) -> None:
     """Show the first ``max_n`` items of ``dl`` (default ``learn.dls[ds_idx]``) with their targets and
-    predictions; returns the figure.
+    predictions, in one figure (nothing is returned, so a notebook shows it once).
 
     Labels go in the title, the target above the prediction (green when they agree, red otherwise).
     Masks and points are drawn instead: one row per item, the target on the left and the
     prediction on the right.
 
-    >>> fig = show_results(learn, max_n=4, nrows=1)   # doctest: +SKIP
+    >>> show_results(learn, max_n=4, nrows=1)   # doctest: +SKIP
     """
     dl = dl if dl is not None else learn.dls[ds_idx]
     indices = list(range(min(max_n, len(dl.dataset))))
     if not indices:
         raise ValueError("show_results: the loader has no items to show")
     subset = dl.new(sampler=indices, bs=len(indices), shuffle=False, drop_last=False, num_workers=0)
-    _, targs, decoded = learn.get_preds(dl=subset, with_decoded=True)
-    inputs = decoded_inputs(dl, indices)
+    inputs, _, targs, decoded = learn.get_preds(dl=subset, with_input=True, with_decoded=True)
+    images = decoded_inputs(dl, indices)
     block, target_block = _input_block(dl), _target_block(dl)
-    if target_block is not None and target_block.kind in ("mask", "points") and targs is not None:
+    # decoded beside their inputs: class names, masks, key points in pixels of their image
+    predicted = learn.dls.decode_targets(inputs, decoded)
+    actual = learn.dls.decode_targets(inputs, targs) if targs is not None else None
+    if target_block is not None and target_block.kind in ("mask", "points") and actual is not None:
         fig, axes = subplot_grid(2 * len(indices), len(indices), figsize)
-        for i, x in enumerate(inputs):
-            for ax, value, title in ((axes[2 * i], targs[i], "target"), (axes[2 * i + 1], decoded[i], "prediction")):
+        for i, x in enumerate(images):
+            pairs = ((axes[2 * i], actual[i], "target"), (axes[2 * i + 1], predicted[i], "prediction"))
+            for ax, value, title in pairs:
                 show_sample((x,), [block], ax)
-                target_block.show(_pixel_points(value, x) if target_block.kind == "points" else value, ax)
+                target_block.show(value, ax)
                 ax.set_title(title, fontsize=9)
         fig.tight_layout()
-        return fig
+        return
     fig, axes = subplot_grid(len(indices), nrows, figsize)
-    for i, (ax, x) in enumerate(zip(axes, inputs)):
+    for i, (ax, x) in enumerate(zip(axes, images)):
         show_sample((x,), [block], ax)
-        predicted = learn.dls.decode_target(decoded[i])
-        if targs is not None:
-            actual = learn.dls.decode_target(targs[i])
-            same = str(actual) == str(predicted)
-            ax.set_title(f"{actual}\n{predicted}", color="green" if same else "red", fontsize=9)
+        if actual is not None:
+            same = str(actual[i]) == str(predicted[i])
+            ax.set_title(f"{actual[i]}\n{predicted[i]}", color="green" if same else "red", fontsize=9)
         else:
-            ax.set_title(f"{predicted}", fontsize=9)
+            ax.set_title(f"{predicted[i]}", fontsize=9)
     fig.tight_layout()
-    return fig

@@ -4,7 +4,7 @@ Each block draws its own part on a shared matplotlib axes: an image block draws 
 category block adds its label to the title, a mask block overlays the mask, a point block
 scatters the points. Works headless with the Agg backend.
 
->>> fig = show_batch(dls.train, max_n=4)     # doctest: +SKIP
+>>> show_batch(dls.train, max_n=4)     # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -46,10 +46,11 @@ def _grid(n: int, nrows: int | None, ncols: int | None) -> tuple[int, int]:
 
 
 def show_batch(dl, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
-               unique: bool = False, figsize: tuple[float, float] | None = None):
+               unique: bool = False, figsize: tuple[float, float] | None = None) -> None:
     """Decode a batch of ``dl`` (its first, unless ``b`` is given) and draw up to ``max_n``
-    samples in a grid; ``unique`` shows one item under several random augmentations.
-    Returns the matplotlib figure (the input block's own ``show_batch`` is used if it has one).
+    samples in a grid, one figure (``plt.gcf()`` to save it); ``unique`` shows one item under
+    several random augmentations. The input block's own ``show_batch`` is used if it has one.
+    Nothing is returned, so a notebook shows the figure once.
     """
     import matplotlib.pyplot as plt
     if b is None:
@@ -67,7 +68,8 @@ def show_batch(dl, b=None, max_n: int = 9, nrows: int | None = None, ncols: int 
     blocks = _blocks_for(dl.dataset, width)
     custom = getattr(blocks[0], "show_batch", None) if blocks else None
     if custom is not None:
-        return custom(samples, blocks, nrows=nrows, ncols=ncols, figsize=figsize)
+        custom(samples, blocks, nrows=nrows, ncols=ncols, figsize=figsize)
+        return
     nrows, ncols = _grid(len(samples), nrows, ncols)
     figsize = figsize or (3 * ncols, 3 * nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
@@ -77,15 +79,12 @@ def show_batch(dl, b=None, max_n: int = 9, nrows: int | None = None, ncols: int 
         else:
             ax.axis("off")
     fig.tight_layout()
-    return fig
 
 
-def show_at(dataset, idx: int, ax=None):
-    """Show item ``idx`` of a ``Datasets`` / ``TfmdLists`` decoded; returns the axes.
+def show_at(dataset, idx: int, ax=None, **kwargs):
+    """Show item ``idx`` of a ``Datasets`` / ``TfmdLists`` decoded (``dataset.show(dataset[idx])``);
+    returns the axes (chapter 11: ``show_at(tls.valid, 0)`` draws a Siamese pair).
 
     >>> show_at(dsets.train, 0)   # doctest: +SKIP
     """
-    sample = dataset[idx]
-    sample = sample if isinstance(sample, tuple) else (sample,)
-    decoded = tuple(dataset.decode_part(p, v) for p, v in enumerate(sample))
-    return show_sample(decoded, _blocks_for(dataset, len(decoded)), ax)
+    return dataset.show(dataset[idx], ctx=ax, **kwargs)

@@ -12,7 +12,7 @@ import random
 import torch
 
 from fastlearn.data.datasets import _item_at, describe_item
-from fastlearn.data.load import _kinds_for
+from fastlearn.data.dataloader import _kinds_for
 
 
 def describe_value(x) -> str:

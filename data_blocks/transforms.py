@@ -41,6 +41,10 @@ changes. For each sample (or batch) the pipeline calls :meth:`Transform.call_sam
 
 Decoding mirrors this with ``decode_sample`` / ``decode_part`` / ``decodes``, in reverse order.
 
+A transform called by hand on a :class:`~fastlearn.data.tuples.fastuple` (the course's
+``SiameseImage(img1, img2, same)``) treats it as a sample whose parts have the kinds of their
+values: ``Resize(224)(pair)`` resizes both images, keeps the label and returns a ``SiameseImage``.
+
 What the parts look like:
 
 =============  =====================================  ==========================================
@@ -71,6 +75,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from fastlearn.data.tuples import fastuple
 
 KINDS: tuple[str, ...] = (
     "raw", "image", "mask", "points", "bbox", "category", "multicategory", "regression",
@@ -118,6 +124,11 @@ def transform_from_description(description: dict) -> "Transform":
 
 def _overrides(obj: Any, name: str) -> bool:
     return getattr(type(obj), name) is not getattr(Transform, name)
+
+
+def _learns_from_data(t: "Transform") -> bool:
+    """Whether ``t`` sets itself up from data (overrides ``setups``, or ``setup`` itself)."""
+    return _overrides(t, "setups") or _overrides(t, "setup")
 
 
 class Transform:
@@ -203,9 +214,21 @@ class Transform:
         return self.kinds is None or kind in self.kinds
 
     def __call__(self, x, split_idx: int | None = None):
-        return self.encodes(x) if self.runs_on(split_idx) else x
+        """Encode ``x``; on a :class:`~fastlearn.data.tuples.fastuple`, each part this transform
+        changes (by its kind), returning the same class of tuple."""
+        if not self.runs_on(split_idx):
+            return x
+        if isinstance(x, fastuple):
+            return x.with_parts(self.call_sample(tuple(x), x.kinds, split_idx))
+        return self.call_one(x, split_idx)
+
+    def call_one(self, x, split_idx: int | None = None):
+        """Encode one value called by hand (``encodes``; image transforms treat it as an image)."""
+        return self.encodes(x)
 
     def decode(self, x):
+        if isinstance(x, fastuple):
+            return x.with_parts(self.decode_sample(tuple(x), x.kinds))
         return self.decodes(x)
 
     def setup(self, items=None) -> None:
@@ -347,7 +370,7 @@ class Pipeline:
         """
         items = list(items) if items is not None else None
         for i, t in enumerate(self.fs):
-            if not _overrides(t, "setups"):
+            if not _learns_from_data(t):
                 continue
             seen = items
             if items is not None and i > 0:
@@ -374,12 +397,12 @@ class Pipeline:
         """Set up transforms that have ``setups`` on one sample or batch, each seeing it after
         the transforms before it (with ``split_idx=1``: no training-only augmentation)."""
         for t in self.fs:
-            if _overrides(t, "setups"):
+            if _learns_from_data(t):
                 t.setup_sample(sample, kinds)
             sample = t.call_sample(sample, kinds, split_idx)
 
     def needs_setup(self) -> bool:
-        return any(_overrides(t, "setups") for t in self.fs)
+        return any(_learns_from_data(t) for t in self.fs)
 
     def describe(self, for_inference: bool = True) -> list[dict]:
         """Descriptions of the transforms; training-only ones are left out for inference."""

@@ -172,7 +172,7 @@ class OrderedShardSampler(Sampler):
 
     >>> s = OrderedShardSampler(5, num_replicas=2, rank=1, bs=2)
     >>> list(s), s.keep(1).tolist()
-    [2, 3, 1, 2], [True, False, False, False]
+    ([2, 3, 1, 2], [True, False, False, False])
     """
 
     def __init__(self, n: int, num_replicas: int, rank: int, bs: int):
@@ -261,6 +261,11 @@ class DistributedTrainer(Callback):
 
     def after_fit(self):
         self._restore()
+
+    def cleanup(self):
+        """After any exception too: the plain model and loaders are back on the learner."""
+        self._restore()
+        self._sampler = None
 
     def _restore(self) -> None:
         if self._plain_model is not None:

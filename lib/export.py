@@ -1,4 +1,4 @@
-"""Export a trained Learner as weights plus a declarative description; rebuild it for inference.
+"""Export a trained Learner as weights plus a declarative description; rebuild its parts for inference.
 
 The file is a ``torch.save`` of ``{"description": <JSON text>, "state_dict": <tensors>}``, read
 back with ``torch.load(weights_only=True)``: no pickled Python objects, so loading runs no code
@@ -8,12 +8,23 @@ from the file and needs none of the training script's functions. The description
   ``vision_learner`` (and the other application learners) set ``learn.model_spec`` to this. For
   your own ``nn.Module``, either set ``learn.model_spec`` yourself, or give the model an
   ``export_args`` dict of its constructor's arguments (``self.export_args = dict(n_hidden=64)``
-  in ``__init__``); its class must then be importable (defined in a module, not ``__main__``).
+  in ``__init__``); its class must then be importable (defined in a module, not ``__main__``),
+  and loading needs it passed: ``load_learner(path, custom_objects=[MyNet])``.
 - ``data``: ``dls.inference_spec()`` and the dotted path of the class whose
   ``from_inference_spec(spec, device)`` rebuilds what inference needs (vocab, item transforms,
-  normalization).
+  normalization): ``dls.inference_builder()`` (the ``Datasets`` for loaders a DataBlock made),
+  else the loaders' own class.
 - ``loss``: the loss class and its simple arguments (its activation and decoding give ``predict``
   its probabilities and label), and the library version.
+
+Loading runs no code the file names: the model builder, the data class, the loss and every other
+name in the description must be one the library registered (:mod:`fastlearn.registry`), or one the
+caller passes (``custom_objects``) or allows (``trust_code=True``). The whole description is
+checked first (:mod:`fastlearn.export_checks`): fields, types, JSON values, the builder's
+arguments, and the weights' names and shapes against a model built on the ``meta`` device.
+
+This module sits below :mod:`fastlearn.learner` (``Learner.export`` calls :func:`export_learner`)
+and never imports it; :func:`fastlearn.loading.load_learner` puts the rebuilt parts in a Learner.
 
 >>> learn.export("model.pkl")                        # doctest: +SKIP
 >>> learn = load_learner("model.pkl")                # doctest: +SKIP
@@ -21,63 +32,27 @@ from the file and needs none of the training script's functions. The description
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path as PlainPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 import fastlearn
+from fastlearn.atomic import atomic_write
+from fastlearn.debugging import skip_write
+from fastlearn.export_checks import (check_description, check_state_dict, check_weights_fit,
+                                     is_library_builder)
+from fastlearn.registry import (CodePolicy, UntrustedCodeError, allowed_code, code_from_name, code_policy,
+                                dotted_path)
 from fastlearn.torch_core import default_device
 
 FORMAT = "fastlearn-export"
 FORMAT_VERSION = 1
-
-
-def import_dotted(path: str) -> Any:
-    """The object at ``"package.module.name"`` (nested names like ``"module.Class.method"`` work).
-
-    >>> import_dotted("torch.nn.Linear").__name__
-    'Linear'
-    """
-    if not isinstance(path, str) or "." not in path:
-        raise ValueError(f"{path!r} is not a dotted path like 'package.module.name'")
-    parts = path.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:split])
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and not module_name.startswith(error.name):
-                raise ValueError(f"importing {module_name!r} for {path!r} failed: {error}") from error
-            continue
-        try:
-            for attribute in parts[split:]:
-                obj = getattr(obj, attribute)
-        except AttributeError as error:
-            raise ValueError(f"could not find {path!r}: module {module_name!r} has no "
-                             f"{'.'.join(parts[split:])!r}; is the installed version the one it was "
-                             "exported with?") from error
-        return obj
-    raise ValueError(f"could not import {path!r}: no module {parts[0]!r}; install the package that "
-                     "defines it, or put it on sys.path")
-
-
-def dotted_path(obj: Any) -> str | None:
-    """``"module.qualname"`` of a class or function that can be imported again, else None.
-
-    >>> dotted_path(torch.nn.Linear)
-    'torch.nn.modules.linear.Linear'
-    """
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-    if not module or not qualname or "<" in qualname or module == "__main__":
-        return None
-    return f"{module}.{qualname}"
 
 
 def _json_value(value: Any) -> bool:
@@ -139,14 +114,6 @@ def describe_loss(loss_func: Any) -> dict | None:
     return {"builder": path, "args": args}
 
 
-def _rebuild_loss(description: dict | None, dls) -> Any:
-    if description is None:
-        return getattr(dls, "loss_func", None) or nn.Identity()
-    if "function" in description:
-        return import_dotted(description["function"])
-    return import_dotted(description["builder"])(**description["args"])
-
-
 def _modules_to_import(dls) -> list[str]:
     """Modules defining the data's blocks and transforms: imported at load time so that they register."""
     objects = list(getattr(dls.train_ds, "blocks", None) or [])
@@ -157,19 +124,6 @@ def _modules_to_import(dls) -> list[str]:
     return sorted(m for m in modules if m and m != "__main__" and not m.startswith("builtins"))
 
 
-def _atomic_torch_save(obj: Any, path: PlainPath) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     """Write ``learn``'s weights and description to ``learn.path / fname`` (atomically); returns the path.
 
@@ -177,12 +131,15 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     PosixPath('model.pkl')
     """
     dls = learn.dls
+    if skip_write(learn, "export", PlainPath(learn.path) / fname):
+        return PlainPath(learn.path) / fname
     if not hasattr(dls, "inference_spec"):
         raise TypeError(f"the data ({type(dls).__name__}) cannot describe itself for inference "
                         "(no inference_spec()); build it with DataBlock / ImageDataLoaders to export")
-    data_builder = dotted_path(type(dls))
+    data_cls = dls.inference_builder() if hasattr(dls, "inference_builder") else type(dls)
+    data_builder = dotted_path(data_cls)
     if data_builder is None:
-        raise ValueError(f"the data class {type(dls).__qualname__} cannot be imported when loading; "
+        raise ValueError(f"the data class {data_cls.__qualname__} cannot be imported when loading; "
                          "define it in a module")
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": fastlearn.__version__,
@@ -198,8 +155,8 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     model = getattr(learn.model, "_orig_mod", learn.model)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     path = PlainPath(learn.path) / fname
-    _atomic_torch_save({"description": text, "state_dict": state}, path)
-    return path
+    content = {"description": text, "state_dict": state}
+    return atomic_write(path, lambda file: torch.save(content, file))
 
 
 def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
@@ -217,54 +174,89 @@ def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
         raise ValueError(f"{path} loads but is not a fastlearn export (expected the dict learn.export() writes)")
     try:
         description = json.loads(content["description"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"the description inside {path} is damaged ({error}); export the model again") from error
-    if description.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fastlearn export (format {description.get('format')!r})")
-    if description.get("format_version", 0) > FORMAT_VERSION:
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ValueError(f"the description inside {path} is damaged ({str(error)[:200]}); export the model "
+                         "again") from error
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        found = description.get("format") if isinstance(description, dict) else type(description).__name__
+        raise ValueError(f"{path} is not a fastlearn export (format {found!r})")
+    version = description.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"the description inside {path} has format_version {version!r}; expected an int")
+    if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by fastlearn {description.get('library_version')} in a newer format "
                          f"(version {description['format_version']}); upgrade fastlearn to load it")
     return description, content["state_dict"]
 
 
-def load_learner(fname: str | os.PathLike, cpu: bool = True):
-    """Rebuild the Learner that :func:`export_learner` wrote, ready for ``predict`` and ``get_preds``.
-
-    ``cpu=False`` puts it on the default device. ``learn.dls.vocab`` is the training vocab and
-    ``learn.dls.test_dl(items)`` prepares new items the way validation items were.
-
-    >>> learn = load_learner("export.pkl")        # doctest: +SKIP
-    >>> learn.predict(PILImage.create("cat.png")) # doctest: +SKIP
-    """
-    from fastlearn.learner import Learner
-    path = PlainPath(fname)
-    description, state = read_export(path)
-    device = torch.device("cpu") if cpu else default_device()
-    spec = description["model"]
-    try:
-        builder = import_dotted(spec["builder"])
-    except ValueError as error:
-        raise ValueError(f"{path} needs the model builder {spec['builder']!r} to rebuild its model, and it cannot "
-                         f"be imported: {error}") from error
-    model = builder(**spec.get("args", {}))
+def _build_model(builder, args: dict, state: dict, source: str, on_meta_first: bool) -> nn.Module:
+    """The model the description builds, with the file's weights. A library builder runs first on
+    the ``meta`` device (no memory, no computation) so that a description whose sizes do not match
+    its weights is refused before anything real is allocated."""
+    if on_meta_first:
+        try:
+            with torch.device("meta"):
+                on_meta = builder(**args)
+        except UntrustedCodeError:
+            raise
+        except Exception:  # code the caller allowed (an architecture) may not build on meta: checked below
+            on_meta = None
+        if on_meta is not None:
+            check_weights_fit(on_meta, state, source)
+    model = builder(**args)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"the weights in {path} do not fit the model {spec['builder']}({spec.get('args')}): "
+        raise ValueError(f"the weights in {source} do not fit the model its description builds: "
                          f"{str(error)[:300]}") from error
-    data = description["data"]
-    try:
-        data_cls = import_dotted(data["builder"])
-    except ValueError as error:
-        raise ValueError(f"{path} needs {data['builder']!r} to rebuild its data pipeline: {error}") from error
-    for module in data.get("imports", []):
+    return model
+
+
+class ExportedParts(NamedTuple):
+    """What an export file rebuilds: the data for inference, the model with its weights, the loss,
+    the device they are on and the model's description (``learn.model_spec``)."""
+    dls: Any
+    model: nn.Module
+    loss_func: Any
+    device: torch.device
+    model_spec: dict
+
+
+def rebuild_exported(fname: str | os.PathLike, cpu: bool = True, trust_code: bool = False,
+                     custom_objects: Mapping[str, Any] | list | type | None = None) -> ExportedParts:
+    """The parts :func:`export_learner` wrote, rebuilt after the whole description and the weights
+    are checked; :func:`fastlearn.loading.load_learner` puts them in a Learner.
+
+    Loading runs only the library's own code. A file that needs yours (your ``nn.Module``, a cut
+    function, a loss class) loads when you pass it: ``custom_objects=[MyNet]`` (matched by dotted
+    path) or ``custom_objects={"pkg.mod.MyNet": MyNet}``; ``trust_code=True`` imports whatever the
+    file names, for files you trust as much as your own code.
+
+    >>> parts = rebuild_exported("export.pkl")      # doctest: +SKIP
+    >>> parts.dls.vocab, type(parts.model).__name__  # doctest: +SKIP
+    """
+    path = PlainPath(fname)
+    description, state = read_export(path)
+    source = str(path)
+    device = torch.device("cpu") if cpu else default_device()
+    policy = CodePolicy(source=source, trust_code=trust_code, allowed=allowed_code(custom_objects))
+    with code_policy(policy):
+        plan = check_description(description, source)
+        state = check_state_dict(state, source)
+        data = description["data"]
+        for module in data.get("imports", []):
+            try:
+                code_from_name(module, "module")
+            except ImportError as error:
+                raise ValueError(f"{path} needs the module {module!r}, which defines part of its data pipeline, "
+                                 f"and it cannot be imported ({error}); install it or put it on sys.path") from error
         try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise ValueError(f"{path} needs the module {module!r}, which defines part of its data pipeline, and "
-                             f"it cannot be imported ({error}); install it or put it on sys.path") from error
-    dls = data_cls.from_inference_spec(data["spec"], device)
-    learn = Learner(dls, model, loss_func=_rebuild_loss(description.get("loss"), dls), device=device)
-    learn.model_spec = spec
-    learn.model.eval()
-    return learn
+            dls = plan["data"].from_inference_spec(data["spec"], device)
+        except (KeyError, TypeError, IndexError, AttributeError) as error:
+            raise ValueError(f"the data description in {path} is damaged or was edited "
+                             f"({type(error).__name__}: {error}); export the model again") from error
+        spec = description["model"]
+        model = _build_model(plan["model"], spec.get("args", {}), state, source,
+                             on_meta_first=is_library_builder(plan["model"], spec["builder"]))
+        loss = plan["loss"] if plan["loss"] is not None else (getattr(dls, "loss_func", None) or nn.Identity())
+    return ExportedParts(dls, model, loss, device, spec)

@@ -30,9 +30,9 @@ import shutil
 import tempfile
 import urllib.parse
 
-from fastlearn.archive_source import archive_stem, extract_archive
+from fastlearn.archive import archive_stem, extract_archive
 from fastlearn.config import get_config
-from fastlearn.download_source import download_url, file_sha256
+from fastlearn.download import download_url, file_sha256
 from fastlearn.paths import Path
 
 

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import operator
 import random
 from collections.abc import Callable, Iterable
@@ -73,9 +74,24 @@ class L(list):
 
     __hash__ = None
 
+    def __invert__(self) -> "L":
+        """``~mask``: each item negated (``files[~is_train]`` keeps the others).
+
+        >>> ~L(True, False)
+        (#2) [False, True]
+        """
+        return L([not x for x in self])
+
     @classmethod
-    def range(cls, start: int, stop: int | None = None, step: int = 1) -> "L":
-        """``L.range(3)`` is ``(#3) [0, 1, 2]``."""
+    def range(cls, start, stop: int | None = None, step: int = 1) -> "L":
+        """``L.range(3)`` is ``(#3) [0, 1, 2]``; a collection stands for its length
+        (``L.range(dataset)`` indexes a dataset).
+
+        >>> L.range("abc")
+        (#3) [0, 1, 2]
+        """
+        if hasattr(start, "__len__"):
+            start = len(start)
         return cls(list(range(start) if stop is None else range(start, stop, step)))
 
     def map(self, f: Callable, *args, **kwargs) -> "L":
@@ -147,3 +163,17 @@ def first(items, f: Callable | None = None, negate: bool = False):
 def listify(items) -> list:
     """``None`` → ``[]``, a single value → ``[value]``, an iterable → a list."""
     return _listify(items)
+
+
+def import_optional(module: str, extra: str, what: str) -> Any:
+    """Import ``module``, a package of an optional extra; missing, an ImportError that names the
+    extra to install for ``what``.
+
+    >>> import_optional("math", "none", "this example").sqrt(4.0)
+    2.0
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"{what} needs the {module.split('.')[0]!r} package, which is not installed: "
+                          f"pip install 'fastlearn[{extra}]'") from error

@@ -113,3 +113,12 @@ def test_time_augmentation(learn, dl=None, n: int = 4, beta: float | None = 0.25
     if beta is None:
         return torch.stack([augmented, preds]), targs
     return torch.lerp(augmented, preds, beta), targs
+
+
+def predict_item(learn, item, with_input: bool = False) -> tuple:
+    """``learn.predict(item)``: ``(decoded_label, decoded_prediction, probabilities)``, with the
+    model's input first when ``with_input``; the label is read beside the item's input."""
+    inputs, preds, _, decoded = learn.get_preds(dl=learn.dls.test_dl([item]), with_input=True, with_decoded=True)
+    label = learn.dls.decode_targets(inputs, decoded)[0]
+    result = (label, decoded[0], preds[0])
+    return ((inputs[0],) + result) if with_input else result

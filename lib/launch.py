@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from fastlearn.distributed import teardown_distrib
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now.
@@ -98,7 +100,6 @@ def _notebook_worker(index: int, function: Callable, args: tuple, num_processes:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(index),
                        "LOCAL_RANK": str(index), "WORLD_SIZE": str(num_processes),
                        "LOCAL_WORLD_SIZE": str(num_processes)})
-    from fastlearn.distributed import teardown_distrib
     try:
         function(*args)
     finally:

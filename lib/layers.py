@@ -18,7 +18,7 @@ class Embedding(nn.Embedding):
     tabular model start near zero.
 
     >>> emb = Embedding(100, 4)
-    >>> float(emb.weight.abs().max()) <= 0.02
+    >>> float(emb.weight.detach().abs().max()) <= 0.02
     True
     """
 

@@ -5,7 +5,8 @@
 """
 from __future__ import annotations
 
-import contextlib
+import difflib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path as PlainPath
 
@@ -13,28 +14,35 @@ import torch
 from torch import nn
 
 from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
-                                CancelFitException, CancelStepException, CancelTrainException,
-                                CancelValidException, TrainEvalCallback, as_callback, sort_callbacks,
-                                training_loop_text)
+                                CancelFitException, CancelStepException, CancelTrainException, CancelValidException,
+                                TrainEvalCallback, as_callback, callbacks_added, callbacks_removed, cleanup_after,
+                                sort_callbacks, training_loop_text)
+from fastlearn.callback.profiler import profile_learner
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
-from fastlearn.inference import GatherPreds, loss_without_reduction, test_time_augmentation
+from fastlearn.inference import GatherPreds, loss_without_reduction, predict_item, test_time_augmentation
+from fastlearn.losses import data_loss
 from fastlearn.metrics import wrap_metric
 from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitter_groups, norm_params, set_hyper,
                                  split_groups, splitter_groups, spread_lr)
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback, print_table_row
 from fastlearn.recorder import Recorder
+from fastlearn.sanity import SanityCheckCallback, sanity_validate
 from fastlearn.schedule import LRFinder, ParamScheduler, flat_cos_scheds, one_cycle_scheds, sgdr_scheds
 from fastlearn import checkpoint, lr_finder
 from fastlearn.distributed import attach_if_launched, distrib_ctx
+from fastlearn.debugging import debug_run, debug_settings
+from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
 from fastlearn.precision import set_precision
 from fastlearn.summary import model_summary
+from fastlearn.tracker import TerminateOnNaN
 from fastlearn.training import compile_model, to_channels_last
-from fastlearn.torch_core import default_device, is_main_process, to_device, trainable_params
+from fastlearn.torch_core import default_device, is_main_process, split_batch, trainable_params
 
-DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback)
+# on in every Learner; ``learn.remove_cb(TerminateOnNaN)`` (or any of them) turns one off
+DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback, TerminateOnNaN, SanityCheckCallback)
 
 
 class Learner:
@@ -48,29 +56,39 @@ class Learner:
     - ``cbs`` takes callbacks or callback classes; ``metrics`` takes functions or ``Metric``s.
     - ``device`` (default: the config's, "auto" = CUDA, then MPS, then CPU).
     - ``precision``: "fp32", "fp16" or "bf16" (default: the config's).
+    - Default callbacks: a NaN or infinite training loss stops training before that batch changes
+      the weights (``TerminateOnNaN``), and ``SanityCheckCallback`` checks the loaders and the
+      model's output against the targets on the first batch; ``learn.remove_cb(...)`` turns either off.
+    - Debugging (:mod:`fastlearn.debugging`): ``sanity_val_steps`` validation batches run before
+      each fit's first training batch (0 turns it off); ``fast_dev_run`` (True, or n) makes each fit
+      one epoch of 1 (n) batches that writes nothing; ``overfit_batches=n`` trains and validates on
+      the same n batches.
+    - A custom training step (two optimizers for a GAN...): override :meth:`training_step`.
 
     >>> learn = Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat())   # doctest: +SKIP
     """
+
+    sanity_checking = False  # True during the validation batches run before training (fastlearn.sanity)
 
     def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None, opt_func: Callable = AdamW,
                  lr: float = 1e-3, splitter: Callable[[nn.Module], list] = trainable_params,
                  cbs: Iterable | Callback | type | None = None, metrics=None, path=None,
                  model_dir: str | PlainPath = "models", wd: float | None = None, wd_bn_bias: bool = False,
                  train_bn: bool = True, moms: Sequence[float] = (0.95, 0.85, 0.95),
-                 device: torch.device | str | None = None, precision: str | None = None):
+                 device: torch.device | str | None = None, precision: str | None = None, sanity_val_steps: int = 2,
+                 fast_dev_run: bool | int = False, overfit_batches: int = 0):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model should be a torch.nn.Module, got {type(model).__name__}")
         self.dls, self.model = dls, model
-        if loss_func is None:
-            loss_func = getattr(dls, "loss_func", None)
-            if loss_func is None:
-                raise ValueError("no loss_func given and the data does not infer one (dls.loss_func is None); "
-                                 "pass loss_func=, e.g. CrossEntropyLossFlat() for classification")
-        self.loss_func, self.opt_func, self.lr, self.splitter = loss_func, opt_func, lr, splitter
+        self.loss_func = loss_func if loss_func is not None else data_loss(dls)
+        self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
         self.wd, self.wd_bn_bias, self.train_bn, self.moms = wd, wd_bn_bias, train_bn, moms
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
         self.model_dir = PlainPath(model_dir)
         self.opt: torch.optim.Optimizer | None = None
+        self.extra_opts: list[torch.optim.Optimizer] = []
+        self.sanity_val_steps, self.fast_dev_run, self.overfit_batches = debug_settings(
+            sanity_val_steps, fast_dev_run, overfit_batches)
         self.logger: Callable | None = print_table_row
         self.training, self.epoch, self.n_epoch, self.start_epoch = False, 0, 1, 0
         self.iter, self.n_iter, self.train_iter, self.pct_train = 0, 0, 0, 0.0
@@ -80,11 +98,10 @@ class Learner:
         self.smooth_loss = float("nan")
         self.metrics = metrics
         self.cbs: L = L()
+        self.running = 0  # loops running now (a validate called inside a fit is nested in it)
         self.to(device)
         self.add_cbs([cb() for cb in DEFAULT_CALLBACKS] + listify(cbs))
-        precision = precision if precision is not None else get_config().get("defaults", "precision")
-        if precision != "fp32":
-            set_precision(self, precision)
+        set_precision(self, precision if precision is not None else get_config().get("defaults", "precision"))
         attach_if_launched(self)  # under torchrun with several processes: DDP, no code change
 
     # --- metrics, callbacks --------------------------------------------------------------------
@@ -128,25 +145,14 @@ class Learner:
             self.remove_cb(cb)
         return self
 
-    @contextlib.contextmanager
     def added_cbs(self, cbs):
-        """Callbacks added for the duration of a ``with`` block."""
-        cbs = [cb() if isinstance(cb, type) else cb for cb in listify(cbs)]
-        self.add_cbs(cbs)
-        try:
-            yield self
-        finally:
-            self.remove_cbs(cbs)
+        """Callbacks added for the duration of a ``with`` block; one they replace (a default
+        callback of the same name) comes back after it."""
+        return callbacks_added(self, cbs)
 
-    @contextlib.contextmanager
     def removed_cbs(self, cbs):
         """Callbacks taken out for the duration of a ``with`` block."""
-        cbs = [c for c in listify(cbs) if c in self.cbs]
-        self.remove_cbs(cbs)
-        try:
-            yield self
-        finally:
-            self.add_cbs(cbs)
+        return callbacks_removed(self, cbs)
 
     def __call__(self, event: str) -> None:
         for cb in list(self.cbs):
@@ -176,17 +182,14 @@ class Learner:
                                   lr=self.lr)
         if self.wd is not None:
             set_hyper(self.opt, "wd", self.wd)
-        self._apply_freeze(getattr(self, "_frozen_to", 0))
-
-    def _apply_freeze(self, n: int) -> None:
-        freeze_groups(self.param_groups(), n, keep=norm_params(self.model) if self.train_bn else set())
+        self.freeze_to(getattr(self, "_frozen_to", 0))
 
     def freeze_to(self, n: int) -> None:
         """Freeze the parameter groups before ``n`` (negative counts from the end)."""
         self._frozen_to = n
         if self.opt is None:
             self.create_opt()
-        self._apply_freeze(n)
+        freeze_groups(self.param_groups(), n, keep=norm_params(self.model) if self.train_bn else set())
 
     def freeze(self) -> None:
         """Freeze every parameter group but the last (the head)."""
@@ -213,29 +216,52 @@ class Learner:
         self.opt.step()
 
     def _do_one_batch(self) -> None:
+        if self.training and len(self.yb):
+            self.training_step()
+            return
         self.pred = self.model(*self.xb)
         self("after_pred")
         if len(self.yb):
             self.loss_grad = self.loss_func(self.pred, *self.yb)
             self.loss = self.loss_grad.detach().clone()
         self("after_loss")
-        if not self.training or not len(self.yb):
-            return
-        self._with_events(self._backward, "backward", CancelBackwardException)
-        self._with_events(self._step, "step", CancelStepException)
-        self.opt.zero_grad(set_to_none=True)
 
-    def _split_batch(self, batch) -> None:
-        batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-        if getattr(self.dl, "device", None) != self.device:  # fastlearn loaders already deliver there
-            batch = to_device(batch, self.device)
-        n_inp = getattr(self.dl, "n_inp", None) or getattr(self.dls, "n_inp", 1) or 1
-        self.xb, self.yb = tuple(batch[:n_inp]), tuple(batch[n_inp:])
+    def training_step(self) -> None:
+        """One training batch: the forward pass (``after_pred``), :meth:`backward`, :meth:`step`.
+        Override it for a custom step (a GAN's two updates: ``docs/custom_training_step.md``), with
+        ``self.backward(loss)`` and ``self.step(opt)`` for each update so precision, clipping and the
+        NaN check act on it, and the other optimizers in ``self.extra_opts`` for the schedules."""
+        self.pred = self.model(*self.xb)
+        self("after_pred")
+        self.backward(self.loss_func(self.pred, *self.yb))
+        self.step()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Make ``loss`` the batch's loss (``self.loss``; ``after_loss`` fires), then run its backward
+        pass between ``before_backward`` and ``after_backward``."""
+        self.loss_grad, self.loss = loss, loss.detach().clone()
+        self("after_loss")
+        self._with_events(self._backward, "backward", CancelBackwardException)
+
+    def step(self, opt: torch.optim.Optimizer | None = None) -> None:
+        """Step ``opt`` (default: ``self.opt``) between ``before_step`` and ``after_step``, then zero
+        its gradients; callbacks see it as ``self.opt`` meanwhile."""
+        main, self.opt = self.opt, (opt if opt is not None else self.opt)
+        try:
+            self._with_events(self._step, "step", CancelStepException)
+            self.opt.zero_grad(set_to_none=True)
+        finally:
+            self.opt = main
+
+    @property
+    def opts(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer that ``fit`` and the schedules set: ``opt``, then ``extra_opts``."""
+        return ([self.opt] if self.opt is not None else []) + list(self.extra_opts)
 
     def one_batch(self, i: int, batch) -> None:
         self.iter = i
         self.pred = self.loss = self.loss_grad = None  # a batch cancelled early has none of its own
-        self._split_batch(batch)
+        self.xb, self.yb = split_batch(batch, self.dl, self.dls, self.device)
         self._with_events(self._do_one_batch, "batch", CancelBatchException)
 
     def all_batches(self) -> None:
@@ -261,36 +287,39 @@ class Learner:
             self._do_epoch_validate()
 
     def _do_fit(self) -> None:
+        sanity_validate(self)
         for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
 
     def fit(self, n_epoch: int, lr: float | slice | None = None, wd: float | None = None, cbs=None,
-            reset_opt: bool = False, start_epoch: int = 0) -> None:
+            reset_opt: bool = False, start_epoch: int = 0, fast_dev_run: bool | int | None = None) -> None:
         """Train for ``n_epoch`` epochs at a constant learning rate ``lr`` (default ``self.lr``).
 
         ``start_epoch`` resumes a run from a checkpoint: epochs before it are skipped and the
-        schedules continue from where they were.
+        schedules continue from where they were. ``fast_dev_run`` (True or n) overrides the
+        learner's for this fit: one epoch of 1 (n) batches, nothing written, a one-line report.
         """
         if not isinstance(n_epoch, int) or n_epoch < 0:
             raise ValueError(f"n_epoch={n_epoch!r}; expected a non-negative int")
         if not 0 <= start_epoch <= n_epoch:
             raise ValueError(f"start_epoch={start_epoch} must lie between 0 and n_epoch={n_epoch}")
         lrs = self._lr_array(lr, reset_opt)
-        if wd is not None:
-            set_hyper(self.opt, "wd", wd)
-        set_hyper(self.opt, "lr", lrs)
+        for opt in self.opts:
+            if wd is not None:
+                set_hyper(opt, "wd", wd)
+            set_hyper(opt, "lr", lrs)
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
         # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
         self.epoch_base = self.epochs_done - start_epoch
-        with self.added_cbs(cbs):
+        with self.added_cbs(cbs), debug_run(self, fast_dev_run), cleanup_after(self):
             self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _lr_array(self, lr, reset_opt: bool = False):
         """One learning rate per param group (building the optimizer first if needed)."""
         if reset_opt or self.opt is None:
             self.create_opt()
-        return spread_lr(self.lr if lr is None else lr, n_splitter_groups(self.opt))
+        return spread_lr(self.lr if lr is None else lr, n_splitter_groups(*self.opts))
 
     # --- schedules ---------------------------------------------------------------------------------
 
@@ -335,6 +364,13 @@ class Learner:
         optimizer back as they were; returns the suggested learning rates as a named tuple."""
         return lr_finder.run_lr_find(self, LRFinder(start_lr, end_lr, num_it, stop_div), show_plot, suggest_funcs)
 
+    def profile(self, n_batches: int = 10, skip: int = 1, trace_path: str | None = "profile_trace.json",
+                show: bool = True):
+        """Time ``n_batches`` training batches (after ``skip`` warm-up ones) part by part (data, forward,
+        loss, backward, optimizer, callbacks), print and return the table, write a Chrome trace to
+        ``path/trace_path`` (None: no trace); the weights and optimizer are put back afterwards."""
+        return profile_learner(self, n_batches=n_batches, skip=skip, trace_path=trace_path, show=show)
+
     # --- inference -----------------------------------------------------------------------------------
 
     def get_preds(self, ds_idx: int = 1, dl=None, with_input: bool = False, with_decoded: bool = False,
@@ -343,12 +379,13 @@ class Learner:
         the inputs first, the decoded predictions and the per-item losses, in that order.
 
         Predictions go through the loss's activation (softmax for cross-entropy) unless ``act``.
+        Decoded predictions are the loss's decoding (class indices, 0/1 labels; regression outputs
+        and key points as they are, in the targets' scale), so they compare with the targets;
+        ``dls.decode_targets(inputs, decoded)`` reads them as ``predict`` does (names, pixels).
         """
-        dl = self.dls[ds_idx] if dl is None else dl
         gather = GatherPreds(with_input=with_input, with_loss=with_loss,
                              per_item_loss=loss_without_reduction(self.loss_func) if with_loss else None)
-        with self.no_bar(), self.no_logging(), self.added_cbs([gather] + listify(cbs)):
-            self._do_epoch_validate(dl=dl)
+        self.validate(ds_idx, dl=dl, cbs=[gather] + listify(cbs))
         return gather.result(self.loss_func, with_decoded=with_decoded, act=act)
 
     def tta(self, dl=None, n: int = 4, beta: float | None = 0.25, ds_idx: int = 1, use_max: bool = False):
@@ -357,22 +394,19 @@ class Learner:
         return test_time_augmentation(self, dl=dl, n=n, beta=beta, ds_idx=ds_idx, use_max=use_max)
 
     def show_results(self, ds_idx: int = 1, dl=None, max_n: int = 9, figsize: tuple[float, float] | None = None,
-                     nrows: int | None = None):
-        """Show inputs with their targets and predictions (the data's blocks draw them); returns the figure."""
-        return self.dls.show_results(self, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
+                     nrows: int | None = None) -> None:
+        """Show inputs with their targets and predictions in one figure (the data's blocks draw them)."""
+        self.dls.show_results(self, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def predict(self, item, with_input: bool = False):
-        """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``."""
-        dl = self.dls.test_dl([item])
-        inputs, preds, _, decoded = self.get_preds(dl=dl, with_input=True, with_decoded=True)
-        label = self.dls.decode_target(decoded[0])
-        result = (label, decoded[0], preds[0])
-        return ((inputs[0],) + result) if with_input else result
+        """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``;
+        the label is read beside the item's input (a class name; key points in the image's pixels)."""
+        return predict_item(self, item, with_input=with_input)
 
     def validate(self, ds_idx: int = 1, dl=None, cbs=None) -> list:
         """The validation loss and metrics, ``[valid_loss, *metrics]``, on ``dls[ds_idx]`` or ``dl``."""
         dl = self.dls[ds_idx] if dl is None else dl
-        with self.no_bar(), self.no_logging(), self.added_cbs(cbs):
+        with self.no_bar(), self.no_logging(), self.added_cbs(cbs), cleanup_after(self):
             self._do_epoch_validate(dl=dl)
         return [self.recorder.loss_meter.value] + [m.value for m in self.metrics]
 
@@ -380,15 +414,9 @@ class Learner:
         """Hide the progress bars inside a ``with`` block."""
         return self.removed_cbs([cb for cb in self.cbs if isinstance(cb, ProgressCallback)])
 
-    @contextlib.contextmanager
     def no_logging(self):
         """Silence the per-epoch table inside a ``with`` block."""
-        previous = self.recorder.silent
-        self.recorder.silent = True
-        try:
-            yield self
-        finally:
-            self.recorder.silent = previous
+        return self.recorder.silenced()
 
     # --- saving and describing -------------------------------------------------------------------------
 
@@ -433,11 +461,9 @@ class Learner:
         compile_model(self, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
         return self
 
-    @contextlib.contextmanager
     def distrib_ctx(self, sync_bn: bool = True, timeout_s: float = 600.0):
         """Train with DistributedDataParallel inside this block (``with learn.distrib_ctx(): learn.fit(1)``)."""
-        with distrib_ctx(self, sync_bn=sync_bn, timeout_s=timeout_s):
-            yield self
+        return distrib_ctx(self, sync_bn=sync_bn, timeout_s=timeout_s)
 
     @property
     def is_main_process(self) -> bool:
@@ -447,3 +473,32 @@ class Learner:
     def export(self, fname: str = "export.pkl") -> PlainPath:
         """Write weights plus a declarative description to ``path/fname``; see ``load_learner``."""
         return export_learner(self, fname)
+
+    def export_onnx(self, fname: str = "model.onnx", fold_normalization: bool = True, activation: bool = False,
+                    opset: int | None = None, example=None) -> PlainPath:
+        """The model as ONNX, dynamic batch axis, normalization folded in (:mod:`fastlearn.deploy`)."""
+        return export_onnx(self, fname, fold_normalization, activation, opset, example)
+
+    def export_torchscript(self, fname: str = "model.pt", fold_normalization: bool = True, activation: bool = False,
+                           example=None) -> PlainPath:
+        """The model as TorchScript for ``torch.jit.load``, normalization folded in (:mod:`fastlearn.deploy`)."""
+        return export_torchscript(self, fname, fold_normalization, activation, example)
+
+
+def learner_kwargs(caller: str, kwargs: dict) -> dict:
+    """``kwargs`` checked as arguments of :class:`Learner`, for an application learner
+    (``vision_learner``, ``tabular_learner``, ...) that passes every ``Learner`` argument it does not
+    set itself through to ``Learner`` unchanged. A name ``Learner`` does not take is a ``TypeError``
+    that names the closest one.
+
+    >>> learner_kwargs("vision_learner", {"train_bn": False, "precision": "bf16"})
+    {'train_bn': False, 'precision': 'bf16'}
+    """
+    known = [name for name in inspect.signature(Learner).parameters if name not in ("dls", "model")]
+    for name in kwargs:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}.{hint} Besides its own "
+                            f"arguments it takes those of Learner: {', '.join(known)}")
+    return kwargs

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastlearn.registry import register_code
+
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -139,6 +141,25 @@ class BCEWithLogitsLossFlat(BaseLoss):
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        return x > self.thresh
+
+
+class BCELossFlat(BaseLoss):
+    """``nn.BCELoss`` on flattened outputs: for models that end in a sigmoid themselves (outputs
+    are probabilities already); decodes ``> thresh``. A model that outputs raw scores trains more
+    stably with :class:`BCEWithLogitsLossFlat`.
+
+    >>> round(BCELossFlat()(torch.tensor([[0.5, 0.5]]), torch.tensor([[1, 0]])).item(), 4)
+    0.6931
+    """
+
+    def __init__(self, axis: int = -1, floatify: bool = True, thresh: float = 0.5, weight: torch.Tensor | None = None,
+                 reduction: str = "mean"):
+        super().__init__(nn.BCELoss, axis=axis, floatify=floatify, is_2d=False, weight=weight,
+                         reduction=_check_reduction(reduction))
+        self.thresh = thresh
 
     def decodes(self, x: torch.Tensor) -> torch.Tensor:
         return x > self.thresh
@@ -312,6 +333,15 @@ def loss_decodes(loss_func: Callable, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def data_loss(dls) -> Callable:
+    """The loss the data inferred from its target block (``dls.loss_func``); an error without one."""
+    loss_func = getattr(dls, "loss_func", None)
+    if loss_func is None:
+        raise ValueError("no loss_func given and the data does not infer one (dls.loss_func is None); "
+                         "pass loss_func=, e.g. CrossEntropyLossFlat() for classification")
+    return loss_func
+
+
 def loss_with_reduction(loss_func: Callable, reduction: str) -> Callable:
     """A copy of ``loss_func`` that reduces with ``reduction`` (``'none'`` gives one loss per item).
 
@@ -334,3 +364,9 @@ def loss_with_reduction(loss_func: Callable, reduction: str) -> Callable:
         f"cannot change the reduction of {loss_func!r}: it has no 'reduction' attribute; use a "
         "fastlearn loss (CrossEntropyLossFlat, MSELossFlat, ...) or a torch loss module, or give it a "
         "'reduction' attribute that it honours")
+
+
+# what export files may name (fastlearn.registry)
+for _loss in (CrossEntropyLossFlat, BCEWithLogitsLossFlat, BCELossFlat, MSELossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
+              LabelSmoothingCrossEntropyFlat, FocalLoss, FocalLossFlat):
+    register_code("loss", _loss)

@@ -221,9 +221,68 @@ class AccumMetric(Metric):
         return _as_value(self.func(*args, **self.kwargs))
 
 
+def _this_process_only(tensor: torch.Tensor, group=None) -> list[torch.Tensor]:
+    """A gather that keeps this process's state: every process already holds the whole validation
+    set's predictions (the distributed loop gathers them), so gathering again would count them twice."""
+    return [tensor]
+
+
+def is_torchmetric(obj: Any) -> bool:
+    """True for a ``torchmetrics`` metric (anything with ``update``, ``compute`` and ``reset``)."""
+    return not isinstance(obj, (Metric, type)) and all(callable(getattr(obj, name, None))
+                                                       for name in ("update", "compute", "reset"))
+
+
+class TorchMetric(Metric):
+    """A ``torchmetrics`` metric (``MulticlassAUROC(num_classes=3)``...) fed every validation batch
+    with ``update(pred, *targets)`` and read once with ``compute()``, so it covers the whole set.
+    It is moved to the predictions' device; under DDP it computes on the predictions the loop
+    gathered from every process (its own synchronisation would count them twice, and is off).
+    ``wrap_metric`` makes one for any object with ``update`` / ``compute`` / ``reset``.
+
+    >>> from types import SimpleNamespace
+    >>> class Count:  # the torchmetrics interface
+    ...     def reset(self): self.n = 0
+    ...     def update(self, pred, targ): self.n += len(targ)
+    ...     def compute(self): return torch.tensor(self.n)
+    >>> m = TorchMetric(Count()); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.zeros(3), yb=(torch.zeros(3),)))
+    >>> m.name, m.value
+    ('count', 3)
+    """
+
+    def __init__(self, metric: Any, name: str | None = None):
+        if not is_torchmetric(metric):
+            raise TypeError(f"TorchMetric needs an object with update, compute and reset (a torchmetrics metric), "
+                            f"got {metric!r}")
+        self.metric = metric
+        if hasattr(metric, "dist_sync_fn"):
+            metric.dist_sync_fn = _this_process_only
+        self._name = name if name is not None else _snake_case(type(metric).__name__)
+        self.updated = False
+
+    def reset(self) -> None:
+        self.metric.reset()
+        self.updated = False
+
+    def accumulate(self, learn) -> None:
+        pred = learn.pred.detach()
+        if pred.dtype in (torch.float16, torch.bfloat16):
+            pred = pred.float()
+        if isinstance(self.metric, torch.nn.Module) and getattr(self.metric, "device", pred.device) != pred.device:
+            self.metric.to(pred.device)
+        self.metric.update(pred, *(t.detach() if isinstance(t, torch.Tensor) else t for t in learn.yb))
+        self.updated = True
+
+    @property
+    def value(self) -> Any:
+        return _as_value(self.metric.compute()) if self.updated else None
+
+
 def wrap_metric(metric: Metric | type | Callable) -> Metric:
     """A ``Metric`` from what users put in ``metrics=``: an instance as is, a class instantiated,
-    a function (or ``functools.partial``) wrapped in ``AvgMetric``.
+    a ``torchmetrics`` metric in a ``TorchMetric``, a function (or ``functools.partial``) wrapped
+    in ``AvgMetric``.
 
     >>> from functools import partial
     >>> def hits(inp, targ, thresh=0.5): return ((inp > thresh) == targ.bool()).float().mean()
@@ -234,6 +293,8 @@ def wrap_metric(metric: Metric | type | Callable) -> Metric:
         return metric
     if isinstance(metric, type) and issubclass(metric, Metric):
         return metric()
+    if is_torchmetric(metric):
+        return TorchMetric(metric)
     if callable(metric) and not isinstance(metric, type):
         return AvgMetric(metric)
     raise TypeError(

@@ -13,7 +13,10 @@ keep every prediction and target and compute once.
 ('accuracy', 0.5)
 
 The machinery (``Metric``, ``AvgMetric``, ``AccumMetric``, ``wrap_metric``) lives in
-:mod:`fastlearn.metric_base` and is importable from here too.
+:mod:`fastlearn.metric_base`, the segmentation metrics (``Dice``, ``DiceMulti``...) in
+:mod:`fastlearn.segmentation_metrics` and the ROC AUC metrics in :mod:`fastlearn.roc_auc`; all are
+importable from here too. A ``torchmetrics``
+metric passed in ``metrics=`` is accumulated over the whole set with its ``update`` / ``compute``.
 """
 from __future__ import annotations
 
@@ -23,7 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from fastlearn.metric_base import (AccumMetric, ActivationType, AvgLoss, AvgMetric, AvgSmoothLoss,  # noqa: F401
-                                   Metric, Perplexity, _as_value, flatten_check, wrap_metric)
+                                   Metric, Perplexity, TorchMetric, _as_value, flatten_check, wrap_metric)
+from fastlearn.roc_auc import RocAuc, RocAucBinary, RocAucMulti  # noqa: F401
+from fastlearn.segmentation_metrics import (Dice, DiceMulti, JaccardCoeff, JaccardCoeffMulti,  # noqa: F401
+                                            foreground_acc)
 
 # --- classification functions (averaged over batches) -------------------------------------------
 
@@ -68,17 +74,6 @@ def accuracy_multi(inp: torch.Tensor, targ: torch.Tensor, thresh: float = 0.5, s
         inp = inp.sigmoid()
     pred, targ = flatten_check(inp > thresh, targ)
     return (pred == targ.bool()).float().mean()
-
-
-def foreground_acc(inp: torch.Tensor, targ: torch.Tensor, bkg_idx: int = 0, axis: int = 1) -> torch.Tensor:
-    """Segmentation accuracy over the pixels whose target is not the background class ``bkg_idx``.
-
-    >>> foreground_acc(torch.tensor([[[[5., 0.]], [[0., 5.]]]]), torch.tensor([[[1, 1]]]))
-    tensor(0.5000)
-    """
-    pred = inp.argmax(dim=axis)
-    mask = targ != bkg_idx
-    return (pred[mask] == targ[mask]).float().mean()
 
 
 # --- regression -----------------------------------------------------------------------------------
@@ -179,18 +174,23 @@ def _fbeta(preds: torch.Tensor, targs: torch.Tensor, beta: float, kind: str, lab
                 f"({present[:5].tolist()}...); pass average='macro', 'micro' or 'weighted'")
         labels = [pos_label]
     label_tensor = present if labels is None else torch.as_tensor(labels, dtype=present.dtype)
-    tp, predicted, actual = _class_counts(preds, targs, label_tensor)
+    return _scores_from_counts(*_class_counts(preds, targs, label_tensor), kind=kind, beta=beta, average=average)
+
+
+def _scores_from_counts(tp: torch.Tensor, predicted: torch.Tensor, actual: torch.Tensor, kind: str, beta: float,
+                        average: str | None):
+    """Precision, recall or F-beta per label from its true positives, predicted and true counts,
+    averaged as in scikit-learn (a label with a zero denominator scores 0)."""
     if average == "micro":
         tp, predicted, actual = tp.sum(0, keepdim=True), predicted.sum(0, keepdim=True), actual.sum(0, keepdim=True)
     if kind == "precision":
         numerator, denominator = tp, predicted
     elif kind == "recall":
         numerator, denominator = tp, actual
-    else:  # F-beta from counts: (1 + b2) tp / ((1 + b2) tp + b2 fn + fp)
+    else:  # F-beta from counts: (1 + b2) tp / ((1 + b2) tp + b2 fn + fp) = (1 + b2) tp / (b2 actual + predicted)
         b2 = beta ** 2
-        numerator = (1 + b2) * tp
-        denominator = (1 + b2) * tp + b2 * (actual - tp) + (predicted - tp)
-    scores = torch.where(denominator > 0, numerator / denominator.clamp(min=1), torch.zeros_like(numerator))
+        numerator, denominator = (1 + b2) * tp, b2 * actual + predicted
+    scores = torch.where(denominator > 0, numerator / denominator.clamp(min=1e-12), torch.zeros_like(numerator))
     if average is None:
         return scores
     if average == "weighted":
@@ -291,77 +291,83 @@ class MatthewsCorrCoef(AccumMetric):
         super().__init__(_matthews, dim_argmax=axis, name="matthews_corrcoef")
 
 
-# --- segmentation -----------------------------------------------------------------------------------
+# --- multi-label: counts per label over the whole set ------------------------------------------------
 
-class Dice(Metric):
-    """Binary Dice ``2 |A n B| / (|A| + |B|)`` of the argmax masks, summed over the whole set.
-
-    >>> from types import SimpleNamespace
-    >>> m = Dice(); m.reset()  # predicted mask [1, 1, 0], target [1, 0, 0]
-    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[[[0., 0., 5.]], [[5., 5., 0.]]]]), yb=(torch.tensor([[[1, 0, 0]]]),)))
-    >>> round(m.value, 4)
-    0.6667
-    """
-
-    def __init__(self, axis: int = 1):
-        self.axis = axis
-        self.reset()
-
-    def reset(self) -> None:
-        self.intersection, self.union = 0.0, 0.0
-
-    def accumulate(self, learn) -> None:
-        pred, targ = flatten_check(learn.pred.argmax(dim=self.axis), learn.yb[0])
-        self.intersection = self.intersection + (pred * targ).float().sum()
-        self.union = self.union + (pred + targ).float().sum()
-
-    @property
-    def value(self) -> float | None:
-        return _as_value(2.0 * self.intersection / self.union) if self.union > 0 else None
+_MULTI_AVERAGES = ("micro", "macro", "weighted", "samples", None)
 
 
-class JaccardCoeff(Dice):
-    """Binary Jaccard index (intersection over union) of the argmax masks over the whole set.
+def _multilabel_fbeta(scores: torch.Tensor, targs: torch.Tensor, kind: str, beta: float, average: str | None,
+                      thresh: float, sigmoid: bool):
+    """Precision, recall or F-beta of the labels ``score > thresh`` (after a sigmoid when asked)
+    against 0/1 targets (items x labels), averaged as in scikit-learn."""
+    preds = (torch.sigmoid(scores.float()) if sigmoid else scores) > thresh
+    targs = targs.bool()
+    axis = 1 if average == "samples" else 0  # "samples": the score of each item, averaged
+    counts = ((preds & targs).sum(axis).double(), preds.sum(axis).double(), targs.sum(axis).double())
+    return _scores_from_counts(*counts, kind=kind, beta=beta, average="macro" if average == "samples" else average)
+
+
+class _MultiLabelMetric(AccumMetric):
+    """Shared by the multi-label counting metrics: sigmoid (when asked), then ``score > thresh``."""
+
+    def __init__(self, kind: str, beta: float, thresh: float, sigmoid: bool, average: str | None, name: str):
+        if average not in _MULTI_AVERAGES:
+            raise ValueError(f"average={average!r} is not one of {_MULTI_AVERAGES}; pass one of them")
+        func = functools.partial(_multilabel_fbeta, kind=kind, beta=beta, average=average, thresh=thresh,
+                                 sigmoid=sigmoid)
+        super().__init__(func, flatten=False, name=name)
+
+
+class PrecisionMulti(_MultiLabelMetric):
+    """Multi-label precision of ``sigmoid(score) > thresh``; ``average`` as in scikit-learn.
 
     >>> from types import SimpleNamespace
-    >>> m = JaccardCoeff(); m.reset()
-    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[[[0., 0., 5.]], [[5., 5., 0.]]]]), yb=(torch.tensor([[[1, 0, 0]]]),)))
-    >>> m.value
-    0.5
+    >>> m = PrecisionMulti(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[3., 3.], [-3., 3.]]), yb=(torch.tensor([[1, 0], [0, 1]]),)))
+    >>> m.value  # label 0: 1/1, label 1: 1/2
+    0.75
     """
 
-    @property
-    def value(self) -> float | None:
-        return _as_value(self.intersection / (self.union - self.intersection)) if self.union > 0 else None
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str | None = "macro"):
+        super().__init__("precision", 1.0, thresh, sigmoid, average, "precision_multi")
 
 
-class DiceMulti(Metric):
-    """Dice per class (classes absent from both prediction and target skipped), averaged over classes.
+class RecallMulti(_MultiLabelMetric):
+    """Multi-label recall of ``sigmoid(score) > thresh``; ``average`` as in scikit-learn.
 
     >>> from types import SimpleNamespace
-    >>> m = DiceMulti(); m.reset()
-    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[[[0., 0., 5.]], [[5., 5., 0.]]]]), yb=(torch.tensor([[[1, 0, 0]]]),)))
-    >>> round(m.value, 4)  # class 0: 2*1/3, class 1: 2*1/3
-    0.6667
+    >>> m = RecallMulti(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[3., -3.], [-3., 3.]]), yb=(torch.tensor([[1, 1], [0, 1]]),)))
+    >>> m.value  # label 0: 1/1, label 1: 1/2
+    0.75
     """
 
-    def __init__(self, axis: int = 1):
-        self.axis = axis
-        self.reset()
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str | None = "macro"):
+        super().__init__("recall", 1.0, thresh, sigmoid, average, "recall_multi")
 
-    def reset(self) -> None:
-        self.intersection: dict[int, torch.Tensor] = {}
-        self.union: dict[int, torch.Tensor] = {}
 
-    def accumulate(self, learn) -> None:
-        n_classes = learn.pred.shape[self.axis]
-        pred, targ = flatten_check(learn.pred.argmax(dim=self.axis), learn.yb[0])
-        for c in range(n_classes):
-            p, t = pred == c, targ == c
-            self.intersection[c] = self.intersection.get(c, 0.0) + (p & t).float().sum()
-            self.union[c] = self.union.get(c, 0.0) + p.float().sum() + t.float().sum()
+class FBetaMulti(_MultiLabelMetric):
+    """Multi-label F-beta of ``sigmoid(score) > thresh``; ``average`` as in scikit-learn.
 
-    @property
-    def value(self) -> float | None:
-        scores = [2.0 * self.intersection[c] / self.union[c] for c in self.union if self.union[c] > 0]
-        return _as_value(torch.stack(scores).mean()) if scores else None
+    >>> FBetaMulti(beta=2).name
+    'fbeta_multi'
+    """
+
+    def __init__(self, beta: float, thresh: float = 0.5, sigmoid: bool = True, average: str | None = "macro"):
+        if beta <= 0:
+            raise ValueError(f"beta={beta!r} should be positive; 1 gives the F1 score")
+        super().__init__("fbeta", beta, thresh, sigmoid, average, "fbeta_multi")
+
+
+class F1ScoreMulti(_MultiLabelMetric):
+    """Multi-label F1 of ``sigmoid(score) > thresh`` (the course's metric for ``MultiCategoryBlock``).
+
+    >>> from types import SimpleNamespace
+    >>> m = F1ScoreMulti(); m.reset()
+    >>> m.accumulate(SimpleNamespace(pred=torch.tensor([[3., 3.], [-3., 3.]]), yb=(torch.tensor([[1, 0], [0, 1]]),)))
+    >>> round(m.value, 4)  # label 0: 1, label 1: 2/3
+    0.8333
+    """
+
+    def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str | None = "macro"):
+        super().__init__("f1", 1.0, thresh, sigmoid, average, "f1_multi")

@@ -12,6 +12,7 @@ names (``mom``, ``wd``), so ``SGD(model.parameters(), lr)`` works by hand as wel
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -137,8 +138,27 @@ def make_optimizer(opt_func: Callable, torch_groups: list[dict], lr: float) -> t
     return opt
 
 
-def n_splitter_groups(opt: torch.optim.Optimizer) -> int:
-    return max(g.get("fl_group", 0) for g in opt.param_groups) + 1
+def split_optimizer(opt: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
+    """One optimizer of ``opt``'s class and settings per splitter group of ``opt``, in group order,
+    with the same hyper-parameters: for a custom training step that updates each part of the model
+    on its own (a GAN's generator and critic). Schedules set them all (``learn.extra_opts``).
+
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    >>> opt = AdamW(split_groups([list(model[0].parameters()), list(model[1].parameters())], model, False))
+    >>> [len(o.param_groups) for o in split_optimizer(opt)]  # each: weights, then biases (no weight decay)
+    [2, 2]
+    """
+    by_group: dict[int, list[dict]] = {}
+    for group in opt.param_groups:
+        by_group.setdefault(group.get("fl_group", 0), []).append({**group, "params": list(group["params"])})
+    accepted = inspect.signature(type(opt).__init__).parameters
+    settings = {k: v for k, v in opt.defaults.items() if k in accepted}
+    return [type(opt)(groups, **settings) for _, groups in sorted(by_group.items())]
+
+
+def n_splitter_groups(*opts: torch.optim.Optimizer) -> int:
+    """How many splitter groups the optimizers' torch groups come from (the highest index + 1)."""
+    return max(g.get("fl_group", 0) for opt in opts for g in opt.param_groups) + 1
 
 
 def spread_lr(lr: float | slice | list | np.ndarray, n_groups: int) -> np.ndarray:

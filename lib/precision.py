@@ -1,7 +1,8 @@
 """Mixed precision: ``learn.to_fp16()``, ``learn.to_bf16()``, ``learn.to_fp32()``.
 
 One callback, ``MixedPrecision``, enters ``torch.autocast`` in ``before_batch`` and leaves it in
-``after_loss``; the model's ``forward`` is never wrapped. With float16 on CUDA it also scales the
+``after_loss`` (a custom ``training_step`` with several updates: it enters again after each
+optimizer step, and leaves in ``after_batch``); the model's ``forward`` is never wrapped. With float16 on CUDA it also scales the
 loss with a ``torch.amp.GradScaler``, unscales the gradients before the optimizer step (and before
 ``GradientClip`` clips them), and skips the steps whose gradients hold inf/NaN, counting them in
 ``learn.mixed_precision.skipped_steps``. The scaler's state is saved and loaded with the learner.
@@ -112,8 +113,12 @@ class MixedPrecision(Callback):
     def before_batch(self):
         self._setup()
         self._unscaled = False
-        self._autocast = torch.autocast(self._device_type, dtype=self.dtype, enabled=True)
-        self._autocast.__enter__()
+        self._enter_autocast()
+
+    def _enter_autocast(self) -> None:
+        if self._autocast is None:
+            self._autocast = torch.autocast(self._device_type, dtype=self.dtype, enabled=True)
+            self._autocast.__enter__()
 
     def after_pred(self):
         self.learn.pred = _as_float32(self.pred)
@@ -157,11 +162,21 @@ class MixedPrecision(Callback):
         # the scaler has stepped (or skipped) the optimizer: the loop must not step it again
         raise CancelStepException()
 
+    def after_step(self):
+        # a custom training step's forward passes after this step (a GAN's generator update after
+        # the critic's) run under autocast too; after_batch leaves it
+        self._enter_autocast()
+
     def after_batch(self):
         self._leave_autocast()
 
     def after_cancel_fit(self):
         self._leave_autocast()
+
+    def cleanup(self):
+        """After any exception too: autocast never stays switched on for the rest of the process."""
+        self._leave_autocast()
+        self._unscaled = False
 
     # --- checkpoints ---------------------------------------------------------------------------
 

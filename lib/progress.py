@@ -44,7 +44,7 @@ class ProgressCallback(Callback):
             print(line)
 
     def before_train(self):
-        self._bar(self.dls.train)
+        self._bar(self.learn.dl)  # the loader this phase runs (overfit_batches replays a few batches)
 
     def before_validate(self):
         self._bar(self.learn.dl)
@@ -59,21 +59,28 @@ class ProgressCallback(Callback):
         if self.training and (self.iter % 20 == 0 or self.iter + 1 == self.n_iter):
             self.bar.comment = f"{float(self.learn.smooth_loss):.4f}"
 
+    def _end_bar(self) -> None:
+        bar, self.bar = getattr(self, "bar", None), None
+        if bar is not None:
+            bar.on_iter_end()
+
     def after_train(self):
-        self.bar.on_iter_end()
+        self._end_bar()
 
     def after_validate(self):
-        self.bar.on_iter_end()
+        self._end_bar()
 
     def before_epoch(self):
         if self.master is not None:
             self.master.update(self.epoch - self.learn.start_epoch)
 
-    def after_fit(self):
-        if self.master is not None:
-            self.master.on_iter_end()
+    def cleanup(self):
+        """After the fit, or any exception: the bars are closed and the plain logger is back."""
+        self._end_bar()
+        master, self.master = getattr(self, "master", None), None
+        if master is not None:
+            master.on_iter_end()
         self.learn.logger = print_table_row
-        self.master = None
 
 
 def print_table_row(row: list, header: bool = False) -> None:

@@ -9,7 +9,9 @@ row per epoch: ``[train_loss, valid_loss, *metrics]``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -47,6 +49,15 @@ class Recorder(Callback):
         self.losses: list[float] = []
         self.values: list[list] = []
         self.log: list = []
+
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator["Recorder"]:
+        """No per-epoch table inside the block (the values are still recorded)."""
+        previous, self.silent = self.silent, True
+        try:
+            yield self
+        finally:
+            self.silent = previous
 
     @property
     def metric_names(self) -> list[str]:
@@ -126,6 +137,7 @@ class Recorder(Callback):
         self.values.append(row[1:])
         if self.add_time:
             row.append(_format_time(time.perf_counter() - self.start_time))
+        self.last_row = row  # as logged: epoch, values, time (CSVLogger writes it)
         self.iters.append(len(self.losses))
         if not self.silent and self.learn.logger is not None:
             if not self._header_logged:
@@ -135,8 +147,9 @@ class Recorder(Callback):
 
     # --- plots ------------------------------------------------------------------------------
 
-    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, ax=None):
-        """Plot the smoothed training loss per batch and the validation loss per epoch."""
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, ax=None) -> None:
+        """Plot the smoothed training loss per batch and the validation loss per epoch, on ``ax``
+        or a new figure (``plt.gcf()`` is the figure, to save it)."""
         import matplotlib.pyplot as plt
         if ax is None:
             _, ax = plt.subplots()
@@ -151,10 +164,10 @@ class Recorder(Callback):
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
         ax.legend()
-        return ax
 
-    def plot_sched(self, keys: tuple[str, ...] = ("lr", "mom"), figsize=None):
-        """Plot the learning rate and momentum used at every training batch (last param group)."""
+    def plot_sched(self, keys: tuple[str, ...] = ("lr", "mom"), figsize=None) -> None:
+        """Plot the learning rate and momentum used at every training batch (last param group),
+        one axes per key in a new figure."""
         import matplotlib.pyplot as plt
         series = {"lr": self.lrs, "mom": self.moms}
         unknown = set(keys) - set(series)
@@ -166,10 +179,11 @@ class Recorder(Callback):
             ax.plot([values[-1] for values in series[key]])
             ax.set_ylabel(key)
             ax.set_xlabel("batch")
-        return fig
 
-    def plot_lr_find(self, lrs=None, losses=None, suggestions: dict | None = None, skip_end: int = 5, ax=None):
-        """Plot the loss against the learning rate (log scale), marking the suggestions."""
+    def plot_lr_find(self, lrs=None, losses=None, suggestions: dict | None = None, skip_end: int = 5,
+                     ax=None) -> None:
+        """Plot the loss against the learning rate (log scale), marking the suggestions, on ``ax``
+        or a new figure."""
         import matplotlib.pyplot as plt
         if lrs is None:
             lrs = [values[-1] for values in self.lrs]
@@ -185,4 +199,3 @@ class Recorder(Callback):
             ax.plot(lr, loss, "o", label=name)
         if suggestions:
             ax.legend()
-        return ax

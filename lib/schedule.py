@@ -134,7 +134,8 @@ class ParamScheduler(Callback):
     def before_batch(self):
         pos = self.train_iter / (self.n_iter * self.n_epoch)
         for name, sched in self.scheds.items():
-            set_hyper(self.opt, name, sched(pos))
+            for opt in self.learn.opts:  # with a custom training step, its other optimizers too
+                set_hyper(opt, name, sched(pos))
 
     def after_batch(self):
         for name in self.scheds:

@@ -36,8 +36,10 @@ def default_device(device: torch.device | str | None = None) -> torch.device:
         raise ValueError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'") from None
 
 
-def to_device(batch, device: torch.device | str, non_blocking: bool = False):
-    """Move every tensor in a nested tuple / list / dict to ``device``."""
+def to_device(batch, device: torch.device | str | None = None, non_blocking: bool = False):
+    """Move every tensor in a nested tuple / list / dict to ``device`` (default: :func:`default_device`)."""
+    if device is None:
+        device = default_device()
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, (list, tuple)):
@@ -124,3 +126,17 @@ def tensor(x, *rest, **kwargs) -> torch.Tensor:
     if isinstance(x, (list, tuple)) and x and all(isinstance(t, torch.Tensor) for t in x):
         return torch.stack(list(x)).to(**kwargs) if kwargs else torch.stack(list(x))
     return torch.tensor(x, **kwargs)
+
+
+def split_batch(batch, dl, dls, device: torch.device) -> tuple[tuple, tuple]:
+    """``(xb, yb)`` of a batch: on ``device`` (unless ``dl`` already delivers there), the first
+    ``n_inp`` parts (the loader's, else the data's, else 1) as inputs and the rest as targets.
+
+    >>> split_batch((torch.zeros(2), torch.ones(2)), None, None, torch.device("cpu"))[1]
+    (tensor([1., 1.]),)
+    """
+    batch = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+    if getattr(dl, "device", None) != device:  # fastlearn loaders already deliver there
+        batch = to_device(batch, device)
+    n_inp = getattr(dl, "n_inp", None) or getattr(dls, "n_inp", 1) or 1
+    return tuple(batch[:n_inp]), tuple(batch[n_inp:])

@@ -29,6 +29,8 @@ from fastlearn.recorder import Recorder
 class TerminateOnNaN(Callback):
     """Stop training at the first batch whose loss is NaN or inf, before that batch changes the
     weights; warns with the epoch and iteration, kept in ``nan_at``. Under DDP every process stops.
+    Every Learner has one (``learn.terminate_on_nan``); ``learn.remove_cb(TerminateOnNaN)`` turns
+    it off. ``TerminateOnNaNCallback`` is the same class.
 
     >>> learn.fit(3, cbs=TerminateOnNaN())   # doctest: +SKIP
     """
@@ -62,6 +64,9 @@ class TerminateOnNaN(Callback):
                 f"{self.n_iter}); training stopped before this batch changed the weights. Lower the learning "
                 "rate, clip gradients (GradientClip) or check this batch's data", RuntimeWarning, stacklevel=2)
         raise CancelFitException()
+
+
+TerminateOnNaNCallback = TerminateOnNaN  # the course's name
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:
@@ -124,6 +129,8 @@ class SaveModelCallback(TrackerCallback):
     >>> learn.fit(5, cbs=SaveModelCallback(monitor="accuracy"))   # doctest: +SKIP
     """
 
+    writes_files = True
+
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
                  fname: str = "model", every_epoch: bool | int = False, at_end: bool = False,
                  with_opt: bool = True, reset_on_fit: bool = True):
@@ -162,7 +169,36 @@ class SaveModelCallback(TrackerCallback):
             self.learn.load(self.fname, with_opt=self.with_opt)
 
 
-class EarlyStoppingCallback(TrackerCallback):
+class PatienceTracker(TrackerCallback):
+    """Base: counts the epochs without improvement in ``wait`` and calls ``on_plateau()`` once
+    ``patience`` of them have passed in a row.
+
+    >>> PatienceTracker(patience=3).patience
+    3
+    """
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 patience: int = 1, reset_on_fit: bool = True):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience={patience!r}; expected a positive number of epochs")
+        self.patience = patience
+
+    def before_fit(self):
+        super().before_fit()
+        self.wait = 0
+
+    def after_epoch(self):
+        super().after_epoch()
+        self.wait = 0 if self.new_best else self.wait + 1
+        if self.wait >= self.patience:
+            self.on_plateau()
+
+    def on_plateau(self) -> None:
+        """What to do after ``patience`` epochs without improvement."""
+
+
+class EarlyStoppingCallback(PatienceTracker):
     """Stop training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     >>> learn.fit(20, cbs=EarlyStoppingCallback(monitor="valid_loss", patience=3))   # doctest: +SKIP
@@ -172,27 +208,18 @@ class EarlyStoppingCallback(TrackerCallback):
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
                  patience: int = 1, reset_on_fit: bool = True):
-        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
-        if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience={patience!r}; expected a positive number of epochs")
-        self.patience = patience
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
         self.stopped_epoch: int | None = None
 
     def before_fit(self):
         super().before_fit()
-        self.wait, self.stopped_epoch = 0, None
+        self.stopped_epoch = None
 
-    def after_epoch(self):
-        super().after_epoch()
-        if self.new_best:
-            self.wait = 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.stopped_epoch = int(self.epoch)
-            if rank_distrib() == 0:
-                print(f"No improvement since epoch {self.epoch - self.wait}: early stopping")
-            raise CancelFitException()
+    def on_plateau(self) -> None:
+        self.stopped_epoch = int(self.epoch)
+        if rank_distrib() == 0:
+            print(f"No improvement since epoch {self.epoch - self.wait}: early stopping")
+        raise CancelFitException()
 
 
 def latest_checkpoint(learn, fname: str = "model") -> str | None:
@@ -206,3 +233,32 @@ def latest_checkpoint(learn, fname: str = "model") -> str | None:
     pattern = re.compile(rf"^{re.escape(fname)}_(\d+)\.pth$")
     epochs = [int(m.group(1)) for p in folder.glob(f"{fname}_*.pth") if (m := pattern.match(p.name))]
     return f"{fname}_{max(epochs)}" if epochs else None
+
+
+class ReduceLROnPlateau(PatienceTracker):
+    """Divide the learning rates by ``factor`` (not below ``min_lr``) when ``monitor`` has not
+    improved by ``min_delta`` for ``patience`` epochs. Use it with ``fit``: a schedule of
+    ``fit_one_cycle`` sets the learning rates again every batch.
+
+    >>> learn.fit(20, 1e-3, cbs=ReduceLROnPlateau(monitor="valid_loss", patience=2))   # doctest: +SKIP
+    """
+
+    order = TrackerCallback.order + 2
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 patience: int = 1, factor: float = 10.0, min_lr: float = 0.0, reset_on_fit: bool = True):
+        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience, reset_on_fit=reset_on_fit)
+        if not factor > 1:
+            raise ValueError(f"factor={factor!r}; expected a number above 1 to divide the learning rates by")
+        self.factor, self.min_lr = factor, min_lr
+        self.reductions: list[tuple[int, list[float]]] = []
+
+    def on_plateau(self) -> None:
+        self.wait = 0
+        for opt in self.learn.opts:
+            for group in opt.param_groups:
+                group["lr"] = max(group["lr"] / self.factor, self.min_lr)
+        lrs = [group["lr"] for group in self.opt.param_groups]
+        self.reductions.append((int(self.epoch), lrs))
+        if rank_distrib() == 0:
+            print(f"Epoch {self.epoch}: reducing lr to {max(lrs):.3g}")

@@ -15,6 +15,10 @@ Fixtures:
 - ``mnist_sample_path``: the MNIST "3 vs 7" sample built once per session, in the layout of the
   course's ``URLs.MNIST_SAMPLE`` (``train/3``, ``train/7``, ``valid/3``, ``valid/7``,
   ``labels.csv``), 40 train + 10 valid per digit.
+- ``pets_path``: a folder in the layout of the course's ``URLs.PETS``: ``images/<Breed>_<n>.png``,
+  8 Fashion-MNIST images of each of 4 classes, upper-case "cat" breeds (``Bag``, ``Coat``) and
+  lower-case "dog" breeds (``sandal``, ``sneaker``).
+- ``bears_path``: a bears-style folder, one subfolder per class (Fashion-MNIST, 8 per class).
 - ``config_tmp``: a fresh config for one test, with empty ``data``, ``archive`` and ``storage``
   folders under ``tmp_path``; returns the ``fastlearn.config.Config`` (``config_tmp.path("data")``).
   Built-in datasets built inside such a test are built again from the sources (slower).
@@ -87,6 +91,31 @@ def mnist_sample_path(builtin_data_path):
     """The MNIST "3 vs 7" sample (40 train + 10 valid per digit), built once per session."""
     from fastlearn.datasets import mnist_sample
     return mnist_sample(n_per_class=40, n_valid_per_class=10, data=builtin_data_path)
+
+
+PETS_CLASSES = ("Bag", "Coat", "Sandal", "Sneaker")
+
+
+@pytest.fixture(scope="session")
+def pets_path(tmp_path_factory, builtin_data_path):
+    """A pets-style folder: ``images/<Breed>_<n>.png`` (see the module docstring)."""
+    from fastlearn.datasets import fashion_mnist
+    from fastlearn.paths import Path
+    source = fashion_mnist(n_per_class=8, n_valid_per_class=2, size=28, data=builtin_data_path)
+    path = tmp_path_factory.mktemp("pets")
+    (path / "images").mkdir()
+    for name in PETS_CLASSES:
+        breed = name if name in ("Bag", "Coat") else name.lower()
+        for number, file in enumerate(sorted((source / "train" / name).ls())):
+            shutil.copy(file, path / "images" / f"{breed}_{number}.png")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def bears_path(builtin_data_path):
+    """A bears-style folder: one subfolder per class (``fashion_mnist``'s ``train``)."""
+    from fastlearn.datasets import fashion_mnist
+    return fashion_mnist(n_per_class=8, n_valid_per_class=2, size=28, data=builtin_data_path) / "train"
 
 
 @pytest.fixture

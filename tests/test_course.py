@@ -8,8 +8,6 @@ assertions are what a user of the notebook sees: shapes, vocabularies, the types
 """
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from fastlearn.vision.all import *  # noqa: F401,F403  (the course's import lines)
@@ -17,29 +15,6 @@ from fastlearn.tabular.all import *  # noqa: F401,F403
 from fastlearn.collab.all import *  # noqa: F401,F403
 from fastlearn.datasets import (builtin_path, credit_data, fashion_keypoints, fashion_mnist,
                                 fashion_multilabel, movielens_100k)
-
-CLASSES = ("Bag", "Coat", "Sandal", "Sneaker")
-
-
-@pytest.fixture(scope="session")
-def pets_path(tmp_path_factory, builtin_data_path):
-    """A pets-style folder: ``images/<Breed>_<n>.png``, upper-case "cat" breeds (Bag, Coat) and
-    lower-case "dog" breeds (sandal, sneaker), like the course's ``URLs.PETS``."""
-    source = fashion_mnist(n_per_class=8, n_valid_per_class=2, size=28, data=builtin_data_path)
-    path = tmp_path_factory.mktemp("pets")
-    (path / "images").mkdir()
-    for name in CLASSES:
-        breed = name if name in ("Bag", "Coat") else name.lower()
-        for number, file in enumerate(sorted((source / "train" / name).ls())):
-            shutil.copy(file, path / "images" / f"{breed}_{number}.png")
-    return Path(path)
-
-
-@pytest.fixture(scope="session")
-def bears_path(builtin_data_path):
-    """A bears-style folder: one subfolder per class (``fashion_mnist``'s ``train``)."""
-    return fashion_mnist(n_per_class=8, n_valid_per_class=2, size=28, data=builtin_data_path) / "train"
-
 
 # --- chapter 1: pets with a name function -------------------------------------------------
 
@@ -348,11 +323,6 @@ def test_ch6_keypoints(builtin_data_path):
     assert point.shape[-1] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Learner.predict on a PointBlock learner returns the point in the model's [-1, 1] scale; the "
-    "course's predict decodes it through PointScaler to pixels of the input image. "
-    "DataBunch.decode_target decodes the target alone, and PointScaler needs the image's size, "
-    "so predict would have to decode the (input, prediction) sample together"))
 def test_ch6_keypoints_predict_in_pixels(builtin_data_path):
     path = fashion_keypoints(n_train=32, n_valid=16, size=64, data=builtin_data_path)
     points = pd.read_csv(path/"points.csv").set_index("fname")

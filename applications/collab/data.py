@@ -17,8 +17,9 @@ import torch
 
 from fastlearn.data.blocks import RegressionBlock
 from fastlearn.data.splitters import RandomSplitter
-from fastlearn.tabular.core import TabularPandas
-from fastlearn.tabular.data import TabularDataLoaders
+from fastlearn.data.tables import read_csv_file
+from fastlearn.registry import register_code
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders, TabularPandas
 from fastlearn.tabular.procs import Categorify
 
 
@@ -42,9 +43,10 @@ class CollabDataLoaders(TabularDataLoaders):
     def from_df(cls, ratings: pd.DataFrame, valid_pct: float = 0.2, user_name: str | None = None,
                 item_name: str | None = None, rating_name: str | None = None, seed: int | None = None, path=".",
                 bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
-                device: torch.device | str | None = None) -> "CollabDataLoaders":
+                device: torch.device | str | None = None, missing_targets: str = "raise") -> "CollabDataLoaders":
         """Loaders from a ratings DataFrame; the user, item and rating columns default to the first,
         second and third; a random ``valid_pct`` of the rows (seeded by ``seed``) is validation.
+        Rows without a rating are an error naming them, or left out with ``missing_targets="drop"``.
 
         >>> dls = CollabDataLoaders.from_df(ratings, item_name="title", bs=64, seed=42)   # doctest: +SKIP
         """
@@ -58,23 +60,25 @@ class CollabDataLoaders(TabularDataLoaders):
         rating_name = rating_name if rating_name is not None else ratings.columns[2]
         splits = RandomSplitter(valid_pct, seed=seed)(range(len(ratings)))
         to = TabularPandas(ratings, [Categorify(unseen="na")], cat_names=[user_name, item_name],
-                           y_names=[rating_name], y_block=RegressionBlock, splits=splits, with_cont=False)
+                           y_names=[rating_name], y_block=RegressionBlock, splits=splits, with_cont=False,
+                           missing_targets=missing_targets)
         return cls.from_tabular(to, bs=bs, shuffle_train=shuffle, val_bs=val_bs, path=path, device=device, seed=seed)
 
     @classmethod
     def from_csv(cls, csv: str | os.PathLike, valid_pct: float = 0.2, user_name: str | None = None,
                  item_name: str | None = None, rating_name: str | None = None, seed: int | None = None,
                  path=".", bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
-                 device: torch.device | str | None = None) -> "CollabDataLoaders":
+                 device: torch.device | str | None = None, missing_targets: str = "raise") -> "CollabDataLoaders":
         """:meth:`from_df` on ``pd.read_csv(csv)``.
 
         >>> dls = CollabDataLoaders.from_csv(movielens_100k() / "ratings.csv")   # doctest: +SKIP
         """
-        if not os.path.isfile(csv):
-            raise FileNotFoundError(f"no CSV file at {csv}; pass the path of the ratings table")
-        return cls.from_df(pd.read_csv(csv), valid_pct=valid_pct, user_name=user_name, item_name=item_name,
+        return cls.from_df(read_csv_file(csv), valid_pct=valid_pct, user_name=user_name, item_name=item_name,
                            rating_name=rating_name, seed=seed, path=path, bs=bs, val_bs=val_bs, shuffle=shuffle,
-                           device=device)
+                           device=device, missing_targets=missing_targets)
 
 
 CollabDataBunch = CollabDataLoaders
+
+
+register_code("data", CollabDataLoaders)  # export files may name it (fastlearn.registry)

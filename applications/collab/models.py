@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from fastlearn.layers import Embedding, sigmoid_range
+from fastlearn.registry import register_code
 from fastlearn.tabular.model import TabularModel
 
 
@@ -112,3 +113,8 @@ class EmbeddingNN(TabularModel):
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(x_cat, None)
+
+
+# what export files may name (fastlearn.registry)
+register_code("model", EmbeddingDotBias.from_classes)
+register_code("model", EmbeddingNN)

@@ -1,12 +1,12 @@
 """fastlearn.tabular: procs, TabularPandas, tabular loaders, TabularModel and tabular_learner."""
 from fastlearn.layers import Embedding, LinBnDrop, SigmoidRange, sigmoid_range
-from fastlearn.tabular.core import TabularPandas, TabularSplit
-from fastlearn.tabular.data import TabularDataLoader, TabularDataLoaders
+from fastlearn.tabular.loader import TabularDataLoader, TabularSplit
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders, TabularPandas
 from fastlearn.tabular.learner import tabular_config, tabular_learner
 from fastlearn.tabular.model import TabularModel, emb_sz_rule, get_emb_sz
 from fastlearn.tabular.procs import (PROCS, Categorify, FillMissing, NormalizeTab, TabularProc, as_proc,
                                      register_proc)
-from fastlearn.tabular.utils import add_datepart, cont_cat_split
+from fastlearn.tabular.columns import add_datepart, cont_cat_split
 
 TabularDataBunch = TabularDataLoaders
 

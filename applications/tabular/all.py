@@ -8,7 +8,7 @@ from fastlearn.basics import *  # noqa: F401,F403  (Learner, losses, metrics, op
 from fastlearn.basics import __all__ as _basics_all
 from fastlearn.data.all import *  # noqa: F401,F403
 from fastlearn.data.all import __all__ as _data_all
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.tabular import *  # noqa: F401,F403
 from fastlearn.tabular import __all__ as _tabular_all
 

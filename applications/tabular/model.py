@@ -14,8 +14,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from fastlearn.export import describe_loss, import_dotted
+from fastlearn.export import describe_loss
 from fastlearn.layers import Embedding, LinBnDrop, SigmoidRange
+from fastlearn.registry import code_from_name, register_code
 
 
 def emb_sz_rule(n_cat: int) -> int:
@@ -47,7 +48,7 @@ def get_emb_sz(to_or_dls, sz_dict: dict[str, int] | None = None) -> list[tuple[i
 
 def _activation(act_cls: nn.Module | dict | None) -> nn.Module | None:
     if isinstance(act_cls, dict):  # the description an export recorded (see describe_activation)
-        return import_dotted(act_cls["builder"])(**act_cls.get("args", {}))
+        return code_from_name(act_cls["builder"], "activation")(**act_cls.get("args", {}))
     return act_cls
 
 
@@ -112,3 +113,6 @@ class TabularModel(nn.Module):
         if self.n_cont:
             parts.append(self.bn_cont(x_cont) if self.bn_cont is not None else x_cont)
         return self.layers(torch.cat(parts, dim=1))
+
+
+register_code("model", TabularModel)  # export files may name it (fastlearn.registry)

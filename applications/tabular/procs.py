@@ -9,7 +9,7 @@ In ``procs=[...]`` the data layer's ``Normalize`` (the name course code uses) st
 ``NormalizeTab``: see :func:`as_proc`, the one place this mapping happens.
 
 >>> import pandas as pd
->>> from fastlearn.tabular.core import TabularPandas
+>>> from fastlearn.tabular.tabular_pandas import TabularPandas
 >>> from fastlearn.tabular.procs import Categorify, FillMissing
 >>> df = pd.DataFrame({"a": ["x", "y", "x", None], "b": [1.0, None, 3.0, 5.0]})
 >>> to = TabularPandas(df, [Categorify, FillMissing], cat_names=["a"], cont_names=["b"])
@@ -18,7 +18,6 @@ In ``procs=[...]`` the data layer's ``Normalize`` (the name course code uses) st
 """
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 
 from fastlearn.data.batch_transforms import Normalize as BatchNormalize
 from fastlearn.data.categorical import CategoryMap
+from fastlearn.registry import code_from_name
 
 PROCS: dict[str, type] = {}
 
@@ -90,7 +90,7 @@ def proc_from_description(description: dict) -> TabularProc:
     """Rebuild a proc from :meth:`TabularProc.describe` (importing its module so it registers)."""
     module = description.get("module")
     if isinstance(module, str):
-        importlib.import_module(module)
+        code_from_name(module, "module")  # inside load_learner: the library's modules, or ones allowed
     name = description.get("name")
     if name not in PROCS:
         raise ValueError(f"no registered tabular proc named {name!r}; known: {sorted(PROCS)}. "
@@ -107,7 +107,7 @@ class Categorify(TabularProc):
     warning (``"warn"``, default), is an error (``"error"``) or is silent (``"na"``).
 
     >>> import pandas as pd
-    >>> from fastlearn.tabular.core import TabularPandas
+    >>> from fastlearn.tabular.tabular_pandas import TabularPandas
     >>> from fastlearn.tabular.procs import Categorify
     >>> to = TabularPandas(pd.DataFrame({"a": ["b", "a", "b"]}), [Categorify], cat_names=["a"])
     >>> to.classes["a"], to.items["a"].tolist()
@@ -178,7 +178,7 @@ class FillMissing(TabularProc):
     gets a ``<col>_na`` boolean column, added to the categorical columns.
 
     >>> import pandas as pd
-    >>> from fastlearn.tabular.core import TabularPandas
+    >>> from fastlearn.tabular.tabular_pandas import TabularPandas
     >>> from fastlearn.tabular.procs import FillMissing
     >>> df = pd.DataFrame({"b": [1.0, None, 5.0, 2.0]})
     >>> to = TabularPandas(df, [FillMissing], cont_names=["b"])
@@ -233,7 +233,7 @@ class NormalizeTab(TabularProc):
     Course code writes ``Normalize`` in ``procs=[...]``; it is mapped to this proc.
 
     >>> import pandas as pd
-    >>> from fastlearn.tabular.core import TabularPandas
+    >>> from fastlearn.tabular.tabular_pandas import TabularPandas
     >>> from fastlearn.tabular.procs import NormalizeTab
     >>> to = TabularPandas(pd.DataFrame({"b": [1.0, 3.0]}), [NormalizeTab], cont_names=["b"])
     >>> to.procs[0].means, [round(v, 3) for v in to.items["b"].tolist()]

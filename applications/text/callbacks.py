@@ -18,7 +18,7 @@ def _reset(model) -> None:
 
 class ModelResetter(Callback):
     """Calls ``model.reset()`` (clears a recurrent model's hidden state) before training, before
-    validation and after fitting.
+    validation and when the loop ends (also after an exception).
 
     >>> ModelResetter().name
     'model_resetter'
@@ -30,7 +30,7 @@ class ModelResetter(Callback):
     def before_validate(self):
         _reset(self.model)
 
-    def after_fit(self):
+    def cleanup(self):
         _reset(self.model)
 
 

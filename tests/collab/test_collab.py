@@ -8,7 +8,7 @@ import torch
 from fastlearn.collab.data import CollabDataLoaders
 from fastlearn.collab.learner import collab_learner
 from fastlearn.collab.models import EmbeddingDotBias, EmbeddingNN
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.layers import Embedding, sigmoid_range
 from fastlearn.tabular.model import get_emb_sz
 

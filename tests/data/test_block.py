@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 from fastlearn.data.categorical import Categorize
 from fastlearn.data.datasets import Datasets, TfmdLists

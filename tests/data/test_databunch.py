@@ -3,9 +3,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock
-from fastlearn.data.core import DataBunch, DataLoader
+from fastlearn.data.databunch import DataBunch, DataLoader
+from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import ColReader
 from fastlearn.data.splitters import IndexSplitter
 from fastlearn.data.transforms import Transform
@@ -115,14 +116,19 @@ def test_test_dl_with_and_without_labels():
     assert dls.test_dl([7.0, 8.0]).one_batch()[0].tolist() == [7.0, 8.0]  # no getter on raw items
 
 
-def test_show_batch_returns_a_figure_headless():
+def test_show_batch_draws_one_figure_headless_and_returns_nothing():
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     dls = make_dls()
-    fig = dls.show_batch(max_n=4, nrows=1)
+    plt.close("all")
+    assert dls.show_batch(max_n=4, nrows=1) is None  # a notebook shows the figure once
+    assert plt.get_fignums() == [1]
+    fig = plt.gcf()
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(fig.axes) == 4 and len(titles) == 4 and all(t.split("\n")[1] in "abc" for t in titles)
-    fig = dls.train.show_batch(max_n=3, unique=True)
+    assert dls.train.show_batch(max_n=3, unique=True) is None
+    fig = plt.gcf()
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(set(titles)) == 1
 
@@ -133,12 +139,14 @@ def test_inference_spec_round_trip_without_images():
     spec = json.loads(json.dumps(dls.inference_spec()))
     assert spec["n_inp"] == 1 and spec["vocab"] == ["a", "b", "c"]
     assert spec["targets"][0]["block"]["name"] == "CategoryBlock"
-    rebuilt = DataBunch.from_inference_spec(spec)
+    assert dls.inference_builder() is Datasets  # what an export file names for DataBlock loaders
+    rebuilt = Datasets.from_inference_spec(spec)
+    assert type(rebuilt) is DataBunch
     assert list(rebuilt.vocab) == ["a", "b", "c"] and rebuilt.c == 3
     assert rebuilt.decode_target(torch.tensor(1)) == "b"
     assert rebuilt.test_dl([1.0, 2.0]).one_batch()[0].tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="not a fastlearn inference description"):
-        DataBunch.from_inference_spec({"format": "x"})
+        Datasets.from_inference_spec({"format": "x"})
 
 
 def test_unexportable_item_transform_says_how_to_fix():
@@ -169,7 +177,7 @@ def test_unseeded_shuffle_and_augmentation_follow_torch_global_rng():
 
 
 def test_memory_is_pinned_only_for_cpu_tensors_bound_for_cuda():
-    from fastlearn.data.load import should_pin_memory
+    from fastlearn.data.dataloader import should_pin_memory
     cpu, elsewhere = (torch.zeros(2), torch.tensor(1)), (torch.zeros(2, device="meta"), torch.tensor(1))
     assert should_pin_memory("cuda", cpu) and should_pin_memory(torch.device("cuda:0"), [{"x": cpu}])
     assert not should_pin_memory("cpu", cpu) and not should_pin_memory(None, cpu)

@@ -7,7 +7,7 @@ from torch import nn
 
 from fastlearn.callback import (EVENTS, Callback, CancelBatchException, CancelFitException,
                                 CancelStepException, TrainEvalCallback, sort_callbacks)
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.optimizer import SGD
@@ -15,15 +15,17 @@ from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
 
 
-def make_learner(cbs=None, n_train=32, bs=8, **kwargs):
+def make_learner(cbs=None, n_train=32, bs=8, sanity_val_steps=0, **kwargs):
+    """The loop's mechanics without the sanity validation before training (its events are tested
+    in test_debugging.py)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n_train + 16, 2, generator=gen)
     y = x.sum(1, keepdim=True)
     items = list(zip(x, y))
-    dls = DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, shuffle=False, device="cpu")
+    dls = DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, val_bs=2 * bs, shuffle=False, device="cpu")
     torch.manual_seed(0)
     return Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat(), cbs=cbs, device="cpu", lr=0.1,
-                   opt_func=SGD, **kwargs)
+                   opt_func=SGD, sanity_val_steps=sanity_val_steps, **kwargs)
 
 
 def quiet_fit(learn, n_epoch=1, **kwargs):
@@ -90,6 +92,15 @@ def test_misspelt_event_fails_when_added():
     with pytest.raises(AttributeError, match="after_bach"):
         make_learner(cbs=Typo)
     assert not any(isinstance(cb, Typo) for cb in learn.cbs)
+
+
+def test_the_early_begin_event_names_point_to_before():
+    class ModelResetter(Callback):      # as the printed book writes it
+        def begin_train(self):
+            self.model.reset()
+
+    with pytest.raises(AttributeError, match="begin_train.*did you mean 'before_train'"):
+        make_learner(cbs=ModelResetter)
 
 
 def test_helpers_that_are_not_events_are_allowed():

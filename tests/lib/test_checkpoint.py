@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fastlearn.callback import Callback, CancelFitException
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 

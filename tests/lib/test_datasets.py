@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import fastlearn.sources as sources
+import fastlearn.datasets.sources as sources
 from fastlearn.datasets import (
     AUSTEN_BOOKS, FASHION_CLASSES, builtin_path, credit_data, fashion_keypoints, fashion_mnist,
     fashion_multilabel, fashion_segmentation, food_reviews, jane_austen, mnist_digits,
     mnist_sample, movielens_100k, wa_churn)
 from fastlearn.external import URLs
-from fastlearn.idx_source import parse_idx
+from fastlearn.datasets.idx import parse_idx
 from fastlearn.paths import Path
-from fastlearn.rdata_source import decompress_record
-from fastlearn.sources import build_once, fashion_mnist_arrays, mnist_arrays
+from fastlearn.datasets.rdata import decompress_record
+from fastlearn.datasets.sources import build_once, fashion_mnist_arrays, mnist_arrays
 
 
 def pixels(file) -> np.ndarray:

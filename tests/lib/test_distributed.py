@@ -105,6 +105,13 @@ def test_validation_metrics_equal_single_process_with_uneven_last_batch(ddp_run,
         assert got["targs"] == targs.tolist()
 
 
+def test_a_torchmetrics_metric_counts_each_validation_item_once(ddp_run):
+    pytest.importorskip("torchmetrics")
+    for rank in (0, 1):
+        valid_loss, accuracy, mean_prob, own_count, torchmetrics_count = _read(ddp_run, rank)["validate"]
+        assert own_count == torchmetrics_count == common.N_VALID
+
+
 def test_only_rank_zero_writes_files_and_every_rank_loads(ddp_run):
     written = sorted(p.name for p in (ddp_run / "rank0" / "models").iterdir())
     assert written == ["final.pth", "model_0.pth", "model_1.pth"]

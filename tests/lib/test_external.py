@@ -1,20 +1,18 @@
 """untar_data / download_url / URLs against a real HTTP server on 127.0.0.1 serving generated
-archives (an http.server in a thread, on an ephemeral port)."""
+archives (``tests/archive_server.py``)."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import re
-import shutil
 import tarfile
 import threading
 import zipfile
 
 import pytest
+from archive_server import ArchiveServer
 
 import fastlearn.external as external
-from fastlearn.download_source import download_url
+from fastlearn.download import download_url
 from fastlearn.external import URLs, untar_data
 from fastlearn.paths import Path
 
@@ -47,60 +45,6 @@ SAMPLE = {
     "mnist_sample/train/7/2.png": bytes(range(256)) * 400,
     "mnist_sample/valid/3/9.png": b"nine",
 }
-
-
-class ArchiveServer:
-    """Serves ``files`` (path -> bytes). ``mode``: "normal", "truncate" (declares the full
-    length, sends half) or "no-range" (ignores Range headers). Records each request."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.mode = "normal"
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append((self.path, self.headers.get("Range")))
-                data = server.files.get(self.path)
-                if data is None:
-                    self.send_error(404, "Not Found")
-                    return
-                start = 0
-                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if match and server.mode != "no-range":
-                    start = int(match.group(1))
-                    if start >= len(data):
-                        self.send_error(416, "Range Not Satisfiable")
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                if server.mode == "truncate":
-                    body = body[: len(body) // 2]
-                    self.close_connection = True
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.running = True
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path.lstrip('/')}"
-
-    def stop(self):
-        if self.running:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.running = False
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from torch import nn
 
 from fastlearn import precision as precision_module
 from fastlearn.callback import Callback
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.metrics import Metric, accuracy

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.optimizer import SGD

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fastlearn.callback import Callback
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.metrics import Metric
@@ -83,13 +83,14 @@ def test_terminate_on_nan_names_the_batch_and_keeps_the_weights_finite(tmp_path)
     assert stop.nan_at == (1, 2)
     assert len(learn.recorder.values) == 1  # the run stopped inside epoch 1
     assert weights_are_finite(learn.model)
-    unguarded = make_learner(tmp_path)
+    assert learn.terminate_on_nan is not stop and isinstance(learn.terminate_on_nan, TerminateOnNaN)  # default back
+    unguarded = make_learner(tmp_path).remove_cb(TerminateOnNaN)  # on by default: turned off here
     fit(unguarded, 3, [NanOnEpoch(1, 2)])
     assert not weights_are_finite(unguarded.model)
 
 
 def test_nan_never_overwrites_the_last_good_checkpoint(tmp_path):
-    learn = make_learner(tmp_path)
+    learn = make_learner(tmp_path).remove_cb(TerminateOnNaN)  # the checkpoint's own guard, without the stop
     with pytest.warns(RuntimeWarning, match=r"not saving 'model_\d'") as caught:
         fit(learn, 3, [NanOnEpoch(1, 0), SaveModelCallback(every_epoch=True)])
     assert ["model_1" in str(w.message) for w in caught] == [True, False]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fastlearn.callback import Callback
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.optimizer import SGD

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.tabular.core import TabularPandas
+from fastlearn.tabular.tabular_pandas import TabularPandas
 from fastlearn.tabular.procs import Categorify, FillMissing, NormalizeTab, as_proc
-from fastlearn.tabular.utils import add_datepart, cont_cat_split
+from fastlearn.tabular.columns import add_datepart, cont_cat_split
 
 # the frame's valid rows hold a colour ("green") the training rows lack: most tests are about other things
 pytestmark = pytest.mark.filterwarnings("ignore:categorical column 'color'")

@@ -8,10 +8,11 @@ import torch
 
 from fastlearn.data.batch_transforms import Normalize
 from fastlearn.data.splitters import RandomSplitter
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.metrics import accuracy
-from fastlearn.tabular.core import TabularPandas
-from fastlearn.tabular.data import TabularDataLoader, TabularDataLoaders
+from fastlearn.tabular.tabular_pandas import TabularPandas
+from fastlearn.tabular.loader import TabularDataLoader
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders
 from fastlearn.tabular.learner import tabular_learner
 from fastlearn.tabular.model import TabularModel, emb_sz_rule, get_emb_sz
 from fastlearn.tabular.procs import Categorify, FillMissing

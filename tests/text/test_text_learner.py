@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.text import (AWD_LSTM, TextDataLoaders, TextLearner, language_model_learner,
                             text_classifier_learner)
 from fastlearn.metrics import accuracy

@@ -158,7 +158,7 @@ def test_bad_arguments_are_clear_errors():
 
 
 def test_loaders_augment_training_batches_only(fashion_mnist_path):
-    from fastlearn.data.block import DataBlock
+    from fastlearn.data.datablock import DataBlock
     from fastlearn.data.blocks import CategoryBlock
     from fastlearn.data.getters import get_image_files, parent_label
     from fastlearn.data.splitters import GrandparentSplitter
@@ -181,7 +181,7 @@ def test_loaders_augment_training_batches_only(fashion_mnist_path):
 
 def test_points_follow_their_images_through_a_loader():
     import pandas as pd
-    from fastlearn.data.block import DataBlock
+    from fastlearn.data.datablock import DataBlock
     from fastlearn.data.splitters import ColSplitter
     from fastlearn.datasets import fashion_keypoints
     from fastlearn.vision.data import ImageBlock, PointBlock

@@ -24,7 +24,7 @@ def test_fine_tune_then_predict(fashion_mnist_path, tmp_path, capsys):
     assert (out.parent / "model_confusion.png").is_file() and (out.parent / "model_loss.png").is_file()
     assert Image.open(out.parent / "model_confusion.png").size[0] > 100
     from fastlearn.data.getters import get_image_files
-    from fastlearn.export import load_learner
+    from fastlearn.loading import load_learner
     loaded = load_learner(out)
     valid = sorted(get_image_files(fashion_mnist_path / "valid"))
     preds, _ = loaded.get_preds(dl=loaded.dls.test_dl(valid))

@@ -6,8 +6,8 @@ import PIL.Image
 import pytest
 import torch
 
-from fastlearn.vision.core import (LoadMask, PILImage, PILImageBW, image2tensor, imagenet_stats, load_image,
-                                   show_image, verify_images)
+from fastlearn.vision.image import (LoadMask, PILImage, PILImageBW, image2tensor, imagenet_stats, load_image,
+                                    show_image, verify_images)
 
 
 @pytest.fixture
@@ -73,3 +73,22 @@ def test_masks_and_show_image(tmp_path):
     ax = show_image(torch.rand(3, 4, 4), title="noise")
     assert ax.get_title() == "noise" and len(ax.images) == 1
     assert len(imagenet_stats) == 2 and imagenet_stats[0][0] == pytest.approx(0.485)
+
+
+def test_pil_image_create_from_an_upload_file_like_or_memoryview(png):
+    path, array = png
+    for source in (io.BytesIO(path.read_bytes()), memoryview(path.read_bytes()), open(path, "rb")):
+        img = PILImage.create(source)
+        assert isinstance(img, PILImage) and np.array_equal(np.asarray(img), array)
+    with pytest.raises(ValueError, match="cannot decode image given as bytes"):
+        PILImage.create(io.BytesIO(b"not an image"))
+
+
+def test_tensor_image_shows_itself_and_stays_out_of_the_model():
+    from fastlearn.vision.image import TensorImage
+    t = TensorImage(torch.zeros(3, 4, 5, dtype=torch.uint8))
+    assert isinstance(t, torch.Tensor) and t.shape == (3, 4, 5)
+    ax = t.show(title="decoded")
+    assert ax.get_title() == "decoded" and ax.images[0].get_array().shape[:2] == (4, 5)
+    assert type(t.float() / 255) is torch.Tensor                # operations give plain tensors
+    assert type(torch.nn.Conv2d(3, 1, 1)(TensorImage(torch.zeros(1, 3, 4, 4)))) is torch.Tensor

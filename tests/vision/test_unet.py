@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from fastlearn.data.getters import get_image_files
-from fastlearn.export import load_learner
+from fastlearn.loading import load_learner
 from fastlearn.vision.data import SegmentationDataLoaders
 from fastlearn.vision.unet import DynamicUnet, unet_learner, unet_model
 
@@ -65,13 +65,14 @@ def test_pretrained_unet_freezes_the_encoder(tmp_path, monkeypatch):
 def test_show_results_draws_target_and_predicted_masks():
     import matplotlib.pyplot as plt
     from fastlearn.datasets import fashion_segmentation
-    from fastlearn.vision.predictions import show_results
+    from fastlearn.vision import show_results
     path = fashion_segmentation(n_images=40, size=64)
     dls = SegmentationDataLoaders.from_label_func(
         path, get_image_files(path / "images"), lambda p: path / "labels" / f"{p.stem}_P{p.suffix}",
         codes=(path / "codes.txt").read_text().split(), bs=8, num_workers=0, seed=0)
     learn = unet_learner(dls, "resnet18", pretrained=False)
-    fig = show_results(learn, max_n=3)
+    show_results(learn, max_n=3)
+    fig = plt.gcf()
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["target", "prediction"] * 3
     assert all(len(ax.get_images()) == 2 for ax in axes)  # the image and its mask on top

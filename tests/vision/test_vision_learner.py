@@ -5,7 +5,7 @@ from torch import nn
 
 from fastlearn.callback import Callback
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter
@@ -13,7 +13,7 @@ from fastlearn.metrics import error_rate
 from fastlearn.torch_core import set_seed
 from fastlearn.vision.augment import aug_transforms
 from fastlearn.vision.data import ImageBlock
-from fastlearn.vision.efficientnet_lite import LITE_STATS
+from fastlearn.vision.efficientnet_lite import LITE_STATS, MBConvBlock, lite_weights_path
 from fastlearn.vision.learner import cnn_learner, vision_learner
 from fastlearn.vision.models import IMAGENET_STATS, torchvision_checkpoint_path
 from fastlearn.vision.transforms import Resize
@@ -74,6 +74,24 @@ def test_torchvision_arch_uses_hub_weights_and_imagenet_stats(fashion_mnist_path
     torch.testing.assert_close(_normalizers(dls)[0].mean.flatten(), torch.tensor(IMAGENET_STATS[0]))
 
 
+def test_lite1_learner_loads_its_weights_and_trains_the_head(fashion_mnist_path):
+    set_seed(0)
+    dls = image_dls(fashion_mnist_path, bs=64)
+    learn = vision_learner(dls, "efficientnet_lite1", metrics=error_rate)
+    state = torch.load(lite_weights_path("efficientnet_lite1"), weights_only=True)
+    body = learn.model[0]
+    torch.testing.assert_close(body[0].weight.detach().cpu(), state["_conv_stem.weight"])
+    assert len([m for m in body if isinstance(m, MBConvBlock)]) == 21
+    torch.testing.assert_close(_normalizers(dls)[0].mean.flatten(), torch.tensor(LITE_STATS[0]))
+    head_before = [p.detach().clone() for p in learn.model[1].parameters()]
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert all(not torch.equal(a, b.detach()) for a, b in zip(head_before, learn.model[1].parameters()))
+    torch.testing.assert_close(body[0].weight.detach().cpu(), state["_conv_stem.weight"])  # frozen body
+    valid_loss, error = learn.validate()
+    assert torch.isfinite(torch.tensor(valid_loss)) and 0 <= error <= 1
+
+
 class PhaseWatcher(Callback):
     """Snapshots around the two fits of fine_tune and the learning rates of the second."""
 
@@ -105,9 +123,11 @@ def test_fine_tune_freezes_the_body_then_uses_discriminative_rates(fashion_mnist
     start, frozen = watcher.start, watcher.after_frozen
     body_keys = [k for k in start if k.startswith("0.")]
     conv_keys = [k for k in body_keys if k.endswith("weight") and start[k].ndim == 4]
-    bn_stat_keys = [k for k in body_keys if k.endswith("running_mean")]
+    bn_stat_keys = [k for k in body_keys if k.endswith(("running_mean", "running_var"))]
+    bn_scale_keys = [k[:-len("running_mean")] + "weight" for k in body_keys if k.endswith("running_mean")]
     assert conv_keys and all(torch.equal(start[k], frozen[k]) for k in conv_keys)
-    assert any(not torch.equal(start[k], frozen[k]) for k in bn_stat_keys)  # train_bn: statistics follow the data
+    assert bn_stat_keys and all(torch.equal(start[k], frozen[k]) for k in bn_stat_keys)  # keep_bn_stats
+    assert any(not torch.equal(start[k], frozen[k]) for k in bn_scale_keys)  # train_bn: scale and shift train
     head_keys = [k for k in start if k.startswith("1.") and k.endswith("weight")]
     assert all(not torch.equal(start[k], frozen[k]) for k in head_keys)
     assert watcher.trainable == [True]
@@ -117,6 +137,36 @@ def test_fine_tune_freezes_the_body_then_uses_discriminative_rates(fashion_mnist
     assert max(max(lrs) for lrs in watcher.lrs) == pytest.approx(1e-3, rel=0.05)
     final = learn.model.state_dict()
     assert any(not torch.equal(frozen[k], final[k]) for k in conv_keys)
+    assert all(torch.equal(start[k], final[k]) for k in bn_stat_keys)  # unfrozen too
+
+
+def test_keep_bn_stats_false_lets_the_statistics_follow_the_data(fashion_mnist_path):
+    set_seed(0)
+    dls = image_dls(fashion_mnist_path)
+    learn = vision_learner(dls, "efficientnet_lite0", keep_bn_stats=False)
+    before = learn.model[0][1].running_mean.clone()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert not torch.equal(before, learn.model[0][1].running_mean)
+
+
+def test_default_head_is_linear_and_starts_from_a_linear_probe(fashion_mnist_path):
+    set_seed(0)
+    dls = image_dls(fashion_mnist_path)
+    learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)
+    head = learn.model[1]
+    assert [type(m).__name__ for m in head] == ["AdaptiveAvgPool2d", "Flatten", "Dropout", "Linear"]
+    random_head = head[-1].weight.detach().clone()
+    random_error = learn.validate()[1]
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(0)  # no training step: the probe alone
+    assert not torch.equal(random_head, head[-1].weight)
+    assert learn.probe_init.weight_decay in learn.probe_init.weight_decays
+    probe_error = learn.validate()[1]
+    assert probe_error < random_error - 0.2 and probe_error < 0.6  # 10 classes, 30 images each
+    fastai_head = vision_learner(dls, "efficientnet_lite0", lin_ftrs=None, concat_pool=True).model[1]
+    assert [type(m).__name__ for m in fastai_head][:3] == ["AdaptiveConcatPool2d", "Flatten", "BatchNorm1d"]
+    assert not hasattr(vision_learner(dls, "efficientnet_lite0", lin_ftrs=None), "probe_init")
 
 
 @pytest.mark.slow
@@ -137,13 +187,13 @@ def test_pretrained_lite0_beats_random_init_by_a_wide_margin():
 
 
 def test_grey_images_with_n_in_1(fashion_mnist_path):
-    from fastlearn.vision.core import PILImageBW
+    from fastlearn.vision.image import PILImageBW
     block = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files,
                       get_y=parent_label, splitter=GrandparentSplitter(), item_tfms=Resize(32))
     dls = block.dataloaders(fashion_mnist_path, bs=16, num_workers=0)
     learn = vision_learner(dls, "efficientnet_lite0", n_in=1)
     xb, _ = dls.valid.one_batch()
     assert xb.shape[1] == 1 and learn.model[0][0].in_channels == 1
-    assert _normalizers(dls)[0].mean.flatten().tolist() == pytest.approx([0.5])
+    assert _normalizers(dls)[0].mean.flatten().tolist() == pytest.approx([LITE_STATS[0][0]])
     preds, targs = learn.get_preds()
     assert preds.shape == (len(dls.valid_ds), 10)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from fastlearn.text.models.awdlstm import AWD_LSTM, RNNDropout, awd_lstm_clas_config, awd_lstm_lm_config
+from fastlearn.registry import register_code
 
 ARCHS: dict[str, type] = {"AWD_LSTM": AWD_LSTM}
 LM_CONFIGS: dict[type, dict] = {AWD_LSTM: awd_lstm_lm_config}
@@ -244,3 +245,8 @@ def awd_lstm_clas_split(model: nn.Module) -> list[list[nn.Parameter]]:
     groups += [list(rnn.parameters()) for rnn in encoder.rnns]
     groups.append(list(model[1].parameters()))
     return _unique(groups)
+
+
+# what export files may name (fastlearn.registry)
+register_code("model", get_language_model)
+register_code("model", get_text_classifier)

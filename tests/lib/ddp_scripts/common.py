@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.metrics import AccumMetric, Metric, accuracy
@@ -29,6 +29,28 @@ class CountItems(Metric):
     @property
     def value(self):
         return self.n
+
+
+def torchmetrics_count():
+    """A torchmetrics metric counting the validation items (its own distributed sum would count
+    each item twice on two processes); None without torchmetrics."""
+    try:
+        import torchmetrics
+    except ImportError:
+        return None
+
+    class ItemCount(torchmetrics.Metric):
+        def __init__(self):
+            super().__init__()
+            self.add_state("n", default=torch.tensor(0), dist_reduce_fx="sum")
+
+        def update(self, preds, target):
+            self.n += len(target)
+
+        def compute(self):
+            return self.n
+
+    return ItemCount()
 
 
 def mean_true_prob(preds, targs):
@@ -53,7 +75,8 @@ def make_model():
 def make_learner(bs: int, path=".", seed: int = 3, cbs=None) -> Learner:
     train, valid = make_dsets()
     dls = DataBunch.from_dsets(train, valid, bs=bs, seed=seed, device="cpu", num_workers=0)
-    metrics = [accuracy, AccumMetric(mean_true_prob, flatten=False), CountItems()]
+    count = torchmetrics_count()
+    metrics = [accuracy, AccumMetric(mean_true_prob, flatten=False), CountItems()] + ([count] if count else [])
     return Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.1,
                    metrics=metrics, path=path, cbs=cbs)
 

@@ -1,9 +1,10 @@
 """A seeded 5-epoch one-cycle run that saves a full checkpoint after every epoch.
 
     resume_train.py full OUT            train 5 epochs, write OUT/final.pt
-    resume_train.py killable OUT        the same, but in the middle of the third epoch write
-                                        OUT/marker and wait to be killed
-    resume_train.py resume OUT          load the newest checkpoint, finish the 5 epochs, write OUT/final.pt
+    resume_train.py killable OUT [E]    the same, but in the middle of epoch E (default 2, the third)
+                                        write OUT/marker and wait to be killed
+    resume_train.py resume OUT [E]      load the newest checkpoint, finish the 5 epochs, write
+                                        OUT/final.pt; with E, wait to be killed in the middle of epoch E
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from fastlearn.callback import Callback
-from fastlearn.data.core import DataBunch
+from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.tracker import SaveModelCallback, latest_checkpoint
@@ -24,8 +25,11 @@ EPOCHS, LR = 5, 1e-2
 
 
 class WaitToBeKilled(Callback):
+    def __init__(self, epoch: int):
+        self.at_epoch = epoch
+
     def after_batch(self):
-        if self.training and self.epoch == 2 and self.iter == self.n_iter // 2:
+        if self.training and self.epoch == self.at_epoch and self.iter == self.n_iter // 2:
             (Path(self.learn.path) / "marker").write_text(f"epoch {self.epoch} iter {self.iter}")
             time.sleep(120)
 
@@ -41,22 +45,29 @@ def make_learner(out: Path) -> Learner:
     return Learner(dls, model, loss_func=CrossEntropyLossFlat(), path=out)
 
 
-def main() -> None:
-    mode, out = sys.argv[1], Path(sys.argv[2])
+def run(mode: str, out: Path, wait_at: int | None = None) -> None:
+    """One run: "full", "killable" (waits to be killed in epoch ``wait_at``) or "resume" (from the
+    newest checkpoint; with ``wait_at``, waits to be killed again)."""
     torch.set_num_threads(1)
     learn = make_learner(out)
     cbs = [SaveModelCallback(every_epoch=True)]
     start_epoch = 0
-    if mode == "killable":
-        cbs.append(WaitToBeKilled())
-    elif mode == "resume":
+    if wait_at is not None:
+        cbs.append(WaitToBeKilled(wait_at))
+    if mode == "resume":
         name = latest_checkpoint(learn)
         learn.load(name)
         start_epoch = learn.epoch + 1
-        print(f"resuming from {name} at epoch {start_epoch}")
+        print(f"resuming from {name} at epoch {start_epoch}", flush=True)
     with learn.no_bar():
         learn.fit_one_cycle(EPOCHS, LR, cbs=cbs, start_epoch=start_epoch)
     torch.save(learn.model.state_dict(), out / "final.pt")
+
+
+def main() -> None:
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    wait_at = int(sys.argv[3]) if len(sys.argv) > 3 else (2 if mode == "killable" else None)
+    run(mode, out, wait_at)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,391 @@
+"""Images: ``PILImage`` / ``PILImageBW``, fast decoding to uint8 tensors, showing, checking files.
+
+Files are decoded with ``torchvision.io.decode_image`` (straight to a ``(C, H, W)`` uint8 tensor)
+and with PIL for formats it does not read; an animated image gives its first frame. A file that
+is not an image, is truncated, or is not a regular file (a FIFO) raises a ValueError naming it.
+
+>>> import torch
+>>> img = PILImage.create(torch.zeros(3, 4, 5, dtype=torch.uint8))
+>>> img.shape, img.mode, image2tensor(img).shape
+((4, 5), 'RGB', torch.Size([3, 4, 5]))
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import PIL.Image
+import torch
+from torchvision.io import ImageReadMode, decode_image
+
+from fastlearn.data.transforms import Transform, register_transform
+from fastlearn.foundation import L
+from fastlearn.paths import Path
+
+imagenet_stats: tuple[list[float], list[float]] = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
+_READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
+
+
+def _bad_image(source, error: Exception) -> ValueError:
+    return ValueError(
+        f"cannot decode image {source}: {type(error).__name__}: {error}. The file is not an image "
+        "or is truncated/corrupt; delete it (verify_images(get_image_files(path)) lists such files)")
+
+
+def _unsupported(error: RuntimeError) -> bool:
+    """torchvision cannot read this format (PIL may); other decode errors mean a damaged file."""
+    return "unsupported image" in str(error).lower()
+
+
+def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
+    try:
+        with PIL.Image.open(path) as img:
+            img.load()
+            return img
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise _bad_image(name or path, error) from None
+
+
+def _uint8(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.uint8:
+        return t
+    if t.is_floating_point():
+        return (t * 255 if t.max() <= 1 else t).round().clamp(0, 255).to(torch.uint8)
+    if t.dtype == torch.uint16:
+        return (t.to(torch.int32) >> 8).to(torch.uint8)
+    return t.clamp(0, 255).to(torch.uint8)
+
+
+def _array_to_chw(array: np.ndarray) -> torch.Tensor:
+    array = np.ascontiguousarray(array)
+    t = torch.from_numpy(array if array.flags.writeable else array.copy())
+    if t.ndim == 2:
+        t = t[None]
+    elif t.ndim == 3 and t.shape[-1] in (1, 3, 4):
+        t = t.permute(2, 0, 1)  # numpy and PIL images are (H, W, C)
+    elif t.ndim != 3:
+        raise ValueError(f"an image array must be (H, W), (H, W, C) or (C, H, W); got shape {tuple(t.shape)}")
+    return t
+
+
+def _match_channels(t: torch.Tensor, mode: str) -> torch.Tensor:
+    channels = t.shape[0]
+    if mode == "RGB":
+        if channels == 1:
+            return t.expand(3, -1, -1).contiguous()
+        return t[:3].contiguous()
+    if channels >= 3:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        return (t[:3].float() * weights).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    return t[:1].contiguous()
+
+
+def _decode(data, mode: str, source) -> torch.Tensor | None:
+    """Decode an encoded image held in memory (read once, no second look at the file); None for
+    a format torchvision does not read (PIL may); a ValueError naming ``source`` if damaged."""
+    if len(data) == 0:
+        raise _bad_image(source, ValueError("the file is empty"))
+    try:
+        decoded = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=_READ_MODES[mode])
+    except RuntimeError as error:
+        if not _unsupported(error):
+            raise _bad_image(source, error) from None
+        return None
+    # an animated image (GIF) decodes to (frames, C, H, W): its first frame is the image
+    return _uint8(decoded[0] if decoded.ndim == 4 else decoded)
+
+
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of ``path``, refusing what is not a regular file (reading a FIFO would wait forever)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
+    if not stat.S_ISREG(info.st_mode):
+        what = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(
+            info.st_mode) else "a socket or device"
+        raise ValueError(f"cannot read image {path}: it is {what}, not a regular file; remove it from the "
+                         "data (get_image_files skips such files)")
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def load_image(source, mode: str = "RGB") -> torch.Tensor:
+    """A ``(C, H, W)`` uint8 tensor (C = 3 for ``"RGB"``, 1 for ``"L"``) from a file path, bytes, a
+    PIL image, an array or a tensor. Undecodable files raise a ValueError naming the file.
+
+    >>> load_image(np.zeros((2, 3), dtype=np.uint8)).shape
+    torch.Size([3, 2, 3])
+    """
+    if mode not in _READ_MODES:
+        raise ValueError(f"mode={mode!r}; expected 'RGB' (colour) or 'L' (grey)")
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        data = _read_regular_file(path)
+        decoded = _decode(data, mode, path)
+        if decoded is not None:
+            return decoded
+        source = _pil_open(path)  # formats torchvision does not decode (BMP, TIFF...)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        decoded = _decode(source, mode, "given as bytes")
+        if decoded is not None:
+            return decoded
+        source = _pil_open(io.BytesIO(bytes(source)), name="given as bytes")
+    if isinstance(source, PIL.Image.Image):
+        return _array_to_chw(np.asarray(source.convert(mode)))
+    if isinstance(source, np.ndarray):
+        return _match_channels(_uint8(_array_to_chw(source)), mode)
+    if isinstance(source, torch.Tensor):
+        t = source.detach().cpu()
+        t = t[None] if t.ndim == 2 else t
+        if t.ndim != 3:
+            raise ValueError(f"an image tensor must be (C, H, W) or (H, W); got shape {tuple(t.shape)}")
+        return _match_channels(_uint8(t), mode)
+    raise TypeError(f"cannot make an image from {type(source).__name__}; pass a file path, bytes, "
+                    "a PIL image, a numpy array or a tensor")
+
+
+def image2tensor(img) -> torch.Tensor:
+    """A PIL image (or path, array) as a ``(C, H, W)`` uint8 tensor, keeping grey images 1-channel.
+
+    >>> image2tensor(PIL.Image.new("L", (4, 2))).shape
+    torch.Size([1, 2, 4])
+    """
+    if isinstance(img, PIL.Image.Image):
+        return _array_to_chw(np.asarray(img))
+    return load_image(img, mode="L" if getattr(img, "mode", "RGB") == "L" else "RGB")
+
+
+def produces(kind: str):
+    """Mark a function as making values of ``kind`` (so a Datasets built from it knows the part)."""
+    def mark(f):
+        f.output_kind = kind
+        return f
+    return mark
+
+
+class PILBase(PIL.Image.Image):
+    """A PIL image made by ``create`` from a path, bytes, a file-like object, an array, a tensor
+    or a PIL image. Images the library opens are of this class, so they have ``shape`` and
+    ``to_thumb`` (plain ``PIL.Image.open`` results do not: PIL itself is not changed)."""
+
+    _mode = "RGB"
+    sample_kind = "image"  # its kind as a part of a fastuple (fastlearn.data.tuples)
+
+    @classmethod
+    @produces("image")
+    def create(cls, source, mode: str | None = None) -> "PILBase":
+        """Open or convert ``source``: a file path, bytes (an upload's content), a file-like
+        object (``io.BytesIO``, an open file), an ndarray, a tensor or a PIL image.
+
+        >>> PILImageBW.create(np.zeros((2, 2), dtype=np.uint8)).mode
+        'L'
+        """
+        mode = mode or cls._mode
+        if callable(getattr(source, "read", None)):
+            source = source.read()
+        if isinstance(source, memoryview):
+            source = source.tobytes()
+        if isinstance(source, PIL.Image.Image):
+            img = source
+        elif isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor)):
+            t = load_image(source, mode="L" if mode == "L" else "RGB")
+            array = t.permute(1, 2, 0).numpy()
+            img = PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+        else:
+            raise TypeError(f"{cls.__name__}.create cannot open {type(source).__name__}; pass a "
+                            "file path, bytes, a file-like object, a numpy array, a tensor or a PIL image")
+        if img.mode != mode:
+            img = img.convert(mode)
+        return cls._wrap(img)
+
+    @classmethod
+    def _wrap(cls, img: PIL.Image.Image) -> "PILBase":
+        new = cls.__new__(cls)
+        new.__dict__.update(img.__dict__)
+        return new
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return self.size[1], self.size[0]
+
+    def to_thumb(self, h: int, w: int | None = None) -> "PILBase":
+        """A copy fitting in ``h`` x ``w`` (``w`` defaults to ``h``), keeping the aspect ratio."""
+        w = h if w is None else w
+        thumb = self.copy()
+        thumb.thumbnail((w, h))
+        return type(self)._wrap(thumb)
+
+    def show(self, ctx=None, ax=None, figsize=None, title: str | None = None, **kwargs):
+        """Draw on a matplotlib axes (``ctx`` is the course's name for it); returns the axes."""
+        return show_image(self, ax=ax if ax is not None else ctx, figsize=figsize, title=title, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} mode={self.mode} size={self.size[0]}x{self.size[1]}"
+
+
+class PILImage(PILBase):
+    """A colour (RGB) image: ``PILImage.create("cat.jpg")``.
+
+    >>> PILImage.create(np.zeros((2, 2, 3), dtype=np.uint8)).shape
+    (2, 2)
+    """
+
+    _mode = "RGB"
+
+
+class PILImageBW(PILBase):
+    """A grey image (mode ``"L"``)."""
+
+    _mode = "L"
+
+
+class PILMask(PILBase):
+    """A segmentation mask (mode ``"L"``: one class code per pixel)."""
+
+    _mode = "L"
+    sample_kind = "mask"
+
+    @classmethod
+    @produces("mask")
+    def create(cls, source, mode: str | None = None) -> "PILMask":
+        """Open or convert a mask (file path, bytes, array, tensor, PIL image)."""
+        return super().create(source, mode)
+
+
+class TensorImage(torch.Tensor):
+    """An image tensor that shows itself: chapter 18 writes
+    ``TensorImage(dls.train.decode((x,))[0][0]).show(ctx=ax)`` to draw a decoded input under a
+    class activation map.
+
+    The library never hands a ``TensorImage`` to a model or a loss (batches are plain tensors);
+    it exists for course code that makes one to show it. Operations on it return plain tensors.
+
+    >>> TensorImage(torch.zeros(3, 4, 4)).show()   # doctest: +SKIP
+    """
+
+    sample_kind = "image"
+
+    @staticmethod
+    def __new__(cls, x, **kwargs):
+        return torch.Tensor._make_subclass(cls, torch.as_tensor(x, **kwargs), False)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        result = super().__torch_function__(func, types, args, kwargs or {})
+        return _plain_tensors(result)
+
+    def show(self, ctx=None, ax=None, figsize=None, title: str | None = None, **kwargs):
+        """Draw on a matplotlib axes (``ctx``, the course's name, or ``ax``); returns the axes."""
+        return show_image(self.as_subclass(torch.Tensor), ax=ax if ax is not None else ctx, figsize=figsize,
+                          title=title, **kwargs)
+
+
+def _plain_tensors(value):
+    if isinstance(value, TensorImage):
+        return value.as_subclass(torch.Tensor)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_tensors(v) for v in value) if not hasattr(value, "_fields") else value
+    return value
+
+
+def show_image(im, ax=None, figsize=None, title: str | None = None, ctx=None, cmap: str | None = None,
+               alpha: float | None = None, **kwargs):
+    """Show a ``(C, H, W)`` / ``(H, W)`` tensor (uint8 or float in [0, 1]), array or PIL image.
+
+    >>> ax = show_image(torch.rand(3, 8, 8), title="noise")   # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+    ax = ax if ax is not None else ctx
+    if isinstance(im, PIL.Image.Image):
+        im = np.asarray(im)
+    elif isinstance(im, torch.Tensor):
+        t = im.detach().cpu()
+        if t.ndim == 3 and t.shape[0] in (1, 3, 4):
+            t = t.permute(1, 2, 0)
+        if t.is_floating_point():
+            t = t.clamp(0, 1)
+        im = t.numpy()
+    if im.ndim == 3 and im.shape[-1] == 1:
+        im = im[..., 0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    if im.ndim == 2 and cmap is None:
+        cmap = "gray"
+    ax.imshow(im, cmap=cmap, alpha=alpha, **kwargs)
+    if title is not None:
+        ax.set_title(title)
+    ax.axis("off")
+    return ax
+
+
+def verify_image(path) -> bool:
+    """Whether ``path`` decodes completely as an image."""
+    try:
+        load_image(path)
+        return True
+    except (ValueError, FileNotFoundError):
+        return False
+
+
+def verify_images(paths: Iterable) -> L:
+    """The files among ``paths`` that do not decode (to delete before building data).
+
+    >>> failed = verify_images(get_image_files(path)); failed.map(Path.unlink)   # doctest: +SKIP
+    """
+    return L([Path(p) for p in paths if not verify_image(p)])
+
+
+@register_transform
+class LoadImage(Transform):
+    """The type transform of ``ImageBlock``: a path / bytes / PIL image / array → uint8 ``(C, H, W)``.
+
+    >>> LoadImage("L")(np.zeros((2, 2), dtype=np.uint8)).shape
+    torch.Size([1, 2, 2])
+    """
+
+    output_kind = "image"
+
+    def __init__(self, mode: str = "RGB"):
+        super().__init__()
+        if mode not in _READ_MODES:
+            raise ValueError(f"LoadImage(mode={mode!r}); expected 'RGB' or 'L'")
+        self.mode = mode
+
+    def encodes(self, source) -> torch.Tensor:
+        return load_image(source, self.mode)
+
+    def describe_args(self) -> dict:
+        return {"mode": self.mode}
+
+
+@register_transform
+class LoadMask(Transform):
+    """The type transform of ``MaskBlock``: a mask file / array → uint8 ``(H, W)`` class codes.
+
+    >>> LoadMask()(np.array([[0, 1], [2, 1]], dtype=np.uint8)).tolist()
+    [[0, 1], [2, 1]]
+    """
+
+    output_kind = "mask"
+
+    def encodes(self, source) -> torch.Tensor:
+        if isinstance(source, (str, os.PathLike, bytes)):
+            img = PILMask.create(source) if not isinstance(source, bytes) else _pil_open(io.BytesIO(source))
+            if img.mode not in ("L", "P", "I", "I;16"):
+                img = img.convert("L")
+            return torch.from_numpy(np.asarray(img).astype(np.uint8).copy())
+        t = torch.as_tensor(np.asarray(source)) if not isinstance(source, torch.Tensor) else source
+        return (t[0] if t.ndim == 3 else t).to(torch.uint8)
+
+    def describe_args(self) -> dict:
+        return {}

@@ -1,0 +1,363 @@
+"""``DataLoader``: batches from a dataset, item transforms in the workers, batch transforms on the
+device.
+
+Built on ``torch.utils.data.DataLoader`` (worker processes, pinned memory on CUDA, persistent
+workers). Each pass over the data has one seed: ``seed + epoch`` when the loader has a ``seed``,
+otherwise a number drawn from torch's global generator (so ``set_seed`` makes a run repeat, and a
+checkpoint's restored RNG state gives the same order on resume). It seeds the shuffle, and each
+batch's random item and batch transforms are seeded from it and the batch's position, so a loader
+gives the same batches whatever its number of workers.
+
+>>> dl = DataLoader(list(range(10)), bs=4)
+>>> len(dl), [b.tolist() for b in dl][-1]
+(3, [8, 9])
+"""
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader as TorchDataLoader
+from torch.utils.data import BatchSampler, Dataset, RandomSampler, SequentialSampler, default_collate
+
+from fastlearn.config import get_config
+from fastlearn.data.show import show_batch
+from fastlearn.data.transforms import Pipeline, SamplePlan, Transform
+from fastlearn.torch_core import to_device
+
+
+def _auto_num_workers() -> int:
+    """'auto' worker count: 0 on small machines (process start-up costs more than it saves)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cpus <= 2 else min(8, cpus - 1)
+
+
+def resolve_num_workers(num_workers: int | str | None) -> int:
+    """``None`` reads the config; ``"auto"`` picks a count for this machine.
+
+    >>> resolve_num_workers(2)
+    2
+    """
+    if num_workers is None:
+        num_workers = get_config().get("defaults", "num_workers")
+    if num_workers == "auto":
+        return _auto_num_workers()
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers={num_workers!r}; expected a non-negative int or 'auto'")
+    return num_workers
+
+
+def as_pipeline(tfms) -> Pipeline | None:
+    """None, a Pipeline, a Transform or a list of transforms/functions → a Pipeline (or None)."""
+    if tfms is None or isinstance(tfms, Pipeline):
+        return tfms
+    if isinstance(tfms, Transform) or (isinstance(tfms, type) and issubclass(tfms, Transform)):
+        return Pipeline([tfms])
+    if isinstance(tfms, (list, tuple)):
+        return Pipeline(list(tfms))
+    return None
+
+
+def should_pin_memory(device: torch.device | str | None, sample, pin_memory: bool | None = None) -> bool:
+    """Whether batches go through pinned memory: by default only on a CUDA ``device`` and only
+    when every tensor in ``sample`` (a dataset's first item) is on the CPU, since tensors already
+    on a GPU cannot be pinned. ``pin_memory=False`` turns it off; ``True`` turns it on, and is an
+    error for a dataset of GPU tensors.
+
+    >>> should_pin_memory("cuda", (torch.zeros(2), 1)), should_pin_memory("cpu", (torch.zeros(2),))
+    (True, False)
+    >>> should_pin_memory("cuda", (torch.zeros(2, device="meta"),))
+    False
+    """
+    if pin_memory is False:
+        return False
+    if pin_memory is None and (device is None or torch.device(device).type != "cuda"):
+        return False
+    elsewhere = sorted({str(t.device) for t in _tensors(sample) if t.device.type != "cpu"})
+    if elsewhere and pin_memory:
+        raise ValueError(f"pin_memory=True, but the dataset's items hold tensors on {elsewhere}; only "
+                         "CPU tensors can be pinned: pass pin_memory=None (or False)")
+    return not elsewhere
+
+
+def _tensors(value):
+    """The tensors in a nested tuple / list / dict."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+
+
+class _SeededBatches:
+    """The batch sampler torch sees: ``(seed, [index, ...])`` per batch, the seed depending only
+    on the pass's seed and the batch's position, so any worker building a batch draws the same
+    random transforms."""
+
+    def __init__(self, base, bs: int, drop_last: bool, pass_seed: int):
+        self.base, self.bs, self.drop_last, self.pass_seed = base, bs, bool(drop_last), pass_seed
+
+    def __iter__(self):
+        for b, indices in enumerate(BatchSampler(self.base, self.bs, self.drop_last)):
+            yield hash((self.pass_seed, b, 0)), [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(BatchSampler(self.base, self.bs, self.drop_last))
+
+
+class _ItemDataset(Dataset):
+    """The dataset seen by torch: fetch a batch's samples and run the item transforms on each,
+    drawing from one ``random.Random`` per process that is re-seeded for every batch."""
+
+    def __init__(self, dataset, after_item: Pipeline | None, kinds: tuple[str, ...] | None,
+                 split_idx: int | None):
+        self.dataset, self.after_item, self.kinds, self.split_idx = dataset, after_item, kinds, split_idx
+        self.rng = random.Random()
+        self.plans: dict[int, SamplePlan] = {}  # by the number of parts of a sample
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, seeded_batch: tuple[int, list[int]]) -> list:
+        seed, indices = seeded_batch
+        self.rng.seed(seed)
+        return [self[i] for i in indices]
+
+    def __getitem__(self, index: int):
+        sample = self.dataset[index]
+        if self.after_item is None:
+            return sample
+        parts = sample if isinstance(sample, tuple) else (sample,)
+        plan = self.plans.get(len(parts))
+        if plan is None:
+            plan = self.plans[len(parts)] = self.after_item.plan(_kinds_for(self.kinds, len(parts)),
+                                                                 self.split_idx)
+        if not plan.steps:
+            return sample
+        parts = plan(parts, self.rng)
+        return parts if isinstance(sample, tuple) else parts[0]
+
+
+def _kinds_for(kinds: tuple[str, ...] | None, n: int) -> tuple[str, ...]:
+    if kinds is None:
+        return ("raw",) * n
+    return tuple(kinds[:n]) + ("raw",) * max(0, n - len(kinds))
+
+
+class _Collate:
+    """``collate_fn(before_batch(samples))`` (a class, so it pickles for spawned workers)."""
+
+    def __init__(self, before_batch: Callable | None, collate_fn: Callable | None):
+        self.before_batch, self.collate_fn = before_batch, collate_fn or default_collate
+
+    def __call__(self, samples: list):
+        if self.before_batch is not None:
+            samples = self.before_batch(samples)
+        return self.collate_fn(samples)
+
+
+class DataLoader:
+    """Batches from a dataset, moved to ``device``, with ``after_item`` transforms run per sample
+    (in the workers) and ``after_batch`` transforms per batch (on the device).
+
+    ``after_item`` / ``after_batch`` take a list of transforms or a Pipeline (applied part by
+    part, see :mod:`fastlearn.data.transforms`); ``after_batch`` may also be a plain function of
+    the batch tuple. ``kinds`` names each part of a sample (taken from the dataset when it has
+    ``kinds``). ``batch_size`` is an alias of ``bs`` (course chapter 4). Iterating yields a tuple
+    ``(*xb, *yb)`` when samples are tuples.
+    """
+
+    def __init__(self, dataset: Dataset | Sequence, bs: int | None = None, shuffle: bool = False,
+                 drop_last: bool = False, num_workers: int | str | None = 0,
+                 device: torch.device | str | None = None, after_batch=None,
+                 collate_fn: Callable | None = None, seed: int | None = None,
+                 pin_memory: bool | None = None, persistent_workers: bool = False,
+                 sampler: torch.utils.data.Sampler | None = None, n_inp: int = 1,
+                 batch_size: int | None = None, decode_batch_fn: Callable | None = None,
+                 after_item=None, before_batch: Callable | None = None,
+                 kinds: Sequence[str] | None = None):
+        if bs is None:
+            bs = batch_size if batch_size is not None else get_config().get("defaults", "bs")
+        if not isinstance(bs, int) or bs < 1:
+            raise ValueError(f"bs={bs!r}; the batch size must be a positive int")
+        self.dataset, self.bs, self.shuffle, self.drop_last = dataset, bs, shuffle, drop_last
+        self.num_workers = resolve_num_workers(num_workers)
+        self.device = torch.device(device) if device is not None else None
+        self.after_item = as_pipeline(after_item)
+        if after_item is not None and self.after_item is None:
+            raise TypeError(f"after_item={after_item!r}; expected a list of transforms or a Pipeline")
+        pipeline = as_pipeline(after_batch)
+        if after_batch is not None and pipeline is None and not callable(after_batch):
+            raise TypeError(f"after_batch={after_batch!r}; expected transforms, a Pipeline or a function")
+        self.after_batch = pipeline if pipeline is not None else after_batch
+        self.collate_fn, self.before_batch, self.seed = collate_fn, before_batch, seed
+        self.pin_memory, self.persistent_workers, self.sampler = pin_memory, persistent_workers, sampler
+        self.n_inp, self.decode_batch_fn = n_inp, decode_batch_fn
+        self.kinds = tuple(kinds) if kinds is not None else getattr(dataset, "kinds", None)
+        self.epoch = 0
+        self.split_idx: int | None = None
+        self._persistent: TorchDataLoader | None = None
+        self._pin_decision: tuple[torch.device, bool] | None = None
+
+    @property
+    def n(self) -> int:
+        """The number of items (the sampler's share under a distributed sampler)."""
+        return len(self.sampler) if self.sampler is not None else len(self.dataset)
+
+    def __len__(self) -> int:
+        n = self.n
+        return n // self.bs if self.drop_last else -(-n // self.bs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the shuffle order and augmentation (and a distributed sampler's shard)."""
+        self.epoch = epoch
+        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def _pass_seed(self) -> int:
+        """The seed of one pass over the data: ``seed + epoch``, or drawn from torch's global
+        generator when the loader has no ``seed``."""
+        if self.seed is not None:
+            return self.seed + self.epoch
+        return int(torch.randint(2**62, ()).item())
+
+    def _base_sampler(self, pass_seed: int | None = None):
+        if self.sampler is not None:
+            return self.sampler
+        if not self.shuffle:
+            return SequentialSampler(range(len(self.dataset)))
+        generator = torch.Generator()
+        generator.manual_seed(self._pass_seed() if pass_seed is None else pass_seed)
+        return RandomSampler(range(len(self.dataset)), generator=generator)
+
+    def _pin(self) -> bool:
+        """:func:`should_pin_memory` for this device, probing the first item once per device."""
+        if self.pin_memory is False or (self.pin_memory is None and (
+                self.device is None or self.device.type != "cuda")):
+            return False
+        if self._pin_decision is None or self._pin_decision[0] != self.device:
+            first = self.dataset[0] if len(self.dataset) > 0 else None
+            self._pin_decision = (self.device, should_pin_memory(self.device, first, self.pin_memory))
+        return self._pin_decision[1]
+
+    def _torch_loader(self, pass_seed: int) -> TorchDataLoader:
+        batches = _SeededBatches(self._base_sampler(pass_seed), self.bs, self.drop_last, pass_seed)
+        if self._persistent is not None:
+            self._persistent.batch_sampler.base = batches.base
+            self._persistent.batch_sampler.pass_seed = pass_seed
+            self._persistent.batch_sampler.drop_last = batches.drop_last
+            return self._persistent
+        dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx)
+        persistent = self.persistent_workers and self.num_workers > 0
+        loader = TorchDataLoader(
+            dataset, batch_sampler=batches, num_workers=self.num_workers,
+            collate_fn=_Collate(self.before_batch, self.collate_fn), pin_memory=self._pin(),
+            persistent_workers=persistent)
+        if persistent:
+            self._persistent = loader
+        return loader
+
+    def apply_after_batch(self, batch: tuple, rng=None) -> tuple:
+        """Run the batch transforms on a batch tuple already on the device."""
+        if self.after_batch is None:
+            return batch
+        if isinstance(self.after_batch, Pipeline):
+            return self.after_batch.apply_sample(batch, _kinds_for(self.kinds, len(batch)),
+                                                 self.split_idx, rng)
+        result = self.after_batch(batch)
+        return tuple(result) if isinstance(result, (list, tuple)) else (result,)
+
+    def __iter__(self):
+        pass_seed = self._pass_seed()
+        loader = self._torch_loader(pass_seed)
+        non_blocking = bool(loader.pin_memory)
+        rng, plans = random.Random(), {}
+        for b, batch in enumerate(loader):
+            was_tuple = isinstance(batch, (list, tuple))
+            batch = tuple(batch) if was_tuple else (batch,)
+            if self.device is not None:
+                batch = to_device(batch, self.device, non_blocking=non_blocking)
+            rng.seed(hash((pass_seed, b, 1)))
+            if isinstance(self.after_batch, Pipeline):
+                plan = plans.get(len(batch))
+                if plan is None:
+                    plan = plans[len(batch)] = self.after_batch.plan(
+                        _kinds_for(self.kinds, len(batch)), self.split_idx)
+                batch = plan(batch, rng)
+            else:
+                batch = self.apply_after_batch(batch, rng)
+            yield batch if was_tuple else batch[0]
+        if self.shuffle and self.seed is not None:
+            self.epoch += 1
+
+    def one_batch(self):
+        """The first batch (for a look, or a model summary)."""
+        for batch in self:
+            return batch
+        raise ValueError(f"this DataLoader has no batch: {self.n} items with bs={self.bs}, "
+                         f"drop_last={self.drop_last}; lower bs or set drop_last=False")
+
+    def to(self, device: torch.device | str) -> "DataLoader":
+        """Move batches to ``device`` from now on (returns self)."""
+        self.device = torch.device(device)
+        return self
+
+    def new(self, dataset: Dataset | Sequence | None = None, **changes) -> "DataLoader":
+        """A copy with some arguments changed, e.g. ``dl.new(shuffle=False, bs=128)``."""
+        args = dict(dataset=self.dataset, bs=self.bs, shuffle=self.shuffle, drop_last=self.drop_last,
+                    num_workers=self.num_workers, device=self.device, after_batch=self.after_batch,
+                    collate_fn=self.collate_fn, seed=self.seed, pin_memory=self.pin_memory,
+                    persistent_workers=self.persistent_workers, sampler=self.sampler,
+                    n_inp=self.n_inp, decode_batch_fn=self.decode_batch_fn,
+                    after_item=self.after_item, before_batch=self.before_batch, kinds=self.kinds)
+        if dataset is not None:
+            args["dataset"] = dataset
+            if "kinds" not in changes and hasattr(dataset, "kinds"):
+                args["kinds"] = dataset.kinds
+        unknown = set(changes) - set(args)
+        if unknown:
+            raise TypeError(f"DataLoader.new got unknown arguments {sorted(unknown)}; known: {sorted(args)}")
+        args.update(changes)
+        new = type(self)(**args)
+        new.split_idx = self.split_idx
+        return new
+
+    def decode(self, batch) -> tuple:
+        """A batch (or its first parts, e.g. ``(xb,)``) on the CPU with the batch transforms
+        undone: normalized float images back to uint8 pixels (chapter 18 shows a decoded input
+        with ``dls.train.decode((x,))[0][0]``).
+
+        >>> DataLoader([1.0, 2.0], bs=2).decode((torch.tensor([1.0, 2.0]),))
+        (tensor([1., 2.]),)
+        """
+        batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+        batch = tuple(b.detach().cpu() if isinstance(b, torch.Tensor) else b for b in batch)
+        if isinstance(self.after_batch, Pipeline):
+            batch = self.after_batch.decode_sample(batch, _kinds_for(self.kinds, len(batch)))
+        return batch
+
+    def decode_batch(self, batch, max_n: int = 9) -> list[tuple]:
+        """A batch back to a list of readable samples: batch transforms undone, then each part
+        decoded by its pipeline (class indices → names)."""
+        if self.decode_batch_fn is not None:
+            return self.decode_batch_fn(batch, max_n)
+        batch = self.decode(batch)
+        kinds = _kinds_for(self.kinds, len(batch))
+        n = min(max_n, len(batch[0]))
+        samples = [tuple(part[i] for part in batch) for i in range(n)]
+        if self.after_item is not None:
+            samples = [self.after_item.decode_sample(s, kinds) for s in samples]
+        if hasattr(self.dataset, "decode_part"):
+            samples = [tuple(self.dataset.decode_part(p, v) for p, v in enumerate(s)) for s in samples]
+        return samples
+
+    def show_batch(self, b=None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
+                   unique: bool = False, figsize: tuple[float, float] | None = None) -> None:
+        """Show decoded samples of a batch in a grid, one figure (nothing is returned, so a notebook
+        shows it once; ``plt.gcf()`` is the figure)."""
+        show_batch(self, b, max_n=max_n, nrows=nrows, ncols=ncols, unique=unique, figsize=figsize)

@@ -1,0 +1,48 @@
+"""``read_csv_file``: a CSV file as a DataFrame, with the file named in every error.
+
+pandas' own messages ("No columns to parse from file", "Could not determine delimiter") do not
+say which file; the ``from_csv`` constructors of every application read through this.
+
+>>> read_csv_file("missing.csv")   # doctest: +SKIP
+Traceback (most recent call last):
+FileNotFoundError: no CSV file at missing.csv; check the path and the file name
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import pandas as pd
+
+
+def read_csv_file(path: str | os.PathLike, header: int | str | None = "infer", delimiter: str | None = ",",
+                  skipinitialspace: bool = False) -> pd.DataFrame:
+    """The table in the CSV file ``path`` (``delimiter=None`` guesses the delimiter).
+
+    An empty file, a file with a header but no rows, or one pandas cannot parse raises a
+    ValueError that names the file and what to fix.
+
+    >>> import tempfile, pathlib
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = file.write_text("a,b\\n1,2\\n")
+    >>> read_csv_file(file).shape
+    (1, 2)
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no CSV file at {path}; check the path and the file name")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"the CSV file {path} is empty; it needs a header line and one row per item")
+    try:
+        # no delimiter: pandas sniffs it, which only its python engine can do
+        frame = pd.read_csv(path, header=header, sep=delimiter, skipinitialspace=skipinitialspace,
+                            engine="python" if delimiter is None else "c")
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"the CSV file {path} is empty; it needs a header line and one row per "
+                         "item") from None
+    except (pd.errors.ParserError, csv.Error, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the CSV file {path}: {error}; check that it is a text table "
+                         "with one row per line (and pass delimiter= if it is not a comma)") from None
+    if len(frame) == 0:
+        raise ValueError(f"the CSV file {path} has a header ({list(frame.columns)}) but no rows; add "
+                         "one row per item")
+    return frame

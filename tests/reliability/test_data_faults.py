@@ -1,0 +1,214 @@
+"""Data that used to be silently wrong: link loops, one file on both sides of a split, missing
+targets, animated GIFs, FIFOs, empty CSV files. Each test builds the fault and goes through the
+public API."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fastlearn.collab.data import CollabDataLoaders
+from fastlearn.data.datablock import DataBlock
+from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
+from fastlearn.data.getters import ColReader, get_image_files, parent_label
+from fastlearn.data.splitters import FuncSplitter, IndexSplitter, RandomSplitter
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders
+from fastlearn.text.data import TextDataLoaders
+from fastlearn.vision.image import load_image
+from fastlearn.vision.data import ImageBlock, ImageDataLoaders
+from fastlearn.vision.transforms import Resize
+
+
+def make_images(folder, names, size=8):
+    rng = np.random.default_rng(0)
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+
+
+@pytest.fixture
+def twelve(tmp_path):
+    """12 images, 6 per class, with a link loop inside (a/loop -> the folder itself)."""
+    root = tmp_path / "imgs"
+    make_images(root, [f"{c}/{i}.png" for c in "ab" for i in range(6)])
+    os.symlink("..", root / "a" / "loop")
+    return root
+
+
+# --- links -------------------------------------------------------------------------------------
+
+def test_a_link_loop_lists_each_image_once_and_splits_stay_apart(twelve):
+    files = get_image_files(twelve)
+    assert len(files) == 12 and len({os.path.realpath(f) for f in files}) == 12
+    assert all("loop" not in f.parts for f in files)  # the real paths, not the looped ones
+    dls = ImageDataLoaders.from_folder(twelve, valid_pct=0.25, seed=0, item_tfms=Resize(8), bs=4, num_workers=0)
+    train = {os.path.realpath(p) for p in dls.train_ds.split_items}
+    valid = {os.path.realpath(p) for p in dls.valid_ds.split_items}
+    assert len(train) + len(valid) == 12 and not train & valid
+
+
+def test_a_linked_folder_is_followed_once_and_a_linked_file_listed_once(tmp_path):
+    outside = tmp_path / "outside"
+    make_images(outside, ["c/1.png", "c/2.png"])
+    root = tmp_path / "data"
+    make_images(root, ["a/1.png"])
+    os.symlink(outside / "c", root / "c")               # a link to a folder elsewhere: followed
+    os.symlink(outside / "c", root / "c_again")         # the same folder again: not walked twice
+    os.symlink(root / "a" / "1.png", root / "a" / "0_link.png")  # a link to a listed file
+    with pytest.warns(RuntimeWarning, match="lead to a file already listed"):
+        files = get_image_files(root)
+    assert sorted(f.relative_to(root).as_posix() for f in files) == ["a/1.png", "c/1.png", "c/2.png"]
+
+
+def test_a_split_with_one_file_on_both_sides_is_refused(tmp_path):
+    make_images(tmp_path, ["a/1.png", "a/2.png", "b/3.png"])
+    os.symlink(tmp_path / "a" / "1.png", tmp_path / "b" / "copy_of_1.png")
+    items = [tmp_path / "a/1.png", tmp_path / "a/2.png", tmp_path / "b/3.png", tmp_path / "b/copy_of_1.png"]
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter([3]))
+    with pytest.raises(ValueError, match=r"same file is in the training set as .*1\.png.* validation set as "
+                                         r".*copy_of_1\.png"):
+        dblock.datasets(items)
+    # the same items with both paths on one side are fine
+    assert len(DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label,
+                         splitter=IndexSplitter([2])).datasets(items).train) == 3
+
+
+def test_a_table_naming_one_file_twice_cannot_split_it_apart(tmp_path):
+    make_images(tmp_path, ["1.png", "2.png", "3.png"])
+    df = pd.DataFrame({"name": ["1.png", "2.png", "3.png", "1.png"], "label": list("abab"),
+                       "is_valid": [False, False, False, True]})
+    with pytest.raises(ValueError, match="same file"):
+        ImageDataLoaders.from_df(df, path=tmp_path, valid_col="is_valid", item_tfms=Resize(8), bs=2,
+                                 num_workers=0)
+
+
+# --- missing targets ---------------------------------------------------------------------------
+
+@pytest.fixture
+def labelled(tmp_path):
+    make_images(tmp_path, [f"{i}.png" for i in range(8)])
+    labels = ["a", "b", "", "b", "a", "  ", "a", None]  # an empty cell, a blank one, a missing one
+    pd.DataFrame({"name": [f"{i}.png" for i in range(8)], "label": labels}).to_csv(tmp_path / "labels.csv",
+                                                                                    index=False)
+    return tmp_path
+
+
+def test_an_empty_label_in_a_csv_is_refused_naming_the_rows(labelled):
+    with pytest.raises(ValueError, match=r"3 of 8 items have a missing or empty target.*\[2, 5, 7\]"):
+        ImageDataLoaders.from_csv(labelled, item_tfms=Resize(8), bs=2, num_workers=0)
+
+
+def test_missing_labels_are_dropped_with_a_warning_when_asked(labelled):
+    with pytest.warns(RuntimeWarning, match=r"dropped 3 of 8 items.*\[2, 5, 7\]"):
+        dls = ImageDataLoaders.from_csv(labelled, item_tfms=Resize(8), bs=2, num_workers=0,
+                                        missing_targets="drop", valid_pct=0.2, seed=0)
+    assert list(dls.vocab) == ["a", "b"]  # no class "nan" or ""
+    assert len(dls.train_ds) + len(dls.valid_ds) == 5
+
+
+def test_empty_labels_from_any_getter_are_refused(tmp_path):
+    make_images(tmp_path / "imgs", ["3.png", "a/1.png", "b/2.png"])
+    files = get_image_files(tmp_path / "imgs")
+    assert parent_label(files[0]) == "imgs" and files[0].name == "3.png"
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=lambda p: "" if p.name == "3.png" else p.parent.name,
+                       splitter=FuncSplitter(lambda p: p.name == "2.png"))
+    with pytest.raises(ValueError, match=r"missing or empty target.*items \(positions, from 0\) \[0\]"):
+        dblock.datasets(files)
+    multi = DataBlock(blocks=(ImageBlock, MultiCategoryBlock), get_y=lambda p: [p.parent.name, None],
+                      splitter=FuncSplitter(lambda p: p.name == "2.png"))
+    with pytest.raises(ValueError, match="missing or empty target"):
+        multi.datasets(files)
+    no_labels = DataBlock(blocks=(ImageBlock, MultiCategoryBlock), get_y=lambda p: [],
+                          splitter=FuncSplitter(lambda p: p.name == "2.png"))
+    assert len(no_labels.datasets(files).train) == 2  # an item with no labels is not a missing one
+
+
+def test_nan_regression_targets_are_refused_in_every_application(tmp_path):
+    make_images(tmp_path, [f"{i}.png" for i in range(6)])
+    df = pd.DataFrame({"name": [f"{i}.png" for i in range(6)], "y": [1.0, 2.0, np.nan, 4.0, np.inf, 6.0],
+                       "x": np.arange(6.0)})
+    image_block = DataBlock(blocks=(ImageBlock, RegressionBlock), get_x=ColReader("name", pref=tmp_path),
+                            get_y=ColReader("y"), splitter=RandomSplitter(0.2, seed=0))
+    with pytest.raises(ValueError, match=r"2 of 6 items.*RegressionBlock.*\[2, 4\]"):
+        image_block.dataloaders(df, bs=2, num_workers=0)
+    with pytest.raises(ValueError, match=r"column\(s\) \['y'\].*\[2, 4\]"):
+        TabularDataLoaders.from_df(df, cont_names=["x"], y_names="y", bs=2)
+    ratings = pd.DataFrame({"user": [1, 2, 3, 1], "item": [5, 5, 6, 6], "rating": [4.0, np.nan, 3.0, 5.0]})
+    with pytest.raises(ValueError, match=r"rating.*\[1\]"):
+        CollabDataLoaders.from_df(ratings, bs=2)
+    with pytest.warns(RuntimeWarning, match="dropped 1 of 4 rows"):
+        dls = CollabDataLoaders.from_df(ratings, bs=2, missing_targets="drop", seed=0)
+    assert dls.tabular.items["rating"].notna().all() and len(dls.tabular.items) == 3
+
+
+def test_a_tabular_class_target_with_an_empty_cell_is_refused_or_dropped(tmp_path):
+    df = pd.DataFrame({"x": np.arange(8.0), "y": ["a", "b", "", "b", "a", None, "a", "b"]})
+    with pytest.raises(ValueError, match=r"2 of 8 items.*\[2, 5\]"):
+        TabularDataLoaders.from_df(df, cont_names=["x"], y_names="y", bs=2, seed=0)
+    with pytest.warns(RuntimeWarning, match=r"dropped 2 of 8 rows.*\[2, 5\]"):
+        dls = TabularDataLoaders.from_df(df, cont_names=["x"], y_names="y", bs=2, seed=0, missing_targets="drop")
+    assert list(dls.vocab) == ["a", "b"] and len(dls.train_ds) + len(dls.valid_ds) == 6
+
+
+def test_an_empty_label_of_a_text_is_refused_or_dropped(tmp_path):
+    df = pd.DataFrame({"text": ["a fine film", "dull and long", "great fun", "not good", "so so", "lovely"],
+                       "label": ["pos", "neg", np.nan, "neg", "pos", "pos"]})
+    with pytest.raises(ValueError, match=r"1 of 6 items.*\[2\]"):
+        TextDataLoaders.from_df(df, text_col="text", label_col="label", bs=2, min_freq=1, seed=0)
+    df.to_csv(tmp_path / "texts.csv", index=False)
+    with pytest.warns(RuntimeWarning, match="dropped 1 of 6 items"):
+        dls = TextDataLoaders.from_csv(tmp_path, "texts.csv", text_col="text", label_col="label", bs=2,
+                                       min_freq=1, seed=0, missing_targets="drop")
+    labels = dls.vocab[1] if isinstance(dls.vocab, (list, tuple)) else dls.train_ds.vocab
+    assert sorted(labels) == ["neg", "pos"]
+
+
+# --- image files -------------------------------------------------------------------------------
+
+def test_an_animated_gif_gives_its_first_frame(tmp_path):
+    make_images(tmp_path, ["a/still.png", "b/still.png"])
+    frames = [Image.fromarray(np.full((8, 8, 3), v, dtype=np.uint8)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "a" / "anim.gif", save_all=True, append_images=frames[1:])
+    image = load_image(tmp_path / "a" / "anim.gif")
+    assert image.shape == (3, 8, 8) and int(image.float().mean()) in (9, 10, 11)
+    items = [tmp_path / "a" / "anim.gif", tmp_path / "b" / "still.png", tmp_path / "a" / "still.png"]
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter([2]),
+                       item_tfms=Resize(8))
+    xb, yb = dblock.dataloaders(items, bs=2, num_workers=0, shuffle=False).one_batch()
+    assert xb.shape == (2, 3, 8, 8) and yb.tolist() == [0, 1]  # stacked with a still image
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_fifo_named_png_is_skipped_with_a_warning_and_refused_when_read(tmp_path):
+    make_images(tmp_path, [f"{c}/{i}.png" for c in "ab" for i in range(3)])
+    os.mkfifo(tmp_path / "b" / "pipe.png")
+    with pytest.warns(RuntimeWarning, match=r"not regular files.*pipe\.png"):
+        files = get_image_files(tmp_path)
+    assert len(files) == 6
+    with pytest.raises(ValueError, match=r"pipe\.png: it is a FIFO"):
+        load_image(tmp_path / "b" / "pipe.png")  # would block forever if opened
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dls = ImageDataLoaders.from_folder(tmp_path, valid_pct=0.25, seed=0, item_tfms=Resize(8), bs=2,
+                                           num_workers=0)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 6
+
+
+# --- CSV files ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", ["", "name,label\n"], ids=["empty", "header-only"])
+def test_an_empty_csv_is_named_in_the_error_of_every_reader(tmp_path, content):
+    csv = tmp_path / "labels.csv"
+    csv.write_text(content)
+    readers = [lambda: ImageDataLoaders.from_csv(tmp_path),
+               lambda: TextDataLoaders.from_csv(tmp_path),
+               lambda: TabularDataLoaders.from_csv(csv, y_names="label"),
+               lambda: CollabDataLoaders.from_csv(csv)]
+    for read in readers:
+        with pytest.raises(ValueError, match=rf"CSV file {csv}.*(empty|no rows)"):
+            read()

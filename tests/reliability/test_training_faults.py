@@ -1,0 +1,134 @@
+"""Training that used to report a result it did not have: a batch size larger than the training
+set (no batch at all), an epoch with no batch, a NaN loss that kept going."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from fastlearn.callback import Callback, CancelBatchException
+from fastlearn.data.databunch import DataBunch
+from fastlearn.data.dataloader import DataLoader
+from fastlearn.learner import Learner
+from fastlearn.losses import MSELossFlat
+from fastlearn.metrics import accuracy
+from fastlearn.optimizer import SGD
+from fastlearn.tracker import SaveModelCallback, TerminateOnNaN, weights_are_finite
+from fastlearn.vision.data import ImageDataLoaders
+from fastlearn.vision.learner import vision_learner
+from fastlearn.vision.transforms import Resize
+
+
+def regression_dls(n_train=64, bs=16, nan_row=None):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n_train + 16, 4, generator=g)
+    y = x.sum(1, keepdim=True)
+    if nan_row is not None:
+        y[nan_row] = float("nan")
+    items = list(zip(x, y))
+    return DataBunch.from_dsets(items[:n_train], items[n_train:], bs=bs, shuffle=False, device="cpu")
+
+
+def fit(learn, epochs, cbs=None, lr=None):
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(epochs, lr=lr, cbs=cbs)
+
+
+@pytest.fixture
+def twelve_images(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in "ab":
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    return tmp_path
+
+
+def test_a_batch_size_larger_than_the_training_set_trains_on_the_partial_batch(twelve_images):
+    dls = ImageDataLoaders.from_folder(twelve_images, valid_pct=0.25, seed=0, item_tfms=Resize(16), bs=64,
+                                       num_workers=0)
+    assert len(dls.train) == 0  # 9 training images and bs=64: drop_last would leave nothing
+    learn = vision_learner(dls, "resnet18", pretrained=False, metrics=accuracy)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.warns(RuntimeWarning, match=r"bs=64 is larger than the 9 training items.*one batch of 9"):
+        fit(learn, 1)
+    assert len(dls.train) == 1
+    train_loss = learn.recorder.values[0][0]
+    assert math.isfinite(train_loss)  # was nan: no batch had run
+    assert any(not torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+
+
+def test_an_empty_training_set_is_an_error_before_training():
+    dls = DataBunch.from_dsets([], [(torch.zeros(4), torch.zeros(1))], bs=4, device="cpu")
+    learn = Learner(dls, nn.Linear(4, 1), loss_func=MSELossFlat())
+    with pytest.raises(ValueError, match="training set is empty"):
+        fit(learn, 1)
+
+
+def test_an_epoch_that_ran_no_batch_is_not_reported():
+    class NoBatches(DataLoader):
+        def __iter__(self):
+            return iter(())
+
+    items = [(torch.randn(4), torch.randn(1)) for _ in range(8)]
+    dls = DataBunch(NoBatches(items, bs=4), DataLoader(items, bs=4), device="cpu")
+    learn = Learner(dls, nn.Linear(4, 1), loss_func=MSELossFlat())
+    with pytest.raises(ValueError, match=r"epoch 0 ran no training batch.*nothing was trained"):
+        fit(learn, 1)
+    assert learn.recorder.values == []
+
+
+def test_an_epoch_whose_batches_were_all_cancelled_says_so():
+    class SkipAll(Callback):
+        def after_pred(self):
+            if self.training:
+                raise CancelBatchException()
+
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat(), cbs=SkipAll())
+    with pytest.warns(RuntimeWarning, match="none of its 4 training batches reached the optimizer step"):
+        fit(learn, 1)
+
+
+def test_a_nan_loss_stops_training_by_default_naming_epoch_and_batch(tmp_path):
+    torch.manual_seed(0)
+    learn = Learner(regression_dls(nan_row=16 * 4 - 1), nn.Linear(4, 1), loss_func=MSELossFlat(),
+                    opt_func=SGD, lr=0.05, path=tmp_path)  # batch 4 of each epoch holds a NaN target
+    with pytest.warns(RuntimeWarning, match=r"epoch 0, iteration 3 \(batch 4 of 4\).*stopped before this batch "
+                                            r"changed the weights"):
+        fit(learn, 3)
+    assert learn.terminate_on_nan.nan_at == (0, 3)
+    assert weights_are_finite(learn.model) and learn.recorder.values == []
+
+
+def test_a_nan_stop_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat(), opt_func=SGD, lr=0.05,
+                    path=tmp_path)
+    fit(learn, 2, cbs=SaveModelCallback(every_epoch=True))
+    saved = torch.load(tmp_path / "models" / "model_1.pth", weights_only=True)
+    with pytest.warns(RuntimeWarning, match="epoch 0, iteration 1"):  # the first step made them NaN
+        fit(learn, 2, cbs=SaveModelCallback(every_epoch=True), lr=float("nan"))
+    assert not weights_are_finite(learn.model)
+    again = torch.load(tmp_path / "models" / "model_1.pth", weights_only=True)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model_0.pth", "model_1.pth"]
+    assert torch.equal(saved["model"]["weight"], again["model"]["weight"])  # not overwritten
+
+
+def test_the_nan_stop_can_be_turned_off():
+    torch.manual_seed(0)
+    learn = Learner(regression_dls(nan_row=0), nn.Linear(4, 1), loss_func=MSELossFlat(), opt_func=SGD, lr=0.05)
+    learn.remove_cb(TerminateOnNaN)
+    fit(learn, 1)
+    assert not weights_are_finite(learn.model)
+
+
+def test_the_nan_stop_is_in_the_course_star_imports():
+    import fastlearn.vision.all as vision_all
+    namespace = {}
+    exec("from fastlearn.vision.all import *", namespace)
+    assert namespace["TerminateOnNaNCallback"] is namespace["TerminateOnNaN"] is TerminateOnNaN
+    assert "SanityCheckCallback" in vision_all.__all__
