@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from fastlearn.callback import Callback
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import MultiCategoryBlock
 from fastlearn.data.getters import ColReader, get_image_files
 from fastlearn.data.splitters import ColSplitter, FuncSplitter
@@ -28,7 +28,7 @@ from fastlearn.datasets import (fashion_keypoints, fashion_mnist, fashion_multil
                                 fashion_segmentation, mnist_digits)
 from fastlearn.metrics import accuracy_multi, error_rate
 from fastlearn.recorder import Recorder
-from fastlearn.sources import build_once
+from fastlearn.datasets.sources import build_once
 from fastlearn.vision.augment import aug_transforms
 from fastlearn.vision.baselines import linear_probe, pixel_logistic_regression
 from fastlearn.vision.data import ImageBlock, ImageDataLoaders, PointBlock, SegmentationDataLoaders
@@ -48,7 +48,7 @@ METRICS = {"single": ("error", False), "multi": ("accuracy_multi", True), "point
 # --- the one-liners: what a new user writes (the page prints these functions) -----------------
 
 def single_label_dls(task: "Task", path: Path):
-    return ImageDataLoaders.from_folder(path, train=task.train, valid=task.valid,
+    return ImageDataLoaders.from_folder(path, train=task.train, valid=task.valid, bs=task.bs,
                                         item_tfms=Resize(task.size), batch_tfms=aug_transforms())
 
 
@@ -108,7 +108,9 @@ ONE_LINERS: dict[str, tuple[Callable, Callable]] = {
 class Task:
     """One row of the table. ``data()`` builds (once) and returns the folder; ``size`` is the image
     side every method trains at; ``epochs`` is ``n`` in ``fine_tune(n)``; ``augment`` is the plain
-    fine-tune's augmentation (``"flip"`` or ``"shift"`` where a mirror image changes the label)."""
+    fine-tune's augmentation (``"flip"`` or ``"shift"`` where a mirror image changes the label);
+    ``bs`` the single-label rows' batch size (the loaders' default, 64, unless a row copies a command
+    that sets it)."""
 
     name: str
     kind: str
@@ -119,6 +121,7 @@ class Task:
     train: str = "train"
     valid: str = "valid"
     augment: str = "flip"
+    bs: int = 64
 
 
 def _hard_classes(n_per_class: int, n_valid: int) -> Path:
@@ -134,12 +137,13 @@ def _hard_classes(n_per_class: int, n_valid: int) -> Path:
 
 
 TASKS = (
-    Task("fashion10", "single", "Fashion-MNIST, 10 classes × 100 (`make demo` data)",
-         lambda: fashion_mnist(n_per_class=100), 64, 3),
-    Task("fashion5", "single", "Fashion-MNIST, 5 hard classes × 80", lambda: _hard_classes(80, 20), 64, 2),
+    Task("fashion10", "single", "Fashion-MNIST, 10 classes × 100 (`make demo`: 96 px, bs 32)",
+         lambda: fashion_mnist(n_per_class=100, n_valid_per_class=100), 96, 3, bs=32),
+    Task("fashion5", "single", "Fashion-MNIST, 5 hard classes × 80", lambda: _hard_classes(80, 200), 64, 2),
     Task("mnist", "single", "MNIST digits × 50", lambda: mnist_digits(n_per_class=50, n_valid_per_class=100),
          64, 3, train="training", valid="testing", augment="shift"),
-    Task("fashion10-large", "single", "Fashion-MNIST, 10 classes × 1,000", lambda: fashion_mnist(n_per_class=1000), 64, 2),
+    Task("fashion10-large", "single", "Fashion-MNIST, 10 classes × 1,000",
+         lambda: fashion_mnist(n_per_class=1000, n_valid_per_class=200), 64, 2),
     Task("multilabel", "multi", "multi-label canvases, 1-3 items of 10 tags, 480 train",
          lambda: fashion_multilabel(n_train=480, n_valid=120, size=64), 64, 10),
     Task("keypoints", "points", "keypoint: an item's centre on a 56 px canvas, 480 train",

@@ -7,10 +7,10 @@
 Both read the training and validation images of a ``DataBunch`` built from a ``DataBlock`` (or
 ``ImageDataLoaders``): the training images through the validation transforms (resized, never
 augmented), and report the error on the validation set. The logistic regression
-(:class:`LogisticRegression`) standardizes each feature with the training set's mean and
-standard deviation and is fitted by full-batch L-BFGS with an L2 penalty whose strength is chosen
-on a held-out part of the *training* set only (:func:`fit_logistic_regression`); the validation
-set is used once, to report the error. Everything runs in torch, and the same call on the same
+(:class:`LogisticRegression`, on pixels standardized with the training set's mean and standard
+deviation, on pretrained features as they are) is fitted by full-batch L-BFGS with an L2 penalty
+whose strength is chosen on a held-out part of the *training* set only
+(:func:`fit_logistic_regression`); the validation set is used once, to report the error. Everything runs in torch, and the same call on the same
 data gives the same numbers.
 
 >>> dls = ImageDataLoaders.from_folder(fashion_mnist(n_per_class=100), item_tfms=Resize(64))  # doctest: +SKIP
@@ -32,15 +32,16 @@ from torch.nn import functional as F
 from fastlearn.data.batch_transforms import Normalize
 from fastlearn.vision.learner import create_body, stats_for_channels
 from fastlearn.vision.models import arch_meta
+from fastlearn.vision.probe_init import fit_linear_layer
 
-WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-"""The L2 strengths :func:`fit_logistic_regression` tries (penalty ``weight_decay / 2 * |W|^2``
-added to the mean cross-entropy, on standardized features)."""
+WEIGHT_DECAYS = (1.0, 3e-1, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 1e-4)
+"""The L2 strengths :func:`fit_logistic_regression` tries (penalty ``weight_decay * |W|^2`` added
+to the mean cross-entropy)."""
 
 
 class LogisticRegression(nn.Module):
-    """Standardize each feature (with statistics of the training features), then a linear layer
-    giving one logit per class.
+    """Optionally standardize each feature (with statistics of the training features), then a
+    linear layer giving one logit per class.
 
     >>> model = LogisticRegression(torch.zeros(4), torch.ones(4), n_classes=3)
     >>> model(torch.randn(2, 4)).shape
@@ -52,59 +53,23 @@ class LogisticRegression(nn.Module):
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
         self.linear = nn.Linear(mean.numel(), n_classes)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear((features - self.mean) / self.std)
 
-    @classmethod
-    def fit(cls, features: torch.Tensor, targets: torch.Tensor, n_classes: int, weight_decay: float,
-            max_iter: int = 200, tolerance: float = 1e-4,
-            start: "LogisticRegression | None" = None) -> "LogisticRegression":
-        """Minimize the mean cross-entropy plus ``weight_decay / 2 * |W|^2`` (bias not penalized)
-        by full-batch L-BFGS (at most ``max_iter`` iterations, stopping earlier when no gradient
-        entry exceeds ``tolerance``) from zero weights, or from the
-        weights of ``start`` (a fit with a nearby weight decay, to converge in fewer steps).
-        A convex problem: the result does not depend on a seed.
-
-        >>> x = torch.tensor([[0.], [1.], [2.], [3.]]); y = torch.tensor([0, 0, 1, 1])
-        >>> LogisticRegression.fit(x, y, 2, weight_decay=1e-3)(x).argmax(1).tolist()
-        [0, 0, 1, 1]
-        """
-        features = features.float()
-        mean, std = features.mean(0), features.std(0, unbiased=False)
-        model = cls(mean, torch.where(std > 1e-6, std, torch.ones_like(std)), n_classes).to(features.device)
-        standardized = (features - model.mean) / model.std
-        weight, bias = model.linear.weight, model.linear.bias
-        if start is not None:
-            with torch.no_grad():
-                weight.copy_(start.linear.weight)
-                bias.copy_(start.linear.bias)
-        optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
-                                      tolerance_grad=tolerance, tolerance_change=1e-9, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            loss = F.cross_entropy(F.linear(standardized, weight, bias), targets)
-            loss = loss + weight_decay / 2 * weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-        return model.requires_grad_(False)
-
 
 def fit_logistic_regression(features: torch.Tensor, targets: torch.Tensor, n_classes: int | None = None,
                             weight_decays: Sequence[float] = WEIGHT_DECAYS, holdout: float = 0.2,
-                            seed: int = 0) -> tuple[LogisticRegression, float]:
+                            seed: int = 0, standardize: bool = True) -> tuple[LogisticRegression, float]:
     """A :class:`LogisticRegression` on ``features`` (N, F) and class indices ``targets`` (N,),
     with the L2 strength chosen on the training data alone; returns ``(model, weight_decay)``.
 
-    Each strength in ``weight_decays`` is fitted on a random ``1 - holdout`` of the rows (drawn
-    with ``seed``), strongest first, each fit starting from the previous one, and scored on the
-    other ``holdout``: lowest error, then lowest cross-entropy. The chosen strength is then
-    fitted on all the rows.
+    The fit is :func:`~fastlearn.vision.probe_init.fit_linear_layer` (the one that starts
+    ``vision_learner``'s head): full-batch L-BFGS on the mean cross-entropy, each strength in
+    ``weight_decays`` fitted on a random ``1 - holdout`` of the rows (drawn with ``seed``) and
+    scored by the cross-entropy on the others, the best then fitted on all rows. ``standardize``
+    scales each feature by the training rows' mean and standard deviation first (for pixels);
+    pretrained features go in as they are.
 
     >>> x = torch.cat([torch.full((20, 3), -2.0), torch.full((20, 3), 2.0)]) + torch.rand(40, 3)
     >>> y = torch.tensor([0] * 20 + [1] * 20)
@@ -120,25 +85,21 @@ def fit_logistic_regression(features: torch.Tensor, targets: torch.Tensor, n_cla
                          "weight decays on, between 0 and 1 (such as 0.2)")
     if not weight_decays:
         raise ValueError("weight_decays is empty; pass at least one L2 strength, such as (1e-3, 1e-2, 1e-1)")
-    targets = targets.long()
-    n_classes = int(targets.max()) + 1 if n_classes is None else n_classes
     n_held = int(round(len(targets) * holdout))
-    if len(weight_decays) > 1 and not 0 < n_held < len(targets):
+    if len(weight_decays) > 1 and not 0 < n_held < len(targets) - 1:
         raise ValueError(f"{len(targets)} training rows are too few to hold out {holdout:.0%} of them for "
                          "choosing the weight decay; pass a single weight_decays value or more data")
-    weight_decay, start = weight_decays[0], None
-    if len(weight_decays) > 1:
-        order = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed)).to(targets.device)
-        fit_rows, held_rows = order[n_held:], order[:n_held]
-        best_score, model = None, None
-        for tried in sorted(weight_decays, reverse=True):
-            model = LogisticRegression.fit(features[fit_rows], targets[fit_rows], n_classes, tried, start=model)
-            logits = model(features[held_rows].float())
-            score = (float((logits.argmax(1) != targets[held_rows]).float().mean()),
-                     float(F.cross_entropy(logits, targets[held_rows])))
-            if best_score is None or score < best_score:
-                best_score, weight_decay, start = score, tried, model
-    return LogisticRegression.fit(features, targets, n_classes, weight_decay, start=start), weight_decay
+    features, targets = features.float(), targets.long()
+    n_classes = int(targets.max()) + 1 if n_classes is None else n_classes
+    if standardize:
+        mean, std = features.mean(0), features.std(0, unbiased=False)
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    else:
+        mean, std = torch.zeros(features.shape[1]), torch.ones(features.shape[1])
+    model = LogisticRegression(mean.to(features.device), std.to(features.device), n_classes).to(features.device)
+    weight_decay = fit_linear_layer(model.linear, (features - model.mean) / model.std, targets, F.cross_entropy,
+                                    weight_decays=weight_decays, holdout=holdout, max_iter=200, seed=seed)
+    return model.requires_grad_(False), weight_decay
 
 
 @dataclass
@@ -197,7 +158,7 @@ def _train_and_valid_loaders(dls):
     return train, dls.valid
 
 
-def _fit_and_score(dls, encode, device, weight_decays, seed, started) -> BaselineResult:
+def _fit_and_score(dls, encode, device, weight_decays, seed, started, standardize) -> BaselineResult:
     train_dl, valid_dl = _train_and_valid_loaders(dls)
     train_x, train_y = loader_features(train_dl, encode, device)
     valid_x, valid_y = loader_features(valid_dl, encode, device)
@@ -206,7 +167,8 @@ def _fit_and_score(dls, encode, device, weight_decays, seed, started) -> Baselin
                          "baselines need single-label classification (one class index per image, a "
                          "CategoryBlock target)")
     n_classes = len(dls.vocab) if getattr(dls, "vocab", None) is not None else None
-    model, weight_decay = fit_logistic_regression(train_x, train_y, n_classes, weight_decays, seed=seed)
+    model, weight_decay = fit_logistic_regression(train_x, train_y, n_classes, weight_decays, seed=seed,
+                                                  standardize=standardize)
     error = float((model(valid_x).argmax(1) != valid_y).float().mean())
     return BaselineResult(error, weight_decay, model, len(train_y), len(valid_y), train_x.shape[1],
                           time.perf_counter() - started)
@@ -245,7 +207,7 @@ def linear_probe(dls, arch: Callable | str | nn.Module = "efficientnet_lite0",
             images = (images - mean) / std
         return body(images).mean((2, 3))
 
-    return _fit_and_score(dls, encode, device, weight_decays, seed, started)
+    return _fit_and_score(dls, encode, device, weight_decays, seed, started, standardize=False)
 
 
 def pixel_logistic_regression(dls, size: int | None = 32, weight_decays: Sequence[float] = WEIGHT_DECAYS,
@@ -269,4 +231,4 @@ def pixel_logistic_regression(dls, size: int | None = 32, weight_decays: Sequenc
             images = F.adaptive_avg_pool2d(images, size)
         return images
 
-    return _fit_and_score(dls, encode, None, weight_decays, seed, started)
+    return _fit_and_score(dls, encode, None, weight_decays, seed, started, standardize=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fastlearn.data.batch_transforms import Normalize
-from fastlearn.data.block import DataBlock
+from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock
 from fastlearn.data.getters import get_image_files, parent_label
 from fastlearn.data.splitters import GrandparentSplitter
