@@ -36,7 +36,7 @@ def every_learner_argument(tmp_path, loss_func):
     return {"loss_func": loss_func, "opt_func": SGD, "lr": 0.0123, "splitter": trainable_params,
             "cbs": [Marker()], "metrics": [accuracy], "path": tmp_path, "model_dir": "weights", "wd": 0.042,
             "wd_bn_bias": True, "train_bn": False, "moms": (0.9, 0.8, 0.9), "device": "cpu",
-            "precision": "bf16"}
+            "precision": "bf16", "sanity_val_steps": 1, "fast_dev_run": 3, "overfit_batches": 2}
 
 
 def vision_case(fashion_mnist_path, tmp_path):
@@ -104,6 +104,7 @@ def test_application_learner_takes_every_learner_argument(case, fashion_mnist_pa
     assert any(isinstance(cb, Marker) for cb in learn.cbs)
     assert [m.name for m in learn.metrics] == ["accuracy"]
     assert getattr(learn, "mixed_precision", None) is not None  # precision="bf16"
+    assert (learn.sanity_val_steps, learn.fast_dev_run, learn.overfit_batches) == (1, 3, 2)
 
 
 @pytest.mark.parametrize("make", [vision_learner, unet_learner, tabular_learner, collab_learner,
