@@ -22,7 +22,7 @@ export MPLBACKEND ?= Agg
 export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
-.PHONY: install sources test notebooks demo bench bench-env clean FORCE
+.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE
 
 install: $(LINKS) $(SOURCES_STAMP)
 
@@ -59,6 +59,11 @@ demo: install
 
 bench: install
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# the one-liner against a plain PyTorch fine-tune and two baselines: bench/TRANSFER.md (slow on a
+# CPU; BENCH_ARGS="--quick" for a smoke run, "--tasks fashion10 fashion5" for a subset)
+bench-transfer: install
+	$(PY) bench/transfer.py $(BENCH_ARGS)
 
 bench-env: install
 	bash tools/bench_env.sh $(VENV) .venv-bench

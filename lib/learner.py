@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path as PlainPath
 
@@ -481,3 +483,22 @@ class Learner:
                            example=None) -> PlainPath:
         """The model as TorchScript for ``torch.jit.load``, normalization folded in (:mod:`fastlearn.deploy`)."""
         return export_torchscript(self, fname, fold_normalization, activation, example)
+
+
+def learner_kwargs(caller: str, kwargs: dict) -> dict:
+    """``kwargs`` checked as arguments of :class:`Learner`, for an application learner
+    (``vision_learner``, ``tabular_learner``, ...) that passes every ``Learner`` argument it does not
+    set itself through to ``Learner`` unchanged. A name ``Learner`` does not take is a ``TypeError``
+    that names the closest one.
+
+    >>> learner_kwargs("vision_learner", {"train_bn": False, "precision": "bf16"})
+    {'train_bn': False, 'precision': 'bf16'}
+    """
+    known = [name for name in inspect.signature(Learner).parameters if name not in ("dls", "model")]
+    for name in kwargs:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}.{hint} Besides its own "
+                            f"arguments it takes those of Learner: {', '.join(known)}")
+    return kwargs

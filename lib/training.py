@@ -104,19 +104,53 @@ class GradientClip(Callback):
         self.last_norm = float(norm)
 
 
-class BnFreeze(Callback):
-    """Keep the BatchNorm layers whose parameters are frozen in eval mode while training, so
-    their running statistics stay those of the pretrained model (use with ``train_bn=False``).
+BN_SCOPES = ("frozen", "body")
 
-    >>> learn = Learner(dls, model, train_bn=False, cbs=BnFreeze())   # doctest: +SKIP
+
+class BnFreeze(Callback):
+    """Keep BatchNorm running statistics fixed while training: the chosen BatchNorm layers
+    normalise with their stored mean and variance (inference mode) and do not update them. Their
+    scale and shift still train wherever their parameter group trains (``train_bn``).
+
+    ``scope="frozen"``: the layers of the parameter groups that are frozen now (after
+    ``freeze()``, the whole body; after ``unfreeze()``, none). ``scope="body"``: the layers of every
+    group but the last, frozen or not, so a pretrained body keeps its statistics for the whole of
+    ``fine_tune``. ``vision_learner`` and ``unet_learner`` add ``BnFreeze("body")`` for pretrained
+    models (their ``keep_bn_stats`` argument): on small or unlike data, statistics of a few
+    batches are noisy, and training with them then validating with the running averages was the
+    largest loss of accuracy in fine-tuning (see docs/transfer.md).
+
+    >>> learn = Learner(dls, model, cbs=BnFreeze())   # doctest: +SKIP
     """
 
+    order = 1  # after TrainEvalCallback has put the model in training mode
+
+    def __init__(self, scope: str = "frozen"):
+        if scope not in BN_SCOPES:
+            raise ValueError(f"BnFreeze(scope={scope!r}); expected one of {BN_SCOPES}: 'frozen' for the "
+                             "groups frozen now, 'body' for every group but the last")
+        self.scope = scope
+
     def before_train(self):
+        kept = {id(p) for group in self._kept_groups() for p in group}
         for module in self.model.modules():
             if isinstance(module, _BN_TYPES):
                 params = list(module.parameters(recurse=False))
-                if params and not any(p.requires_grad for p in params):
+                if params and all(id(p) in kept for p in params):
                     module.eval()
+
+    def _kept_groups(self) -> list[list[nn.Parameter]]:
+        groups = self.learn.param_groups()
+        if self.scope == "body":
+            return groups[:-1]
+        return [group for group in groups if not _group_trains(group)]
+
+
+def _group_trains(group: list[nn.Parameter]) -> bool:
+    """Whether a parameter group trains: any of its weights (more than one dimension, so not a
+    norm layer's scale kept trainable by ``train_bn``, nor a bias) requires a gradient."""
+    weights = [p for p in group if p.ndim > 1]
+    return any(p.requires_grad for p in (weights or group))
 
 
 class ChannelsLast(Callback):

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from fastlearn.collab.models import EmbeddingDotBias, EmbeddingNN
-from fastlearn.learner import Learner
+from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.losses import MSELossFlat
-from fastlearn.optimizer import AdamW
 from fastlearn.tabular.learner import model_options, tabular_model_spec
 from fastlearn.tabular.model import get_emb_sz
-from fastlearn.torch_core import trainable_params
 
 
 def _plain(value):
@@ -25,13 +23,12 @@ def _plain(value):
 def collab_learner(dls, n_factors: int = 50, use_nn: bool = False, emb_szs: dict[str, int] | None = None,
                    layers: Sequence[int] | None = None, config: dict | None = None,
                    y_range: tuple[float, float] | None = None, loss_func: Callable | None = None,
-                   opt_func: Callable = AdamW, lr: float = 1e-3, splitter: Callable | None = None, cbs=None,
-                   metrics=None, path=None, model_dir: str = "models", wd: float | None = None,
-                   moms: Sequence[float] = (0.95, 0.85, 0.95)) -> Learner:
+                   **learner_args) -> Learner:
     """A Learner for ratings: :class:`EmbeddingDotBias` with ``n_factors`` (default), or with
     ``use_nn`` an :class:`EmbeddingNN` (embedding widths from ``get_emb_sz``/``emb_szs``, hidden
     ``layers``, other options in ``config``). ``y_range`` squashes predictions into a range; the
-    loss is ``MSELossFlat`` unless given.
+    loss is ``MSELossFlat`` unless given. Every other argument (``metrics``, ``cbs``, ``lr``, ``wd``,
+    ``precision``, ... : any of ``Learner``'s) goes to ``Learner`` unchanged.
 
     >>> learn = collab_learner(dls, use_nn=True, y_range=(0, 5.5), layers=[100, 50])   # doctest: +SKIP
     """
@@ -52,7 +49,6 @@ def collab_learner(dls, n_factors: int = 50, use_nn: bool = False, emb_szs: dict
                 "args": {"n_factors": n_factors, "user": user, "item": item,
                          "classes": {k: [_plain(v) for v in vs] for k, vs in classes.items()},
                          "y_range": None if y_range is None else list(y_range)}}
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter or trainable_params,
-                    cbs=cbs, metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms)
+    learn = Learner(dls, model, loss_func=loss_func, **learner_kwargs("collab_learner", learner_args))
     learn.model_spec = spec
     return learn

@@ -6,13 +6,11 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
-from fastlearn.learner import Learner
-from fastlearn.optimizer import AdamW
-from fastlearn.torch_core import trainable_params
+from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.tabular.model import TabularModel, describe_activation, get_emb_sz
 
 CONFIG_KEYS = ("ps", "embed_p", "use_bn", "bn_final", "bn_cont", "act_cls", "lin_first", "y_range")
@@ -63,16 +61,15 @@ def model_options(config: dict | None, y_range: tuple[float, float] | None) -> d
 
 def tabular_learner(dls, layers: Sequence[int] | None = None, emb_szs: dict[str, int] | None = None,
                     config: dict | None = None, n_out: int | None = None, y_range: tuple[float, float] | None = None,
-                    loss_func: Callable | None = None, opt_func: Callable = AdamW, lr: float = 1e-3,
-                    splitter: Callable | None = None, cbs=None, metrics=None, path=None, model_dir: str = "models",
-                    wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
-                    moms: Sequence[float] = (0.95, 0.85, 0.95)) -> Learner:
+                    **learner_args) -> Learner:
     """A Learner training a :class:`TabularModel` on tabular loaders.
 
     ``layers`` are the hidden sizes (default ``[200, 100]``); ``emb_szs`` overrides embedding widths
     by column name; ``config`` holds other model options (:func:`tabular_config`); ``n_out``
     defaults to ``dls.c``; ``y_range=(low, high)`` ends a regression model with a scaled sigmoid;
     the loss defaults to the target's (cross-entropy for a category, MSE for a regression).
+    Every other argument (``loss_func``, ``metrics``, ``cbs``, ``lr``, ``wd``, ``train_bn``,
+    ``precision``, ... : any of ``Learner``'s) goes to ``Learner`` unchanged.
 
     >>> learn = tabular_learner(dls, metrics=accuracy)   # doctest: +SKIP
     """
@@ -85,8 +82,6 @@ def tabular_learner(dls, layers: Sequence[int] | None = None, emb_szs: dict[str,
     sizes = get_emb_sz(dls, emb_szs)
     n_cont = len(dls.cont_names) if dls.tabular.with_cont else 0
     model = TabularModel(sizes, n_cont, n_out, layers, **config)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
-                    splitter=splitter or trainable_params, cbs=cbs, metrics=metrics, path=path,
-                    model_dir=model_dir, wd=wd, wd_bn_bias=wd_bn_bias, train_bn=train_bn, moms=moms)
+    learn = Learner(dls, model, **learner_kwargs("tabular_learner", learner_args))
     learn.model_spec = tabular_model_spec(sizes, n_cont, n_out, layers, config)
     return learn

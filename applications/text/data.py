@@ -280,7 +280,7 @@ class TextDataBunch(DataBunch):
         tokenizer.text_cols = names
         text = TextBlock(tokenizer, vocab=text_vocab, is_lm=is_lm, seq_len=seq_len, min_freq=min_freq,
                          max_vocab=max_vocab)
-        label = df.columns[label_col] if isinstance(label_col, int) else label_col
+        label = None if is_lm else df.columns[label_col] if isinstance(label_col, int) else label_col
         splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
         blocks = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
         dblock = DataBlock(blocks=blocks, splitter=splitter, n_inp=1, missing_targets=missing_targets,

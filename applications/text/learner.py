@@ -19,17 +19,15 @@ from torch import nn
 
 from fastlearn.checkpoint import atomic_write_bytes
 from fastlearn.config import get_config
-from fastlearn.learner import Learner
+from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.metrics import Perplexity, accuracy
-from fastlearn.optimizer import AdamW
 from fastlearn.text.callbacks import ModelResetter, RNNRegularizer
 from fastlearn.text.tokenize import PAD, UNK, detokenize
 from fastlearn.text.data import text_transforms
 from fastlearn.text.models.awdlstm import AWD_LSTM
 from fastlearn.text.models.core import (SentenceEncoder, awd_lstm_clas_split, awd_lstm_lm_split, get_language_model,
                                         get_text_classifier, resolve_text_arch)
-from fastlearn.torch_core import trainable_params
 
 
 def encoder_of(model: nn.Module) -> nn.Module:
@@ -46,21 +44,16 @@ def encoder_of(model: nn.Module) -> nn.Module:
 class TextLearner(Learner):
     """A ``Learner`` for recurrent text models: adds ``ModelResetter`` and
     ``RNNRegularizer(alpha, beta)``, and ``save_encoder`` / ``load_encoder``; for a language
-    model ``predict(text, n_words)`` continues the text.
+    model ``predict(text, n_words)`` continues the text. Every other argument is ``Learner``'s.
 
     >>> learn = TextLearner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)   # doctest: +SKIP
     """
 
-    def __init__(self, dls, model: nn.Module, alpha: float = 2., beta: float = 1., loss_func: Callable | None = None,
-                 opt_func: Callable = AdamW, lr: float = 1e-3, splitter: Callable | None = None, cbs=None,
-                 metrics=None, path=None, model_dir: str = "models", wd: float | None = None,
-                 moms: Sequence[float] = (0.8, 0.7, 0.8), device: torch.device | str | None = None,
-                 precision: str | None = None):
+    def __init__(self, dls, model: nn.Module, alpha: float = 2., beta: float = 1., cbs=None,
+                 moms: Sequence[float] = (0.8, 0.7, 0.8), **learner_args):
         extra = [ModelResetter(), RNNRegularizer(alpha=alpha, beta=beta)]
         cbs = extra + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs])
-        super().__init__(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
-                         splitter=splitter or trainable_params, cbs=cbs, metrics=metrics, path=path,
-                         model_dir=model_dir, wd=wd, moms=moms, device=device, precision=precision)
+        super().__init__(dls, model, cbs=cbs, moms=moms, **learner_kwargs("TextLearner", learner_args))
 
     def _encoder_file(self, name: str) -> PlainPath:
         return PlainPath(self.path) / self.model_dir / f"{name}.pth"
@@ -195,11 +188,12 @@ def _load_pretrained(model: nn.Module, arch: type, pretrained_fnames, vocab: Seq
 def language_model_learner(dls, arch: type | str = AWD_LSTM, config: dict | None = None, drop_mult: float = 1.,
                            backwards: bool = False, pretrained: bool = True,
                            pretrained_fnames: Sequence[str] | None = None, loss_func: Callable | None = None,
-                           opt_func: Callable = AdamW, lr: float = 1e-3, cbs=None, metrics=None, path=None,
-                           model_dir: str = "models", wd: float | None = None,
-                           moms: Sequence[float] = (0.8, 0.7, 0.8), alpha: float = 2., beta: float = 1.) -> TextLearner:
+                           metrics=None, moms: Sequence[float] = (0.8, 0.7, 0.8), alpha: float = 2.,
+                           beta: float = 1., **learner_args) -> TextLearner:
     """A ``TextLearner`` training ``get_language_model(arch, len(dls.vocab), config, drop_mult)``
-    on language-model loaders; metrics default to ``[accuracy, Perplexity()]``.
+    on language-model loaders; metrics default to ``[accuracy, Perplexity()]``. Every other
+    argument (``cbs``, ``lr``, ``wd``, ``path``, ``precision``, ... : any of ``Learner``'s) goes to
+    ``Learner`` unchanged.
 
     ``pretrained=True`` loads WikiText-103 weights from the storage folder (or
     ``pretrained_fnames``) and freezes all but the embeddings and decoder; without those files
@@ -218,10 +212,10 @@ def language_model_learner(dls, arch: type | str = AWD_LSTM, config: dict | None
     model = get_language_model(arch, len(vocab), config=config, drop_mult=drop_mult)
     if pretrained:
         _load_pretrained(model, arch, pretrained_fnames, vocab, encoder_only=False)
+    learner_args = {"splitter": awd_lstm_lm_split, **learner_args}
     learn = TextLearner(dls, model, alpha=alpha, beta=beta, loss_func=loss_func or CrossEntropyLossFlat(),
-                        opt_func=opt_func, lr=lr, splitter=awd_lstm_lm_split, cbs=cbs,
-                        metrics=[accuracy, Perplexity()] if metrics is None else metrics, path=path,
-                        model_dir=model_dir, wd=wd, moms=moms)
+                        metrics=[accuracy, Perplexity()] if metrics is None else metrics, moms=moms,
+                        **learner_kwargs("language_model_learner", learner_args))
     learn.model_spec = {"builder": "fastlearn.text.models.core.get_language_model",
                         "args": {"arch": arch.__name__, "vocab_sz": len(vocab), "config": config,
                                  "drop_mult": drop_mult}}
@@ -235,16 +229,16 @@ def text_classifier_learner(dls, arch: type | str = AWD_LSTM, seq_len: int = 72,
                             n_out: int | None = None, lin_ftrs: Sequence[int] | None = None,
                             ps: Sequence[float] | None = None, max_len: int | None = 72 * 20,
                             y_range: Sequence[float] | None = None, pretrained_fnames: Sequence[str] | None = None,
-                            loss_func: Callable | None = None, opt_func: Callable = AdamW, lr: float = 1e-3,
-                            cbs=None, metrics=None, path=None, model_dir: str = "models", wd: float | None = None,
-                            moms: Sequence[float] = (0.8, 0.7, 0.8), alpha: float = 2.,
-                            beta: float = 1.) -> TextLearner:
+                            moms: Sequence[float] = (0.8, 0.7, 0.8), alpha: float = 2., beta: float = 1.,
+                            **learner_args) -> TextLearner:
     """A ``TextLearner`` training ``get_text_classifier(arch, ...)`` on classifier loaders.
 
     The usual start is a fine-tuned language model's encoder: build the data with
     ``text_vocab=dls_lm.vocab``, then ``learn.load_encoder("finetuned")``. ``pretrained=True``
     loads WikiText-103 encoder weights (see ``language_model_learner``); ``pretrained=False``
-    starts from scratch. ``learn.model_spec`` describes the model for ``export``.
+    starts from scratch. ``learn.model_spec`` describes the model for ``export``. Every other
+    argument (``loss_func``, ``metrics``, ``cbs``, ``lr``, ``precision``, ... : any of ``Learner``'s)
+    goes to ``Learner`` unchanged.
 
     >>> learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, metrics=accuracy, pretrained=False)  # doctest: +SKIP
     """
@@ -266,9 +260,9 @@ def text_classifier_learner(dls, arch: type | str = AWD_LSTM, seq_len: int = 72,
                                 lin_ftrs=lin_ftrs, ps=ps, pad_idx=pad_idx, max_len=max_len, y_range=y_range)
     if pretrained:
         _load_pretrained(model, arch, pretrained_fnames, text_vocab, encoder_only=True)
-    learn = TextLearner(dls, model, alpha=alpha, beta=beta, loss_func=loss_func, opt_func=opt_func, lr=lr,
-                        splitter=awd_lstm_clas_split, cbs=cbs, metrics=metrics, path=path, model_dir=model_dir,
-                        wd=wd, moms=moms)
+    learner_args = {"splitter": awd_lstm_clas_split, **learner_args}
+    learn = TextLearner(dls, model, alpha=alpha, beta=beta, moms=moms,
+                        **learner_kwargs("text_classifier_learner", learner_args))
     learn.model_spec = {"builder": "fastlearn.text.models.core.get_text_classifier",
                         "args": {"arch": arch.__name__, "vocab_sz": len(text_vocab), "n_class": n_out,
                                  "seq_len": seq_len, "config": config, "drop_mult": drop_mult,

@@ -14,11 +14,13 @@ import torch
 from torch import nn
 
 from fastlearn.data.batch_transforms import Normalize
+from fastlearn.foundation import listify
+from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.registry import code_from_name, dotted_path, register_code
-from fastlearn.learner import Learner
-from fastlearn.optimizer import AdamW
+from fastlearn.training import BnFreeze
 from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten, SigmoidRange
 from fastlearn.vision.models import arch_meta, arch_name, pretrained_model, resolve_arch
+from fastlearn.vision.probe_init import ProbeInit, linear_head_parts
 
 
 def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
@@ -299,13 +301,12 @@ def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]], n_in:
 
 
 def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
-                   pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable = AdamW,
-                   lr: float = 1e-3, splitter: Callable | None = None, cbs=None, metrics=None, path=None,
-                   model_dir: str = "models", wd: float | None = None, moms: tuple = (0.95, 0.85, 0.95),
-                   cut: int | Callable | None = None, init: Callable | None = nn.init.kaiming_normal_,
-                   concat_pool: bool = True, pool: bool = True, lin_ftrs: Sequence[int] | None = None,
-                   ps: float | Sequence[float] = 0.5, first_bn: bool = True, bn_final: bool = False,
-                   lin_first: bool = False, y_range: tuple[float, float] | None = None, n_in: int = 3):
+                   pretrained: bool = True, splitter: Callable | None = None, cbs=None,
+                   cut: int | Callable | None = None, init: Callable | None = None, concat_pool: bool = False,
+                   pool: bool = True, lin_ftrs: Sequence[int] | None = (), ps: float | Sequence[float] = 0.5,
+                   first_bn: bool | None = None, bn_final: bool = False, lin_first: bool = False,
+                   y_range: tuple[float, float] | None = None, n_in: int = 3, keep_bn_stats: bool = True,
+                   probe_init: bool = True, **learner_args):
     """A Learner fine-tuning ``arch`` (``resnet34``, ``"efficientnet_lite0"``, ...) on images.
 
     The model is ``nn.Sequential(body, head)``; the splitter gives body groups then the head, and a
@@ -313,23 +314,42 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     ``fine_tune``. With ``pretrained`` and ``normalize`` the arch's normalization stats are added to
     the batch transforms. ``learn.model_spec`` describes the model for ``export``.
 
+    The defaults for a pretrained body are the ones that measured best on small data
+    (``docs/transfer.md``, ``bench/TRANSFER.md``):
+
+    - the head is linear: average pooling, dropout ``ps``, one ``nn.Linear`` (``lin_ftrs=None``
+      gives fastai's two-layer head with BatchNorm, ``concat_pool=True`` its max+average pooling;
+      ``first_bn=None`` puts a BatchNorm first only when there are hidden layers);
+    - ``probe_init``: before the first training step the linear layer is fitted to the frozen
+      body's features of the training images (``ProbeInit``), so fine-tuning starts from a linear
+      probe rather than from random weights;
+    - ``keep_bn_stats``: the body's BatchNorm layers keep their pretrained statistics while
+      training (``BnFreeze("body")``); their scale and shift still train.
+
+    Every other argument (``loss_func``, ``metrics``, ``lr``, ``wd``, ``opt_func``, ``train_bn``,
+    ``moms``, ``wd_bn_bias``, ``device``, ``precision``, ``path``, ``model_dir``... : any of
+    ``Learner``'s) goes to ``Learner`` unchanged.
+
     >>> learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)   # doctest: +SKIP
     >>> learn.fine_tune(1)                                                       # doctest: +SKIP
     """
+    learner_args = learner_kwargs("vision_learner", learner_args)
     if n_out is None:
         n_out = getattr(dls, "c", None)
         if not n_out:
             raise ValueError("vision_learner could not infer n_out from dls.c; pass n_out= (the number of "
                              "classes or outputs)")
+    if first_bn is None:
+        first_bn = lin_ftrs is None or len(lin_ftrs) > 0
     meta = arch_meta(arch)
     model = vision_model(arch, n_out, pretrained=pretrained, cut=cut, n_in=n_in, init=init,
                          concat_pool=concat_pool, pool=pool, lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn,
                          bn_final=bn_final, lin_first=lin_first, y_range=y_range)
     if pretrained and normalize:
         add_normalization(dls, meta["stats"], n_in)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr,
-                    splitter=splitter or meta["split"], cbs=cbs, metrics=metrics, path=path, model_dir=model_dir,
-                    wd=wd, moms=moms)
+    learn = Learner(dls, model, splitter=splitter or meta["split"],
+                    cbs=_transfer_callbacks(model[0], model[1], pretrained, keep_bn_stats, probe_init) + listify(cbs),
+                    **learner_args)
     try:
         learn.model_spec = vision_model_spec(arch, n_out, cut, n_in, concat_pool, pool, lin_ftrs, ps, first_bn,
                                              bn_final, lin_first, y_range)
@@ -339,6 +359,18 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     if pretrained:
         learn.freeze()
     return learn
+
+
+def _transfer_callbacks(body: nn.Module, head: nn.Module, pretrained: bool, keep_bn_stats: bool,
+                        probe_init: bool) -> list:
+    """What fine-tuning a pretrained body adds to the loop: ``BnFreeze("body")`` and, for a linear
+    head, ``ProbeInit``."""
+    if not pretrained:
+        return []
+    cbs = [BnFreeze("body")] if keep_bn_stats else []
+    if probe_init and linear_head_parts(head) is not None:
+        cbs.append(ProbeInit(body, head))
+    return cbs
 
 
 cnn_learner = vision_learner

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fastlearn.learner import Learner
-from fastlearn.optimizer import AdamW
+from fastlearn.foundation import listify
+from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.registry import register_code
+from fastlearn.training import BnFreeze
 from fastlearn.vision.layers import SigmoidRange
 from fastlearn.vision.learner import add_normalization, create_body, describe_arch, describe_cut
 from fastlearn.vision.models import arch_meta, params_of
@@ -168,18 +169,21 @@ def unet_model(arch: Callable | str, n_out: int, img_size: Sequence[int], pretra
 
 
 def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
-                 pretrained: bool = True, loss_func: Callable | None = None, opt_func: Callable = AdamW,
-                 lr: float = 1e-3, splitter: Callable | None = None, cbs=None, metrics=None, path=None,
-                 model_dir: str = "models", wd: float | None = None, moms: tuple = (0.95, 0.85, 0.95),
+                 pretrained: bool = True, splitter: Callable | None = None, cbs=None,
                  cut: int | Callable | None = None, n_in: int = 3, blur: bool = False,
                  y_range: tuple[float, float] | None = None, last_cross: bool = True,
-                 img_size: Sequence[int] | None = None):
+                 img_size: Sequence[int] | None = None, keep_bn_stats: bool = True, **learner_args):
     """A Learner for segmentation with a U-Net on ``arch``: frozen encoder when pretrained,
     the arch's normalization added to the batch transforms, ``n_out`` from ``dls.c`` (the codes).
+    ``keep_bn_stats``: the pretrained encoder's BatchNorm layers keep their statistics while
+    training (``BnFreeze("body")``, as in ``vision_learner``). Every other argument
+    (``loss_func``, ``metrics``, ``lr``, ``wd``, ``train_bn``, ``precision``, ... : any of
+    ``Learner``'s) goes to ``Learner`` unchanged.
 
     >>> learn = unet_learner(dls, resnet34)   # doctest: +SKIP
     >>> learn.fine_tune(8)                    # doctest: +SKIP
     """
+    learner_args = learner_kwargs("unet_learner", learner_args)
     if n_out is None:
         n_out = getattr(dls, "c", None)
         if not n_out:
@@ -191,8 +195,8 @@ def unet_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int |
                        y_range=y_range, last_cross=last_cross)
     if pretrained and normalize:
         add_normalization(dls, meta["stats"], n_in)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, splitter=splitter or unet_split,
-                    cbs=cbs, metrics=metrics, path=path, model_dir=model_dir, wd=wd, moms=moms)
+    keep = [BnFreeze("body")] if pretrained and keep_bn_stats else []
+    learn = Learner(dls, model, splitter=splitter or unet_split, cbs=keep + listify(cbs), **learner_args)
     learn.model_spec = {"builder": "fastlearn.vision.unet.unet_model",
                         "args": {"arch": describe_arch(arch), "n_out": n_out, "img_size": list(img_size),
                                  "pretrained": False, "cut": describe_cut(cut), "n_in": n_in, "blur": blur,

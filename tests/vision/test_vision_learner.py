@@ -123,9 +123,11 @@ def test_fine_tune_freezes_the_body_then_uses_discriminative_rates(fashion_mnist
     start, frozen = watcher.start, watcher.after_frozen
     body_keys = [k for k in start if k.startswith("0.")]
     conv_keys = [k for k in body_keys if k.endswith("weight") and start[k].ndim == 4]
-    bn_stat_keys = [k for k in body_keys if k.endswith("running_mean")]
+    bn_stat_keys = [k for k in body_keys if k.endswith(("running_mean", "running_var"))]
+    bn_scale_keys = [k[:-len("running_mean")] + "weight" for k in body_keys if k.endswith("running_mean")]
     assert conv_keys and all(torch.equal(start[k], frozen[k]) for k in conv_keys)
-    assert any(not torch.equal(start[k], frozen[k]) for k in bn_stat_keys)  # train_bn: statistics follow the data
+    assert bn_stat_keys and all(torch.equal(start[k], frozen[k]) for k in bn_stat_keys)  # keep_bn_stats
+    assert any(not torch.equal(start[k], frozen[k]) for k in bn_scale_keys)  # train_bn: scale and shift train
     head_keys = [k for k in start if k.startswith("1.") and k.endswith("weight")]
     assert all(not torch.equal(start[k], frozen[k]) for k in head_keys)
     assert watcher.trainable == [True]
@@ -135,6 +137,36 @@ def test_fine_tune_freezes_the_body_then_uses_discriminative_rates(fashion_mnist
     assert max(max(lrs) for lrs in watcher.lrs) == pytest.approx(1e-3, rel=0.05)
     final = learn.model.state_dict()
     assert any(not torch.equal(frozen[k], final[k]) for k in conv_keys)
+    assert all(torch.equal(start[k], final[k]) for k in bn_stat_keys)  # unfrozen too
+
+
+def test_keep_bn_stats_false_lets_the_statistics_follow_the_data(fashion_mnist_path):
+    set_seed(0)
+    dls = image_dls(fashion_mnist_path)
+    learn = vision_learner(dls, "efficientnet_lite0", keep_bn_stats=False)
+    before = learn.model[0][1].running_mean.clone()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert not torch.equal(before, learn.model[0][1].running_mean)
+
+
+def test_default_head_is_linear_and_starts_from_a_linear_probe(fashion_mnist_path):
+    set_seed(0)
+    dls = image_dls(fashion_mnist_path)
+    learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)
+    head = learn.model[1]
+    assert [type(m).__name__ for m in head] == ["AdaptiveAvgPool2d", "Flatten", "Dropout", "Linear"]
+    random_head = head[-1].weight.detach().clone()
+    random_error = learn.validate()[1]
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(0)  # no training step: the probe alone
+    assert not torch.equal(random_head, head[-1].weight)
+    assert learn.probe_init.weight_decay in learn.probe_init.weight_decays
+    probe_error = learn.validate()[1]
+    assert probe_error < random_error - 0.2 and probe_error < 0.6  # 10 classes, 30 images each
+    fastai_head = vision_learner(dls, "efficientnet_lite0", lin_ftrs=None, concat_pool=True).model[1]
+    assert [type(m).__name__ for m in fastai_head][:3] == ["AdaptiveConcatPool2d", "Flatten", "BatchNorm1d"]
+    assert not hasattr(vision_learner(dls, "efficientnet_lite0", lin_ftrs=None), "probe_init")
 
 
 @pytest.mark.slow
