@@ -330,8 +330,11 @@ def databunch_from_datasets(dsets, bs: int | None = 64, shuffle: bool = True,
 
     The loader class is ``dl_type``, else the one the blocks ask for (``TransformBlock.dl_type``:
     ``LMDataLoader`` for a language model's ``TextBlock``), else ``DataLoader``; ``loader_kwargs``
-    (already checked against it) and the blocks' ``dls_kwargs`` go to it, the former winning."""
+    (already checked against it) and, when it is the class the blocks asked for, their
+    ``dls_kwargs`` go to it, the former winning."""
     block_type, block_kwargs, block_cls = _block_loader_settings(dsets)
+    if dl_type is not None and dl_type is not block_type:
+        block_kwargs = {}  # the block's arguments are for the loader it asked for
     dl_type = dl_type or block_type or DataLoader
     cls = cls or block_cls or DataBunch
     extra = {**block_kwargs, **(loader_kwargs or {})}
