@@ -22,7 +22,7 @@ export MPLBACKEND ?= Agg
 export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
-.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE
+.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text
 
 install: $(LINKS) $(SOURCES_STAMP)
 
@@ -67,6 +67,9 @@ bench-transfer: install
 
 bench-env: install
 	bash tools/bench_env.sh $(VENV) .venv-bench
+
+bench-text: install
+	$(PY) bench/text_speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -44,7 +44,9 @@ def _title(ax, text: str) -> None:
 @register_block
 class TransformBlock:
     """A generic block: ``type_tfms`` build the part, ``item_tfms``/``batch_tfms`` are added to
-    the loaders, ``kind`` names the part for item and batch transforms.
+    the loaders, ``kind`` names the part for item and batch transforms. ``dl_type`` is the loader
+    class this part needs (None: the plain ``DataLoader``) and ``dls_kwargs`` the loader
+    arguments it sets (a ``TextBlock`` asks for ``LMDataLoader`` with its ``seq_len``).
 
     >>> TransformBlock(type_tfms=[str.upper]).kind
     'raw'
@@ -52,16 +54,30 @@ class TransformBlock:
 
     kind: str = "raw"
     eager: bool = False
+    dls_type: type | None = None
+    """The ``DataBunch`` subclass for loaders of this block (None: ``DataBunch``)."""
 
     def __init__(self, type_tfms: Iterable | Callable | None = None,
                  item_tfms: Iterable | None = None, batch_tfms: Iterable | None = None,
-                 dl_type: type | None = None, kind: str | None = None):
+                 dl_type: type | None = None, kind: str | None = None, dls_kwargs: dict | None = None):
         self.type_tfms = listify(type_tfms)
         self.item_tfms = listify(item_tfms)
         self.batch_tfms = listify(batch_tfms)
         self.dl_type = dl_type
+        self.dls_kwargs = dict(dls_kwargs or {})
         if kind is not None:
             self.kind = check_kinds([kind], type(self).__name__)[0]
+
+    def loader_settings(self, dsets, p: int) -> tuple[type | None, dict]:
+        """The loader class and loader arguments this block asks for, as part ``p`` of ``dsets``
+        (``dl_type`` and ``dls_kwargs``). Called once before the loaders are built, so a block whose
+        loaders need every item encoded first (texts: lengths to sort by, one token stream) does
+        that here, in one pass.
+
+        >>> TransformBlock(dl_type=list, dls_kwargs={"seq_len": 8}).loader_settings(None, 0)
+        (<class 'list'>, {'seq_len': 8})
+        """
+        return self.dl_type, dict(self.dls_kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r})"

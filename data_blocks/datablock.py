@@ -170,16 +170,32 @@ class DataBlock:
                     bs: int | None = 64, shuffle: bool = True, num_workers: int | str | None = None,
                     device=None, seed: int | None = None, drop_last: bool | None = None,
                     val_bs: int | None = None, before_batch: Callable | None = None,
-                    pin_memory: bool | None = None, persistent_workers: bool = False):
+                    pin_memory: bool | None = None, persistent_workers: bool = False,
+                    dl_type: type | None = None, **loader_kwargs):
         """A ``DataBunch`` (alias ``DataLoaders``) from ``source``: the training loader shuffled
         (seeded by ``seed``), batch transforms on ``device`` (default: the best available).
-        ``num_workers=None`` reads the config (``"auto"``)."""
+        ``num_workers=None`` reads the config (``"auto"``).
+
+        The loader class is the one the blocks ask for (a ``TextBlock``: ``LMDataLoader`` for a
+        language model, ``SortedDL`` for a classifier), or ``dl_type``; the other keyword
+        arguments (``loader_kwargs``) are forwarded to it, as the course passes ``seq_len``.
+        One it does not take is a ``TypeError`` naming it and listing the valid ones.
+
+        >>> dls_lm = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True), get_items=get_text_files,
+        ...                    splitter=RandomSplitter(0.1)).dataloaders(path, path=path, bs=128, seq_len=80)  # doctest: +SKIP
+        """
+        if loader_kwargs:  # refused before the (slow) datasets are built
+            self._probe_datasets().checked_loader_kwargs(dl_type or self.dl_type, loader_kwargs, "dataloaders")
         dsets = self.datasets(source, verbose=verbose)
         return dsets.dataloaders(
             bs=bs, shuffle=shuffle, num_workers=num_workers, device=device, path=path, seed=seed,
             drop_last=drop_last, val_bs=val_bs, after_item=self.item_tfms,
             after_batch=self.batch_tfms, before_batch=before_batch, pin_memory=pin_memory,
-            persistent_workers=persistent_workers)
+            persistent_workers=persistent_workers, dl_type=dl_type or self.dl_type, **loader_kwargs)
+
+    def _probe_datasets(self) -> Datasets:
+        """Empty datasets with these blocks (only to check loader arguments)."""
+        return Datasets([], tfms=[[] for _ in self.blocks], n_inp=self.n_inp, blocks=self.blocks)
 
     databunch = dataloaders
 

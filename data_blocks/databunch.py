@@ -11,6 +11,7 @@ torch.Size([4, 3])
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -278,15 +279,68 @@ def _wrap_torch_loader(loader) -> DataLoader:
                     "wrap a dataset with fastlearn.data.DataLoader(dataset, bs=...)")
 
 
+# the loader arguments databunch_from_datasets sets itself (the rest may be passed through)
+_BUILDER_ARGS = {"self", "dataset", "bs", "batch_size", "shuffle", "drop_last", "num_workers", "seed", "pin_memory",
+                 "persistent_workers", "n_inp", "after_item", "after_batch", "before_batch", "kinds", "device"}
+
+
+def loader_arguments(dl_type: type) -> list[str]:
+    """The arguments of ``dl_type`` that ``dataloaders(...)`` passes through to it (those it does
+    not set itself from its own arguments).
+
+    >>> loader_arguments(DataLoader)
+    ['collate_fn', 'decode_batch_fn', 'sampler']
+    """
+    parameters = inspect.signature(dl_type.__init__).parameters.values()
+    return sorted(p.name for p in parameters if p.name not in _BUILDER_ARGS
+                  and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def check_loader_kwargs(dl_type: type, loader_kwargs: dict, caller: str, own: list[str]) -> None:
+    """A ``TypeError`` naming the first argument of ``loader_kwargs`` that neither ``caller`` nor
+    ``dl_type`` takes, with the valid ones."""
+    valid = loader_arguments(dl_type)
+    for name in loader_kwargs:
+        if name not in valid:
+            raise TypeError(
+                f"{caller}() got an unexpected argument {name!r}: it is not one of {caller}'s own arguments "
+                f"{own}, and the loader for this data, {dl_type.__name__}, takes {valid or 'no others'}. "
+                "Check the spelling, or pass dl_type= for another loader")
+
+
+def _block_loader_settings(dsets) -> tuple[type | None, dict, type | None]:
+    """The loader class, loader arguments and DataBunch class asked for by the first block of
+    ``dsets`` that asks for any (its inputs come first)."""
+    for p, block in enumerate(getattr(dsets, "blocks", None) or []):
+        dl_type, kwargs = block.loader_settings(dsets, p)
+        if dl_type is not None or kwargs:
+            return dl_type, kwargs, block.dls_type
+    return None, {}, None
+
+
 def databunch_from_datasets(dsets, bs: int | None = 64, shuffle: bool = True,
                             num_workers: int | str | None = None, device=None, path=".",
                             seed: int | None = None, drop_last: bool | None = None,
                             val_bs: int | None = None, after_item=None, after_batch=None,
                             before_batch: Callable | None = None, pin_memory: bool | None = None,
-                            persistent_workers: bool = False, cls: type = None) -> DataBunch:
+                            persistent_workers: bool = False, cls: type = None, dl_type: type | None = None,
+                            loader_kwargs: dict | None = None) -> DataBunch:
     """Loaders over each subset of ``dsets``: item/batch pipelines are copied (each DataBunch
-    owns its transforms' state) and set up on the first training sample and batch."""
-    cls = cls or DataBunch
+    owns its transforms' state) and set up on the first training sample and batch.
+
+    The loader class is ``dl_type``, else the one the blocks ask for (``TransformBlock.dl_type``:
+    ``LMDataLoader`` for a language model's ``TextBlock``), else ``DataLoader``; ``loader_kwargs``
+    (already checked against it) and, when it is the class the blocks asked for, their
+    ``dls_kwargs`` go to it, the former winning."""
+    block_type, block_kwargs, block_cls = _block_loader_settings(dsets)
+    if dl_type is not None and dl_type is not block_type:
+        block_kwargs = {}  # the block's arguments are for the loader it asked for
+    dl_type = dl_type or block_type or DataLoader
+    cls = cls or block_cls or DataBunch
+    extra = {**block_kwargs, **(loader_kwargs or {})}
+    if before_batch is None:
+        before_batch = extra.pop("before_batch", None)
+    extra.pop("before_batch", None)
     if bs is None:
         bs = get_config().get("defaults", "bs")
     after_item = copy.deepcopy(as_pipeline(list(after_item) if after_item is not None else []))
@@ -296,12 +350,12 @@ def databunch_from_datasets(dsets, bs: int | None = 64, shuffle: bool = True,
     for split in range(dsets.n_subsets):
         subset = dsets.subset(split)
         is_train = split == 0
-        loaders.append(DataLoader(
+        loaders.append(dl_type(
             subset, bs=bs if is_train else (val_bs or 2 * bs), shuffle=shuffle and is_train,
             drop_last=drop and is_train, num_workers=num_workers, seed=seed if is_train else None,
             pin_memory=pin_memory, persistent_workers=persistent_workers, n_inp=dsets.n_inp,
             after_item=after_item, after_batch=after_batch, before_batch=before_batch,
-            kinds=dsets.kinds))
+            kinds=dsets.kinds, **extra))
     dls = cls(*loaders, path=path, device=device)
     _setup_loader_pipelines(dls)
     return dls

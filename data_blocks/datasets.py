@@ -12,6 +12,7 @@ Pipelines are set up on the training items only, so a vocabulary never sees vali
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from fastlearn.data.blocks import TransformBlock
 from fastlearn.data.categorical import Categorize  # noqa: F401  (doctest)
 from fastlearn.data.checks import check_shared_files, missing_positions, missing_targets_error
-from fastlearn.data.databunch import DataBunch, databunch_from_datasets
+from fastlearn.data.databunch import DataBunch, DataLoader, check_loader_kwargs, databunch_from_datasets
 from fastlearn.data.inference import parts_from_spec
 from fastlearn.data.splitters import check_splits
 from fastlearn.data.transforms import Pipeline
@@ -255,14 +256,32 @@ class Datasets:
                     device=None, path=".", seed: int | None = None, drop_last: bool | None = None,
                     val_bs: int | None = None, after_item=None, after_batch=None,
                     before_batch: Callable | None = None, pin_memory: bool | None = None,
-                    persistent_workers: bool = False):
+                    persistent_workers: bool = False, dl_type: type | None = None, **loader_kwargs):
         """A ``DataBunch``: the training loader shuffled (dropping its last partial batch), the
-        validation loader in order; ``after_item`` / ``after_batch`` transforms are added."""
+        validation loader in order; ``after_item`` / ``after_batch`` transforms are added.
+
+        ``dl_type`` is the loader class (default: the one the blocks ask for, else ``DataLoader``;
+        chapter 11 passes ``SortedDL``); ``loader_kwargs`` are forwarded to it (``seq_len`` for an
+        ``LMDataLoader``), and an argument it does not take is a ``TypeError`` listing those it does.
+
+        >>> dsets.dataloaders(bs=16, dl_type=SortedDL, before_batch=pad_input)   # doctest: +SKIP
+        """
         return databunch_from_datasets(
             self, bs=bs, shuffle=shuffle, num_workers=num_workers, device=device, path=path,
             seed=seed, drop_last=drop_last, val_bs=val_bs, after_item=after_item,
             after_batch=after_batch, before_batch=before_batch, pin_memory=pin_memory,
-            persistent_workers=persistent_workers)
+            persistent_workers=persistent_workers, dl_type=dl_type,
+            loader_kwargs=self.checked_loader_kwargs(dl_type, loader_kwargs, "dataloaders"))
+
+    def checked_loader_kwargs(self, dl_type: type | None, loader_kwargs: dict, caller: str) -> dict:
+        """``loader_kwargs`` if the loader these datasets get takes them all, else a ``TypeError``
+        naming the first it does not take and listing those it does."""
+        if loader_kwargs:
+            chosen = dl_type or next((b.dl_type for b in self.blocks if b.dl_type is not None), None) or DataLoader
+            own = [name for name in inspect.signature(type(self).dataloaders).parameters
+                   if name not in ("self", "loader_kwargs")]
+            check_loader_kwargs(chosen, loader_kwargs, caller, own)
+        return loader_kwargs
 
     @classmethod
     def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu",

@@ -34,7 +34,7 @@ from fastlearn.config import get_config
 from fastlearn.course import *  # noqa: F403  (Module, store_attr, Self, noop, defaults, Optimizer...)
 from fastlearn.course import __all__ as _course_names
 from fastlearn.external import URLs, download_url, untar_data
-from fastlearn.foundation import L, first, listify
+from fastlearn.foundation import L, coll_repr, first, listify
 from fastlearn.learner import Learner
 from fastlearn.launch import notebook_launcher
 from fastlearn.layers import Embedding, LinBnDrop, SigmoidRange, sigmoid_range
@@ -62,7 +62,7 @@ _core_names = [
     "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
     "CancelTrainException", "CancelValidException", "TrainEvalCallback", "get_config", "URLs", "download_url",
-    "untar_data", "L", "first", "listify", "Learner", "BaseLoss", "BCELossFlat", "BCEWithLogitsLossFlat",
+    "untar_data", "L", "coll_repr", "first", "listify", "Learner", "BaseLoss", "BCELossFlat", "BCEWithLogitsLossFlat",
     "CrossEntropyLossFlat", "FocalLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
     "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "AccumMetric", "AvgMetric", "Dice", "F1Score", "FBeta",
     "JaccardCoeff", "MatthewsCorrCoef", "Metric", "Perplexity", "Precision", "R2Score", "Recall", "accuracy",

@@ -160,6 +160,18 @@ def first(items, f: Callable | None = None, negate: bool = False):
     return None
 
 
+def coll_repr(items, max_n: int = 10) -> str:
+    """A collection as the course prints one: its length, then the ``repr`` of its first
+    ``max_n`` items joined by commas, ``...`` when there are more.
+
+    >>> coll_repr(["xxbos", "xxmaj", "this"], 2)
+    "(#3) ['xxbos','xxmaj'...]"
+    """
+    items = list(items)
+    shown = ",".join(repr(x) for x in items[:max_n])
+    return f"(#{len(items)}) [{shown}{'...' if len(items) > max_n else ''}]"
+
+
 def listify(items) -> list:
     """``None`` → ``[]``, a single value → ``[value]``, an iterable → a list."""
     return _listify(items)

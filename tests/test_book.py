@@ -491,10 +491,6 @@ def test_ch09_tabular_trees_and_neural_net(builtin_data_path, tmp_path):
 
 
 # --- chapter 10: NLP deep dive (tokenize, numericalize, batch) -------------------------------
-# The cells that need the text work (DataBlock.dataloaders passing seq_len, coll_repr, the
-# tokenizer splitting exactly as fastai's) are the xfail tests below, named after the cell.
-
-TEXT_WORK = "text work: DataBlock.dataloaders(seq_len=...), coll_repr, fastai's tokenizer rules"
 
 
 @pytest.fixture(scope="module")
@@ -527,18 +523,69 @@ def test_ch10_tokenize_numericalize_and_lm_loader(imdb_path):
     assert (x[:, 1:] == y[:, :-1]).all()                      # the target is the text shifted by one
 
 
-@pytest.mark.xfail(strict=True, reason=TEXT_WORK)
-def test_ch10_datablock_language_model_seq_len(imdb_path):
+def test_ch10_tokenizer_prints_as_the_book():
+    spacy = WordTokenizer()
+    assert coll_repr(first(spacy(['The U.S. dollar $1 is $1.00.'])), 31) == \
+        "(#9) ['The','U.S.','dollar','$','1','is','$','1.00','.']"
+    tkn = Tokenizer(spacy)
+    assert coll_repr(tkn('&copy;   Fast.ai www.fast.ai/INDEX'), 31) == \
+        "(#11) ['xxbos','©','xxmaj','fast.ai','xxrep','3','w','.fast.ai','/','xxup','index']"
+    txt = ("This movie, which I just discovered at the video store, has apparently sit around for a couple "
+           "of years without a distributor. It's easy to see why.")
+    assert coll_repr(tkn(txt), 31) == (
+        "(#35) ['xxbos','xxmaj','this','movie',',','which','i','just','discovered','at','the','video','store',"
+        "',','has','apparently','sit','around','for','a','couple','of','years','without','a','distributor','.',"
+        "'xxmaj','it',\"'s\",'easy'...]")
+    stream = ("In this chapter, we will go back over the example of classifying movie reviews we studied in "
+              "chapter 1 and dig deeper under the surface. First we will look at the processing steps necessary "
+              "to convert text into numbers and how to customize it. By doing this, we'll have another example "
+              "of the PreProcessor used in the data block API.\nThen we will study how we build a language model "
+              "and train it for a while.")
+    tokens = tkn(stream)
+    bs,seq_len = 6,15
+    d_tokens = np.array([tokens[i*seq_len:(i+1)*seq_len] for i in range(bs)])
+    assert d_tokens.shape == (6, 15)                          # 90 tokens: the newline is one
+    assert list(d_tokens[4]) == ['of', 'the', 'preprocessor', 'used', 'in', 'the', 'data', 'block', 'xxup',
+                                 'api', '.', '\n', 'xxmaj', 'then', 'we']
+    assert list(d_tokens[5][-3:]) == ['a', 'while', '.']
+
+
+def test_ch10_datablock_language_model_then_classifier(imdb_path):
     path = imdb_path
     get_imdb = partial(get_text_files, folders=['train', 'test'])
     dls_lm = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True), get_items=get_imdb,
                        splitter=RandomSplitter(0.1)).dataloaders(path, path=path, bs=16, seq_len=20)
-    assert dls_lm.one_batch()[0].shape == (16, 20)
+    x, y = dls_lm.one_batch()
+    assert x.shape == (16, 20) and (x[:, 1:] == y[:, :-1]).all()
+    assert isinstance(dls_lm.train, LMDataLoader) and dls_lm.vocab[:2] == ['xxunk', 'xxpad']
+    assert len(dls_lm.show_batch(max_n=2)) == 2
+    learn = language_model_learner(dls_lm, AWD_LSTM, drop_mult=0.3, metrics=[accuracy, Perplexity()],
+                                   pretrained=False, config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    learn.fit_one_cycle(1, 2e-2)
+    learn.save_encoder('finetuned')
+    dls_clas = DataBlock(
+        blocks=(TextBlock.from_folder(path, vocab=dls_lm.vocab),CategoryBlock),
+        get_y = parent_label,
+        get_items=partial(get_text_files, folders=['train', 'test']),
+        splitter=GrandparentSplitter(valid_name='test')
+    ).dataloaders(path, path=path, bs=16, seq_len=72)
+    xb, yb = dls_clas.one_batch()
+    assert isinstance(dls_clas.train, SortedDL) and xb.shape[0] == 16 and yb.shape == (16,)
+    assert dls_clas.vocab[0] == dls_lm.vocab and list(dls_clas.vocab[1]) == ['great', 'other']
+    pad = dls_lm.vocab.index('xxpad')
+    lead = (xb == pad).long().cumprod(1).sum(1)               # padding in front comes in chunks of seq_len
+    assert (lead % 72 == 0).all()
+    learn = text_classifier_learner(dls_clas, AWD_LSTM, drop_mult=0.5, metrics=accuracy, pretrained=False,
+                                    config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    learn = learn.load_encoder('finetuned')
+    learn.fit_one_cycle(1, 2e-2)
+    assert 0 <= learn.recorder.values[-1][-1] <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=TEXT_WORK)
-def test_ch10_coll_repr():
-    assert coll_repr(['xxbos', 'xxmaj', 'this'], 2) == "(#3) ['xxbos','xxmaj'...]"
+def test_ch10_dataloaders_names_an_unknown_argument(imdb_path):
+    dblock = DataBlock(blocks=TextBlock.from_folder(imdb_path, is_lm=True), get_items=get_text_files)
+    with pytest.raises(TypeError, match=r"'seq_lenn'.*LMDataLoader.*'seq_len'"):
+        dblock.dataloaders(imdb_path, bs=16, seq_lenn=20)
 
 
 # --- chapter 11: data munging with fastai's mid-level API ------------------------------------
@@ -607,7 +654,6 @@ def test_ch11_transforms_pipeline_tfmdlists_datasets(imdb_path):
     assert xb.shape[0] == 16 and yb.shape == (16,)
 
 
-@pytest.mark.xfail(strict=True, reason=TEXT_WORK)
 def test_ch11_datasets_dataloaders_dl_type(imdb_path):
     path = imdb_path
     tfms = [[Tokenizer.from_folder(path), Numericalize], [parent_label, Categorize]]
@@ -615,7 +661,10 @@ def test_ch11_datasets_dataloaders_dl_type(imdb_path):
     splits = GrandparentSplitter(valid_name='test')(files)
     dsets = Datasets(files, tfms, splits=splits)
     dls = dsets.dataloaders(dl_type=SortedDL, before_batch=pad_input)
-    assert dls.one_batch()[0].shape[0] == 64
+    xb, yb = dls.one_batch()
+    assert isinstance(dls.train, SortedDL) and xb.shape[0] == 64 and yb.shape == (64,)
+    lengths = (xb != 1).sum(1)                                 # sorted by length: the least padding
+    assert (lengths[:-1] >= lengths[1:]).all()
 
 
 class SiameseImage(fastuple):

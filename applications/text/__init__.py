@@ -2,10 +2,12 @@
 ``language_model_learner`` and ``text_classifier_learner``."""
 from fastlearn.loading import load_learner
 from fastlearn.text.callbacks import ModelResetter, RNNRegularizer
-from fastlearn.text.tokenize import (BOS, EOS, FLD, PAD, SPECIAL_TOKENS, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK,
-                                     SubwordTokenizer, Tokenizer, WordTokenizer, decode_spec_tokens, default_rules,
-                                     detokenize, fix_html, lowercase, replace_all_caps, replace_maj, replace_rep,
-                                     replace_wrep, rm_useless_spaces, spec_add_spaces, text_proc_rules)
+from fastlearn.text.rules import (BOS, EOS, FLD, PAD, SPECIAL_TOKENS, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK,
+                                  decode_spec_tokens, default_rules, detokenize, fix_html, lowercase, replace_all_caps,
+                                  replace_maj, replace_rep, replace_wrep, rm_useless_spaces, spec_add_spaces,
+                                  text_proc_rules)
+from fastlearn.text.tokenize import SubwordTokenizer, Tokenizer
+from fastlearn.text.words import WordTokenizer
 from fastlearn.text.data import TextBlock, TextDataBunch, TextDataLoaders
 from fastlearn.text.learner import TextLearner, language_model_learner, text_classifier_learner
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, pad_input

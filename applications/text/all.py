@@ -10,7 +10,7 @@ from fastlearn.data.all import *  # noqa: F401,F403
 from fastlearn.data.all import __all__ as _data_all
 from fastlearn.text import *  # noqa: F401,F403
 from fastlearn.text import __all__ as _text_all
-from fastlearn.text.tokenize import text_proc_rules
+from fastlearn.text.rules import text_proc_rules
 
 defaults.text_proc_rules = text_proc_rules
 

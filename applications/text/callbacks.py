@@ -43,7 +43,8 @@ class RNNRegularizer(Callback):
     ``(logits, raw_outputs, outputs)`` (a list of layers' outputs or one tensor each): the
     callback keeps them and sets ``learn.pred`` to the logits, so the loss and the metrics see
     only those. Models that return plain logits (``get_language_model``,
-    ``get_text_classifier``) keep them in their encoder's ``last_activations``.
+    ``get_text_classifier``) keep them in ``last_activations``: the last module that does
+    (the decoder: its input and that input after dropout, as fastai's) is read.
 
     >>> RNNRegularizer(alpha=2., beta=1.).alpha
     2.0
@@ -57,11 +58,12 @@ class RNNRegularizer(Callback):
         self.out: torch.Tensor | None = None
 
     def _encoder_activations(self):
+        found = None, None
         for module in self.model.modules():
             activations = getattr(module, "last_activations", None)
             if isinstance(activations, tuple):
-                return activations
-        return None, None
+                found = activations
+        return found
 
     def after_pred(self):
         pred = self.learn.pred

@@ -37,11 +37,13 @@ class TextBlock(TransformBlock):
     """Texts (strings, ``.txt`` paths or DataFrame rows) as token ids: a ``Tokenizer`` then a
     ``Numericalize``. ``vocab`` reuses a vocab (the language model's, for its classifier);
     otherwise one is built on the training texts (``min_freq``, ``max_vocab``). ``is_lm`` and
-    ``seq_len`` choose the loaders.
+    ``seq_len`` choose the loaders: ``LMDataLoader(seq_len=seq_len)`` for a language model, else
+    padded ``SortedDL``s; ``DataBlock.dataloaders`` builds them (and a ``TextDataBunch``),
+    passing on loader arguments such as ``seq_len``.
 
     >>> block = TextBlock.from_folder("reviews", is_lm=True)
-    >>> block.kind, block.is_lm
-    ('text', True)
+    >>> block.kind, block.is_lm, block.dl_type.__name__
+    ('text', True, 'LMDataLoader')
     """
 
     kind = "text"
@@ -52,8 +54,23 @@ class TextBlock(TransformBlock):
         if not isinstance(self.tokenizer, Tokenizer):
             raise TypeError(f"tok_tfm={tok_tfm!r}; expected a Tokenizer (e.g. Tokenizer(WordTokenizer()))")
         self.numericalize = Numericalize(vocab=vocab, min_freq=min_freq, max_vocab=max_vocab)
-        super().__init__(type_tfms=[self.tokenizer, self.numericalize])
+        super().__init__(type_tfms=[self.tokenizer, self.numericalize], dl_type=LMDataLoader if is_lm else SortedDL,
+                         dls_kwargs={"seq_len": seq_len} if is_lm else {})
         self.is_lm, self.seq_len = is_lm, seq_len
+
+    @property
+    def dls_type(self) -> type:
+        return TextDataBunch
+
+    def loader_settings(self, dsets, p: int) -> tuple[type, dict]:
+        """Tokenizes and numericalizes every text of part ``p`` in one pass (see
+        :func:`numericalize_datasets`), then asks for ``LMDataLoader(seq_len)`` or a ``SortedDL``
+        padding with the vocab's ``xxpad``."""
+        if p not in dsets.cache:
+            numericalize_datasets(dsets, parts=[p])
+        if self.is_lm:
+            return LMDataLoader, {"seq_len": self.seq_len}
+        return SortedDL, {"before_batch": PadInput(text_transforms(dsets, p)[1].pad_idx)}
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike | None = None, vocab: Sequence[str] | None = None,
@@ -110,12 +127,12 @@ def text_transforms(dsets, p: int = 0) -> tuple[Tokenizer, Numericalize]:
     return tokenizers[0], nums[0]
 
 
-def numericalize_datasets(dsets) -> None:
-    """Tokenize every text of ``dsets`` in one batched pass, build the vocab on the training texts
-    (unless given) and numericalize them all; the ids go into ``dsets.cache`` so items are not
-    tokenized again one by one."""
+def numericalize_datasets(dsets, parts: Sequence[int] | None = None) -> None:
+    """Tokenize every text of ``dsets`` (its text ``parts``, default all) in one batched pass,
+    build the vocab on the training texts (unless given) and numericalize them all; the ids go
+    into ``dsets.cache`` so items are not tokenized again one by one."""
     items = dsets.items
-    for p in _text_parts(dsets):
+    for p in _text_parts(dsets) if parts is None else parts:
         tokenizer, num = text_transforms(dsets, p)
         getter = dsets.getters[p]
         if isinstance(items, pd.DataFrame) and getter is None:
@@ -130,21 +147,6 @@ def numericalize_datasets(dsets) -> None:
         dsets.cache[p] = num.encode_all(tokens)
 
 
-def text_loaders(dsets, is_lm: bool, bs: int = 64, seq_len: int = 72, seed: int | None = None,
-                 device=None, path=".", num_workers: int | str | None = 0, shuffle: bool = True) -> "TextDataBunch":
-    """``TextDataBunch`` of numericalized ``dsets``: ``LMDataLoader``s for a language model
-    (targets are the next tokens; other parts are ignored), else padded ``SortedDL``s."""
-    if is_lm:
-        train = LMDataLoader(dsets.train, bs=bs, seq_len=seq_len, shuffle=shuffle, seed=seed)
-        valid = LMDataLoader(dsets.valid, bs=bs, seq_len=seq_len)
-        return TextDataBunch(train, valid, path=path, device=device, loss_func=CrossEntropyLossFlat())
-    pad_idx = text_transforms(dsets, _text_parts(dsets)[0])[1].pad_idx
-    common = dict(n_inp=dsets.n_inp, kinds=dsets.kinds, before_batch=PadInput(pad_idx), num_workers=num_workers)
-    train = SortedDL(dsets.train, bs=bs, shuffle=shuffle, drop_last=shuffle, seed=seed, **common)
-    valid = SortedDL(dsets.valid, bs=bs, **common)
-    return TextDataBunch(train, valid, path=path, device=device)
-
-
 class TextDataBunch(DataBunch):
     """``DataBunch`` for texts (alias ``TextDataLoaders``): ``vocab`` is the text vocab for a
     language model and ``[text_vocab, label_vocab]`` for a classifier; ``show_batch`` returns a
@@ -155,6 +157,17 @@ class TextDataBunch(DataBunch):
     def is_lm(self) -> bool:
         """Whether these are language-model loaders (inputs and targets are token streams)."""
         return isinstance(self.train, LMDataLoader)
+
+    @property
+    def loss_func(self):
+        """Cross-entropy over the vocab for a language model, else the target block's loss."""
+        if self._loss_func is None and self.is_lm:
+            return CrossEntropyLossFlat()
+        return super().loss_func
+
+    @loss_func.setter
+    def loss_func(self, value) -> None:
+        self._loss_func = value
 
     @property
     def vocab(self):
@@ -226,10 +239,13 @@ class TextDataBunch(DataBunch):
         >>> dblock = DataBlock(blocks=TextBlock.from_folder(path, is_lm=True), get_items=get_text_files)  # doctest: +SKIP
         >>> dls = TextDataLoaders.from_dblock(dblock, path, is_lm=True)                               # doctest: +SKIP
         """
-        dsets = dblock.datasets(source)
-        numericalize_datasets(dsets)
-        return text_loaders(dsets, is_lm=is_lm, bs=bs, seq_len=seq_len, seed=seed, device=device, path=path,
-                            num_workers=num_workers)
+        text = dblock.blocks[0]
+        if not isinstance(text, TextBlock) or text.is_lm != is_lm:
+            raise ValueError(f"from_dblock(is_lm={is_lm}) needs a DataBlock whose first block is a TextBlock with "
+                             f"is_lm={is_lm}, got {text!r}" + (f" with is_lm={text.is_lm}" if isinstance(text, TextBlock)
+                                                              else ""))
+        return dblock.dataloaders(source, path=path, bs=bs, val_bs=bs, seed=seed, device=device,
+                                  num_workers=num_workers, **({"seq_len": seq_len} if is_lm else {}))
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",

@@ -23,7 +23,7 @@ from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.metrics import Perplexity, accuracy
 from fastlearn.text.callbacks import ModelResetter, RNNRegularizer
-from fastlearn.text.tokenize import PAD, UNK, detokenize
+from fastlearn.text.rules import PAD, UNK, detokenize
 from fastlearn.text.data import text_transforms
 from fastlearn.text.models.awdlstm import AWD_LSTM
 from fastlearn.text.models.core import (SentenceEncoder, awd_lstm_clas_split, awd_lstm_lm_split, get_language_model,

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fastlearn.data.dataloader import DataLoader
+from fastlearn.data.transforms import Pipeline
 
 
 def _first_part(sample):
@@ -35,12 +36,18 @@ def item_lengths(dataset) -> list[int]:
 
 
 def pad_input(samples: Sequence[tuple], pad_idx: int = 1, pad_fields: int | Sequence[int] = 0,
-              pad_first: bool = False, backwards: bool = False) -> list[tuple]:
+              pad_first: bool = False, backwards: bool = False, seq_len: int | None = None) -> list[tuple]:
     """Pad the ``pad_fields`` parts of every sample with ``pad_idx`` to the longest in the batch:
     at the end by default (``pad_first=True``: in front). ``backwards`` reverses the tokens.
 
+    With ``seq_len`` (fastai's ``pad_input_chunk``) the padding comes in whole chunks of
+    ``seq_len`` in front (at the end without ``pad_first``) and the rest after the text, so a text
+    starts where a classifier reading ``seq_len`` tokens at a time starts a chunk.
+
     >>> pad_input([(torch.tensor([5, 6, 7]), 0), (torch.tensor([8]), 1)])
     [(tensor([5, 6, 7]), 0), (tensor([8, 1, 1]), 1)]
+    >>> pad_input([(torch.tensor([5, 6, 7, 8, 9]),), (torch.tensor([4]),)], pad_first=True, seq_len=3)[1]
+    (tensor([1, 1, 1, 4, 1]),)
     """
     fields = [pad_fields] if isinstance(pad_fields, int) else list(pad_fields)
     samples = [s if isinstance(s, tuple) else (s,) for s in samples]
@@ -49,8 +56,10 @@ def pad_input(samples: Sequence[tuple], pad_idx: int = 1, pad_fields: int | Sequ
         longest = max(len(s[f]) for s in samples)
         for s in result:
             x = s[f].flip(0) if backwards else s[f]
-            pad = x.new_full((longest - len(x),), pad_idx)
-            s[f] = torch.cat([pad, x] if pad_first else [x, pad])
+            missing = longest - len(x)
+            chunks = missing - missing % seq_len if seq_len else (missing if pad_first else 0)
+            before, after = x.new_full((chunks,), pad_idx), x.new_full((missing - chunks,), pad_idx)
+            s[f] = torch.cat([before, x, after] if pad_first else [x, before, after])
     return [tuple(s) for s in result]
 
 
@@ -61,11 +70,13 @@ class PadInput:
     [(tensor([1, 2]),), (tensor([3, 0]),)]
     """
 
-    def __init__(self, pad_idx: int = 1, pad_first: bool = False):
-        self.pad_idx, self.pad_first = pad_idx, pad_first
+    def __init__(self, pad_idx: int = 1, pad_first: bool = False, seq_len: int | None = None):
+        if seq_len is not None and (not isinstance(seq_len, int) or seq_len < 1):
+            raise ValueError(f"seq_len={seq_len!r}; expected a positive int (the classifier's chunk of tokens)")
+        self.pad_idx, self.pad_first, self.seq_len = pad_idx, pad_first, seq_len
 
     def __call__(self, samples: Sequence[tuple]) -> list[tuple]:
-        return pad_input(samples, pad_idx=self.pad_idx, pad_first=self.pad_first)
+        return pad_input(samples, pad_idx=self.pad_idx, pad_first=self.pad_first, seq_len=self.seq_len)
 
 
 class SortedSampler(torch.utils.data.Sampler):
@@ -114,7 +125,8 @@ class SortedDL(DataLoader):
 
     Without shuffling the items keep their order, so ``get_preds`` on a validation or test loader
     lines up with its items. Padding goes at the end of each text (``PadInput(pad_first=True)``
-    puts it in front); the classifier masks it either way.
+    puts it in front); the classifier masks it either way. ``seq_len`` (as the course passes to
+    ``dataloaders``) pads in chunks of ``seq_len`` in front, as fastai does (see :func:`pad_input`).
 
     >>> dl = SortedDL([(torch.ones(n).long(),) for n in (3, 1, 2)], bs=2)
     >>> [b[0].shape for b in dl]
@@ -129,7 +141,14 @@ class SortedDL(DataLoader):
                  sampler: torch.utils.data.Sampler | None = None, n_inp: int = 1,
                  batch_size: int | None = None, decode_batch_fn: Callable | None = None,
                  after_item=None, before_batch: Callable | None = None,
-                 kinds: Sequence[str] | None = None):
+                 kinds: Sequence[str] | None = None, seq_len: int | None = None):
+        if seq_len is not None:
+            if before_batch is not None and not isinstance(before_batch, PadInput):
+                raise ValueError(f"SortedDL(seq_len={seq_len!r}) sets how PadInput pads, but before_batch is "
+                                 f"{before_batch!r}; pad in your before_batch, or leave seq_len out")
+            pad_idx = before_batch.pad_idx if before_batch is not None else 1
+            before_batch = PadInput(pad_idx, pad_first=True, seq_len=seq_len)
+        self.seq_len = seq_len
         stale = isinstance(sampler, SortedSampler) and (
             sampler.bs != (bs or batch_size) or len(sampler) != len(dataset) or sampler.seed != seed)
         if shuffle and (sampler is None or stale):
@@ -159,12 +178,22 @@ class LMDataLoader(DataLoader):
     """
 
     def __init__(self, dataset: Dataset | Sequence, bs: int = 64, seq_len: int = 72, shuffle: bool = False,
-                 seed: int | None = None, device: torch.device | str | None = None, num_workers: int = 0,
-                 drop_last: bool = False):
+                 seed: int | None = None, device: torch.device | str | None = None, num_workers: int | str | None = 0,
+                 drop_last: bool = False, after_batch=None, n_inp: int = 1, kinds: Sequence[str] | None = None,
+                 after_item=None, before_batch: Callable | None = None, pin_memory: bool | None = None,
+                 persistent_workers: bool = False):
         if not isinstance(seq_len, int) or seq_len < 1:
             raise ValueError(f"seq_len={seq_len!r}; expected a positive int (tokens per row of a batch)")
+        for name, value in (("after_item", after_item), ("before_batch", before_batch)):
+            if value is not None and not (isinstance(value, (list, tuple, Pipeline)) and len(value) == 0):
+                raise ValueError(f"LMDataLoader({name}={value!r}): a language model's batches are cut from one "
+                                 f"stream of tokens, so there are no items to transform; remove {name}")
+        if n_inp != 1:
+            raise ValueError(f"LMDataLoader(n_inp={n_inp!r}): a language model has one input, the tokens")
+        # batches are slices of one tensor, cut in this process: workers and pinning have nothing to do
         super().__init__(dataset, bs=bs, shuffle=shuffle, seed=seed, device=device, num_workers=0,
-                         drop_last=drop_last)
+                         drop_last=drop_last, after_batch=after_batch, kinds=("text", "text"),
+                         pin_memory=pin_memory, persistent_workers=persistent_workers)
         self.seq_len = seq_len
         self.docs = self._documents(dataset)
         total = sum(len(d) for d in self.docs)
@@ -205,14 +234,15 @@ class LMDataLoader(DataLoader):
             x, y = xs[:, start:start + self.seq_len], ys[:, start:start + self.seq_len]
             if self.device is not None:
                 x, y = x.to(self.device), y.to(self.device)
-            yield x, y
+            yield self.apply_after_batch((x, y)) if self.after_batch else (x, y)
         if self.shuffle and self.seed is not None:
             self.epoch += 1
 
     def new(self, dataset=None, **changes) -> "LMDataLoader":
         """A copy with other arguments (``bs``, ``seq_len``, ``shuffle``, ``seed``, ``device``...)."""
         args = dict(dataset=self.dataset if dataset is None else dataset, bs=self.bs, seq_len=self.seq_len,
-                    shuffle=self.shuffle, seed=self.seed, device=self.device, drop_last=self.drop_last)
+                    shuffle=self.shuffle, seed=self.seed, device=self.device, drop_last=self.drop_last,
+                    after_batch=self.after_batch)
         unknown = set(changes) - set(args) - {"num_workers", "sampler", "kinds"}
         if unknown:
             raise TypeError(f"LMDataLoader.new got unknown arguments {sorted(unknown)}; known: {sorted(args)}")

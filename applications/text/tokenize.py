@@ -1,21 +1,21 @@
-"""Tokenization: special tokens, text rules, ``WordTokenizer``, ``SubwordTokenizer`` and ``Tokenizer``.
+"""``Tokenizer`` (rules, then words, then ``xxbos``) and ``SubwordTokenizer``.
 
-Texts are tokenized a batch at a time: the rules are compiled regular expressions run on each
-text, and the word splitter runs one regular expression over a whole batch joined together.
-Large corpora are split into chunks and, with ``n_workers > 1``, tokenized in a process pool.
+The rules (:mod:`fastlearn.text.rules`) are compiled regular expressions run on each text; the
+word splitter (:mod:`fastlearn.text.words`) caches the split of every distinct chunk, so most of
+a corpus is dictionary look-ups. Large corpora are split into chunks of texts and, with
+``n_workers > 1``, tokenized in a process pool. The special tokens, the rules and
+``detokenize`` are importable from here too.
 
 >>> tok = Tokenizer()
 >>> tok("I LOVE this. It is sooooo good!")
-['xxbos', 'xxmaj', 'i', 'xxup', 'love', 'this', '.', 'xxmaj', 'it', 'is', 's', 'xxrep', '5', 'o', 'good', '!']
+['xxbos', 'i', 'xxup', 'love', 'this', '.', 'xxmaj', 'it', 'is', 's', 'xxrep', '5', 'o', 'good', '!']
 >>> detokenize(tok("I LOVE this. It is sooooo good!"))
-'I LOVE this. It is s ooooo good!'
+'i LOVE this. It is sooooo good!'
 """
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,167 +25,12 @@ import pandas as pd
 
 from fastlearn.data.getters import get_text_files
 from fastlearn.data.transforms import Transform, register_transform
-from fastlearn.registry import code_from_name, dotted_path
-
-UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ = (
-    "xxunk", "xxpad", "xxbos", "xxeos", "xxfld", "xxrep", "xxwrep", "xxup", "xxmaj")
-SPECIAL_TOKENS: list[str] = [UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ]
-"""The special tokens, first in every vocab in this order (so ``xxunk`` is 0 and ``xxpad`` is 1)."""
-
-# --- rules: str -> str, run in order on every text -------------------------------------------------
-
-_RE_BR = re.compile(r"<\s*br\s*/?>", re.IGNORECASE)
-_RE_SPEC = re.compile(r"([/#\\])")
-_RE_SPACES = re.compile(r" {2,}")
-_RE_REP = re.compile(r"(\S)(\1{3,})")
-_RE_WREP = re.compile(r"(?:(?<=\s)|^)(\w+)\b((?:\s+\1\b){3,})")
-_RE_ALL_CAPS = re.compile(r"\b([A-Z][A-Z']*[A-Z])\b")
-_RE_MAJ = re.compile(r"\b([A-Z][a-z0-9']*)\b")
-
-
-def fix_html(text: str) -> str:
-    """Unescape HTML entities and turn ``<br />`` into a newline.
-
-    >>> fix_html("Tasty&amp;cheap<br />Buy")
-    'Tasty&cheap\\nBuy'
-    """
-    return html.unescape(_RE_BR.sub("\n", text.replace("\\n", "\n")))
-
-
-def replace_rep(text: str) -> str:
-    """A character repeated 4+ times becomes ``xxrep <n> <c>``.
-
-    >>> replace_rep("cooool")
-    'c xxrep 4 o l'
-    """
-    return _RE_REP.sub(lambda m: f" {TK_REP} {len(m.group(0))} {m.group(1)} ", text)
-
-
-def replace_wrep(text: str) -> str:
-    """A word repeated 4+ times becomes ``xxwrep <n> <word>``.
-
-    >>> replace_wrep("so so so so good")
-    ' xxwrep 4 so good'
-    """
-    return _RE_WREP.sub(lambda m: f" {TK_WREP} {len(m.group(0).split())} {m.group(1)}", text)
-
-
-def spec_add_spaces(text: str) -> str:
-    """Spaces around ``/``, ``#`` and ``\\``.
-
-    >>> spec_add_spaces("a/b#c")
-    'a / b # c'
-    """
-    return _RE_SPEC.sub(r" \1 ", text)
-
-
-def rm_useless_spaces(text: str) -> str:
-    """Runs of spaces become one space.
-
-    >>> rm_useless_spaces("a   b")
-    'a b'
-    """
-    return _RE_SPACES.sub(" ", text)
-
-
-def replace_all_caps(text: str) -> str:
-    """An all-capital word (2+ letters) becomes ``xxup <word in lower case>``.
-
-    >>> replace_all_caps("I LOVE it")
-    'I xxup love it'
-    """
-    return _RE_ALL_CAPS.sub(lambda m: f"{TK_UP} {m.group(1).lower()}", text)
-
-
-def replace_maj(text: str) -> str:
-    """A capitalised word becomes ``xxmaj <word in lower case>``.
-
-    >>> replace_maj("Emma was Happy")
-    'xxmaj emma was xxmaj happy'
-    """
-    return _RE_MAJ.sub(lambda m: f"{TK_MAJ} {m.group(1).lower()}", text)
-
-
-def lowercase(text: str) -> str:
-    """Everything in lower case (the capitals are already marked by the rules before).
-
-    >>> lowercase("ABC")
-    'abc'
-    """
-    return text.lower()
-
-
-default_rules: list[Callable[[str], str]] = [fix_html, replace_rep, replace_wrep, spec_add_spaces,
-                                             rm_useless_spaces, replace_all_caps, replace_maj, lowercase]
-"""The rules a ``Tokenizer`` runs by default, in order (fastai's ``defaults.text_proc_rules``)."""
-text_proc_rules = default_rules
-RULES: dict[str, Callable[[str], str]] = {f.__name__: f for f in default_rules}
-
-
-def describe_rules(rules: Sequence[Callable]) -> list[str]:
-    """Rules as JSON: the name of a built-in rule, else the dotted path of an importable function.
-
-    >>> describe_rules([fix_html, lowercase])
-    ['fix_html', 'lowercase']
-    """
-    names = []
-    for rule in rules:
-        if RULES.get(getattr(rule, "__name__", None)) is rule:
-            names.append(rule.__name__)
-            continue
-        path = dotted_path(rule)
-        if path is None:
-            raise ValueError(f"the tokenizer rule {rule!r} has no importable name, so an export could not "
-                             "rebuild the tokenizer; define it at the top level of a module (not a lambda)")
-        names.append(path)
-    return names
-
-
-def rules_from_names(names: Sequence[str]) -> list[Callable[[str], str]]:
-    """The inverse of :func:`describe_rules`.
-
-    >>> rules_from_names(["lowercase"])[0]("A")
-    'a'
-    """
-    return [RULES[name] if name in RULES else code_from_name(name, "rule") for name in names]
-
-
-# --- word splitting ------------------------------------------------------------------------------
-
-_SEPARATOR = "\ue000"  # a private-use character: neither a word character nor a space
-_RE_WORDS = re.compile(r"""
-      \w+(?=n't\b)                 # "do" of "don't"
-    | n't\b                        # and its "n't"
-    | '(?:s|re|ve|ll|d|m)\b        # clitics: 's 're 've 'll 'd 'm
-    | \d+(?:[.,]\d+)*              # numbers: 3.5, 1,000
-    | \w+(?:-\w+)*                 # words, hyphenated words
-    | \S                           # any other character: punctuation, symbols
-""", re.VERBOSE | re.IGNORECASE)
-
-
-class WordTokenizer:
-    """Splits texts into words, numbers, clitics (``n't``, ``'s``) and punctuation with one regular
-    expression over a whole batch of texts. Called on a list of texts, returns a list of token lists.
-
-    >>> WordTokenizer()(["Don't stop, it's 3.5 stars!"])
-    [['Do', "n't", 'stop', ',', 'it', "'s", '3.5', 'stars', '!']]
-    """
-
-    def __init__(self, lang: str = "en"):
-        self.lang = lang
-
-    def __call__(self, texts: Iterable[str]) -> list[list[str]]:
-        texts = list(texts)
-        if not texts:
-            return []
-        joined = f" {_SEPARATOR} ".join(t.replace(_SEPARATOR, " ") for t in texts)
-        result: list[list[str]] = [[]]
-        for token in _RE_WORDS.findall(joined):
-            if token == _SEPARATOR:
-                result.append([])
-            else:
-                result[-1].append(token)
-        return result
+from fastlearn.text.rules import (BOS, EOS, FLD, PAD, RULES, SPECIAL_TOKENS, TK_MAJ, TK_REP, TK_UP,  # noqa: F401
+                                  TK_WREP, UNK, decode_spec_tokens, default_rules, describe_rules, detokenize,
+                                  fix_html, join_words, lowercase, replace_all_caps, replace_maj, replace_rep,
+                                  replace_wrep, rm_useless_spaces, rules_from_names, spec_add_spaces,
+                                  text_proc_rules)
+from fastlearn.text.words import WordTokenizer
 
 
 class SubwordTokenizer:
@@ -233,11 +78,16 @@ class SubwordTokenizer:
 
 # --- Tokenizer -----------------------------------------------------------------------------------
 
+def _no_spaces(tokens: list[str]) -> list[str]:
+    """Spaces inside whitespace tokens written as ``▁``, so tokens joined by spaces split back."""
+    return [t.replace(" ", "▁") if " " in t else t for t in tokens]
+
+
 def _tokenize_chunk(args: tuple) -> list[list[str]]:
     tok, rules, add_bos, texts = args
     for rule in rules:
         texts = [rule(t) for t in texts]
-    tokens = tok(texts)
+    tokens = [_no_spaces(t) for t in tok(texts)]
     return [[BOS] + t for t in tokens] if add_bos else tokens
 
 
@@ -383,61 +233,3 @@ class Tokenizer(Transform):
             counter_file.write_text(json.dumps(counter), encoding="utf-8")
         tokenizer.counter = Counter(json.loads(counter_file.read_text(encoding="utf-8")))
         return tokenizer
-
-
-# --- back to readable text -----------------------------------------------------------------------
-
-_NO_SPACE_BEFORE = {".", ",", "!", "?", ";", ":", ")", "]", "}", "%", "n't", "'s", "'re", "'ve", "'ll", "'d", "'m"}
-_NO_SPACE_AFTER = {"(", "[", "{", "$", "#", "/"}
-
-
-def decode_spec_tokens(tokens: Sequence[str]) -> list[str]:
-    """Undo the rules' special tokens: ``xxmaj w`` → ``W``, ``xxup w`` → ``W`` in capitals,
-    ``xxrep n c`` → ``c`` n times, ``xxwrep n w`` → ``w`` n times; ``xxbos``/``xxpad``... dropped.
-
-    >>> decode_spec_tokens(["xxbos", "xxmaj", "emma", "xxup", "ok", "xxwrep", "3", "no"])
-    ['Emma', 'OK', 'no', 'no', 'no']
-    """
-    out: list[str] = []
-    i, n = 0, len(tokens)
-    while i < n:
-        t = tokens[i]
-        if t in (TK_MAJ, TK_UP) and i + 1 < n:
-            nxt = tokens[i + 1]
-            out.append(nxt.upper() if t == TK_UP else nxt[:1].upper() + nxt[1:])
-            i += 2
-        elif t in (TK_REP, TK_WREP) and i + 2 < n and tokens[i + 1].isdigit():
-            count, what = int(tokens[i + 1]), tokens[i + 2]
-            out.extend([what * count] if t == TK_REP else [what] * count)
-            i += 3
-        elif t in (BOS, EOS, PAD, FLD, TK_MAJ, TK_UP, TK_REP, TK_WREP) or t.startswith("xxfake"):
-            i += 1
-        else:
-            out.append(t)
-            i += 1
-    return out
-
-
-def join_words(words: Sequence[str], start: str = "") -> str:
-    """Words joined with spaces, except before punctuation and clitics and after opening brackets.
-
-    >>> join_words(["it", "is", "n't", "bad", "."], start="Well,")
-    "Well, it isn't bad."
-    """
-    text = start
-    previous = start[-1:] if start else ""
-    for word in words:
-        glue = "" if (not text or word in _NO_SPACE_BEFORE or previous in _NO_SPACE_AFTER
-                      or text.endswith(("\n", " "))) else " "
-        text += glue + word
-        previous = word
-    return text
-
-
-def detokenize(tokens: Sequence[str], start: str = "") -> str:
-    """Readable text from tokens (see :func:`decode_spec_tokens` and :func:`join_words`).
-
-    >>> detokenize(["xxbos", "xxmaj", "she", "smiled", "."])
-    'She smiled.'
-    """
-    return join_words(decode_spec_tokens(tokens), start=start)

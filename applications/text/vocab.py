@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from fastlearn.data.transforms import Transform, register_transform
-from fastlearn.text.tokenize import SPECIAL_TOKENS
+from fastlearn.text.rules import SPECIAL_TOKENS
 
 
 def make_vocab(counter: Counter, min_freq: int = 3, max_vocab: int = 60000,

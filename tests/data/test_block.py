@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
+from fastlearn.data.dataloader import DataLoader
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 from fastlearn.data.categorical import Categorize
@@ -144,3 +145,42 @@ def test_summary_reports_a_batch_that_cannot_collate(capsys):
     with pytest.raises(SummaryError):
         dblock.summary(items, bs=4)
     assert "Step failed: collating a batch of 4 samples" in capsys.readouterr().out
+
+
+class _TaggedLoader(DataLoader):
+    """A loader class a block can ask for, with an argument of its own."""
+
+    def __init__(self, dataset, tag: str = "none", **kwargs):
+        super().__init__(dataset, **kwargs)
+        self.tag = tag
+
+
+def test_dataloaders_pass_loader_arguments_and_name_unknown_ones(df):
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("label"),
+                       splitter=IndexSplitter([3, 5]))
+    calls = []
+
+    def collate(samples):
+        calls.append(len(samples))
+        return torch.utils.data.default_collate(samples)
+    dls = dblock.dataloaders(df, bs=2, collate_fn=collate, device="cpu")
+    dls.one_batch()
+    assert calls == [2] and dls.train.collate_fn is collate
+    with pytest.raises(TypeError, match=r"'seq_len'.*DataLoader, takes \['collate_fn', 'decode_batch_fn', "
+                                        r"'sampler'\]"):
+        dblock.dataloaders(df, bs=2, seq_len=8)
+    with pytest.raises(TypeError, match=r"'seq_len'.*Datasets.dataloaders|'seq_len'"):
+        dblock.datasets(df).dataloaders(bs=2, seq_len=8)
+
+
+def test_a_block_chooses_the_loader_and_its_arguments(df):
+    tagged = TransformBlock(dl_type=_TaggedLoader, dls_kwargs={"tag": "from the block"})
+    dblock = DataBlock(blocks=(tagged, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("label"),
+                       splitter=IndexSplitter([3, 5]))
+    dls = dblock.dataloaders(df, bs=2, device="cpu")
+    assert all(isinstance(dl, _TaggedLoader) and dl.tag == "from the block" for dl in dls.loaders)
+    assert dblock.dataloaders(df, bs=2, tag="given", device="cpu").valid.tag == "given"   # the caller wins
+    dls = dblock.datasets(df).dataloaders(bs=2, dl_type=DataLoader, device="cpu")      # dl_type wins over the block
+    assert type(dls.train) is DataLoader
+    with pytest.raises(TypeError, match=r"'tagg'.*_TaggedLoader.*'tag'"):
+        dblock.dataloaders(df, bs=2, tagg="x")

@@ -98,3 +98,31 @@ def test_from_folder_errors(tmp_path):
         TextDataLoaders.from_df([("a", 1)])
     with pytest.raises(ValueError, match="not in the DataFrame"):
         TextDataLoaders.from_df(pd.DataFrame({"t": ["a"], "l": [0]}), text_col="text")
+
+
+def test_pad_input_in_chunks_of_seq_len():
+    samples = [(torch.arange(2, 9),), (torch.tensor([5]),), (torch.tensor([6, 7, 8]),)]
+    padded = [s[0].tolist() for s in pad_input(samples, pad_first=True, seq_len=3)]
+    assert padded == [[2, 3, 4, 5, 6, 7, 8], [1, 1, 1, 1, 1, 1, 5], [1, 1, 1, 6, 7, 8, 1]]
+    dl = SortedDL(samples, bs=3, seq_len=3)                          # the course passes seq_len=72
+    assert dl.one_batch()[0].tolist() == padded
+
+
+def test_lm_loader_refuses_item_transforms_and_takes_batch_transforms():
+    with pytest.raises(ValueError, match="after_item.*one stream of tokens"):
+        LMDataLoader(_docs(), bs=2, seq_len=4, after_item=[lambda x: x])
+    dl = LMDataLoader(_docs(), bs=2, seq_len=4, after_batch=lambda b: (b[0] + 1000, b[1]))
+    x, y = dl.one_batch()
+    assert x.min() >= 1000 and y.max() < 1000
+
+
+def test_datablock_with_a_text_block_builds_text_loaders(food_path):
+    from fastlearn.data import DataBlock, RandomSplitter, get_text_files
+    from fastlearn.text import TextBlock
+    dblock = DataBlock(blocks=TextBlock.from_folder(food_path, is_lm=True), get_items=get_text_files,
+                       splitter=RandomSplitter(0.1, seed=0))
+    dls = dblock.dataloaders(food_path, bs=8, val_bs=4, seq_len=12, device="cpu")
+    assert type(dls).__name__ == "TextDataBunch" and dls.is_lm
+    assert dls.one_batch()[0].shape == (8, 12) and dls.valid.bs == 4 and dls.valid.seq_len == 12
+    assert dls.loss_func is not None and dls.c == len(dls.vocab)
+    assert dls.train_ds.cache and 0 in dls.train_ds.cache           # numericalized once, in one pass

@@ -6,26 +6,51 @@ from collections import Counter
 import pytest
 import torch
 
-from fastlearn.text import (Numericalize, SubwordTokenizer, Tokenizer, WordTokenizer, detokenize, make_vocab,
-                            replace_all_caps, replace_maj, replace_rep, replace_wrep)
+from fastlearn.text import (Numericalize, SubwordTokenizer, Tokenizer, WordTokenizer, detokenize, fix_html,
+                            make_vocab, replace_all_caps, replace_maj, replace_rep, replace_wrep)
 
 
 def test_rules_mark_capitals_and_repetitions():
-    assert replace_all_caps("I LOVE IT") == "I xxup love xxup it"
-    assert replace_maj("Emma smiled") == "xxmaj emma smiled"
+    assert replace_all_caps("I LOVE IT") == "i xxup love xxup it"            # one capital is only lowered
+    assert replace_maj("Emma smiled at PreProcessor") == "xxmaj emma smiled at PreProcessor"
     assert replace_rep("sooooo").split() == ["s", "xxrep", "5", "o"]
-    assert replace_wrep("very very very very good").split() == ["xxwrep", "4", "very", "good"]
+    assert replace_rep("www.fast.ai").split() == ["xxrep", "3", "w", ".fast.ai"]   # 3 or more
+    assert replace_rep("cool") == "cool"
+    assert replace_wrep("very very very good").split() == ["xxwrep", "3", "very", "good"]
+    assert replace_wrep("so so good") == "so so good"
+    assert replace_wrep("no no no!").split() == ["xxwrep", "3", "no", "!"]
+    assert fix_html("say &quot;hi&quot;<br />it&#39;s&nbsp;good...") == 'say "hi"\nit\'s good …'
+    assert fix_html("WikiText 1 @,@ 000 @.@ 5 <unk>") == "WikiText 1,000.5 xxunk"
 
 
 def test_tokenizer_applies_rules_and_bos():
     tokens = Tokenizer()("The food was GREAT!!!! Really <br />good")
     assert tokens == ["xxbos", "xxmaj", "the", "food", "was", "xxup", "great", "xxrep", "4", "!",
-                      "xxmaj", "really", "good"]
+                      "xxmaj", "really", "\n", "good"]
+    assert Tokenizer()("I'm here. NOT happy, so so so sad") == [
+        "xxbos", "xxmaj", "i", "'m", "here", ".", "xxup", "not", "happy", ",", "xxwrep", "3", "so", "sad"]
+    assert Tokenizer()("Line one.<br /><br />  Line two") == ["xxbos", "xxmaj", "line", "one", ".", "\n\n▁",
+                                                            "xxmaj", "line", "two"]
 
 
-def test_word_tokenizer_splits_clitics_numbers_punctuation():
-    assert WordTokenizer()(["Don't pay $3.50, it's bad."]) == [
-        ["Do", "n't", "pay", "$", "3.50", ",", "it", "'s", "bad", "."]]
+@pytest.mark.parametrize("text, tokens", [
+    ("Don't pay $3.50, it's bad.", ["Do", "n't", "pay", "$", "3.50", ",", "it", "'s", "bad", "."]),
+    ("I can't, won't; you're sure?!", ["I", "ca", "n't", ",", "wo", "n't", ";", "you", "'re", "sure", "?", "!"]),
+    ("e.g. Mr. Smith at 5pm (not 13pm)", ["e.g.", "Mr.", "Smith", "at", "5", "pm", "(", "not", "13pm", ")"]),
+    ("well-known 10-20 3.5kg 100% #1", ["well", "-", "known", "10", "-", "20", "3.5", "kg", "100", "%", "#", "1"]),
+    ("great:) and/or \"quoted\" 'x'", ["great", ":)", "and/or", '"', "quoted", '"', "'", "x", "'"]),
+    ("see www.fast.ai/INDEX or http://a.b/c?d=e.", ["see", "www.fast.ai/INDEX", "or", "http://a.b/c?d=e", "."]),
+    ("u.s. U.S. a.b.c. Ph.D. etc.", ["u.s", ".", "U.S.", "a.b.c", ".", "Ph.D.", "etc", "."]),
+    ("So... what?? gonna cannot Im", ["So", "...", "what", "?", "?", "gon", "na", "can", "not", "I", "m"]),
+    ("A\n\nB  C\tD", ["A", "\n\n", "B", " ", "C", "\t", "D"]),
+])
+def test_word_tokenizer_splits_as_spacy(text, tokens):
+    assert WordTokenizer()([text]) == [tokens]
+
+
+def test_word_tokenizer_other_languages_are_refused():
+    with pytest.raises(ValueError, match="SubwordTokenizer"):
+        WordTokenizer(lang="fr")
 
 
 def test_batch_tokenization_keeps_order_and_matches_one_by_one(tmp_path):
@@ -47,8 +72,18 @@ def test_tokenizer_from_folder_caches_tokens(tmp_path):
     assert tok(folder / "pos" / "1.txt") == cached.read_text().split(" ")
 
 
-def test_detokenize_is_readable():
-    assert detokenize(Tokenizer()("It isn't BAD, said Emma.")) == "It isn't BAD, said Emma."
+@pytest.mark.parametrize("text", ["It isn't BAD, said Emma.", "It is sooooo good!!!", "I said: (really) yesss",
+                                  "Line one.\nLine two, $5 for 100% of it."])
+def test_detokenize_gives_the_text_back(text):
+    tokens = Tokenizer()(text)
+    assert detokenize(tokens) == text
+    assert tokens.count("xxrep") == text.count("ooooo") + text.count("!!!") + text.count("sss")
+
+
+def test_detokenize_joins_repetitions_to_their_word():
+    assert detokenize(["xxbos", "s", "xxrep", "5", "o", "good", "xxrep", "3", "!"]) == "sooooo good!!!"
+    assert detokenize(["xxrep", "3", "w", ".fast.ai"]) == "www .fast.ai"
+    assert detokenize(["xxwrep", "3", "no", "xxup", "way"]) == "no no no WAY"
 
 
 def test_numericalize_vocab_min_freq_order_and_padding():

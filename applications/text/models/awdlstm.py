@@ -11,6 +11,7 @@ torch.Size([4, 7, 16])
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -19,13 +20,42 @@ from torch import nn
 from torch.func import functional_call
 
 
+def keep_mask(size: tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A boolean mask of ``size``, each entry False with probability ``p``.
+
+    Drawn as 16-bit random integers compared with ``p``'s threshold, two from every 32-bit draw:
+    a quarter of the random-number work of ``bernoulli_`` (which dominates dropping a large weight
+    matrix on a CPU), with ``p`` resolved to 1/65536.
+
+    >>> mask = keep_mask((1000, 100), 0.25)
+    >>> mask.dtype, round(1 - mask.float().mean().item(), 2)
+    (torch.bool, 0.25)
+    """
+    n = math.prod(size)
+    bits = torch.randint(-2**31, 2**31 - 1, ((n + 1) // 2,), dtype=torch.int32, device=device).view(torch.int16)
+    return (bits[:n] >= round(p * 65536) - 32768).view(size)
+
+
 def dropout_mask(x: torch.Tensor, size: tuple[int, ...], p: float) -> torch.Tensor:
     """A mask of ``size`` like ``x``: 0 with probability ``p``, else ``1/(1-p)``.
 
     >>> dropout_mask(torch.ones(1), (2, 3), 0.).tolist()
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     """
-    return x.new_empty(size).bernoulli_(1 - p).div_(1 - p)
+    if p >= 1:
+        return x.new_zeros(size)
+    return keep_mask(size, p, x.device).to(x.dtype).div_(1 - p)
+
+
+def drop_weight(weight: torch.Tensor, p: float) -> torch.Tensor:
+    """``F.dropout(weight, p)`` (entries zeroed with probability ``p``, the others scaled by
+    ``1/(1-p)``), with the cheaper :func:`keep_mask`.
+
+    >>> w = drop_weight(torch.ones(200, 50), 0.5)
+    >>> sorted(w.unique().tolist()), round((w == 0).float().mean().item(), 1)
+    ([0.0, 2.0], 0.5)
+    """
+    return weight * dropout_mask(weight.detach(), weight.shape, p)
 
 
 class RNNDropout(nn.Module):
@@ -59,22 +89,45 @@ class EmbeddingDropout(nn.Module):
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         weight = self.emb.weight
-        if self.training and self.embed_p != 0:
-            weight = weight * dropout_mask(weight.detach(), (weight.size(0), 1), self.embed_p)
         padding_idx = self.emb.padding_idx if self.emb.padding_idx is not None else -1
-        return F.embedding(words, weight, padding_idx, self.emb.max_norm, self.emb.norm_type,
-                           self.emb.scale_grad_by_freq, self.emb.sparse)
+        out = F.embedding(words, weight, padding_idx, self.emb.max_norm, self.emb.norm_type,
+                          self.emb.scale_grad_by_freq, self.emb.sparse)
+        if self.training and self.embed_p != 0:
+            # the rows looked up, scaled by their word's mask: the same as looking up in the masked
+            # matrix, without multiplying all vocab_sz rows
+            out = out * dropout_mask(weight.detach(), (weight.size(0), 1), self.embed_p)[words]
+        return out
+
+
+def autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The lower precision ``torch.autocast`` is running in for ``x``'s device, or None.
+
+    >>> autocast_dtype(torch.zeros(1)) is None
+    True
+    """
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
 
 
 class WeightDropout(nn.Module):
     """DropConnect on ``module``'s ``layer_names`` weights (an ``nn.LSTM``'s ``weight_hh_l0``).
 
     The wrapped module keeps its own weights; in training, each forward calls it with dropped
-    copies through ``torch.func.functional_call``, so nothing is patched and the module pickles.
+    copies through ``torch.func.functional_call`` (one mask per batch for the whole sequence, and
+    the recurrence stays one fused ``nn.LSTM`` call), so nothing is patched and the module pickles.
+
+    Under ``torch.autocast`` (``learn.to_fp16()`` / ``to_bf16()``) the weights are cast to the
+    autocast precision once per forward, the dropout applied to the cast copy, and the recurrence
+    runs in that precision (on a CPU with bfloat16 units, about twice as fast as float32); the
+    weights themselves, their gradients and the carried hidden state stay float32.
 
     >>> layer = WeightDropout(nn.LSTM(3, 4, batch_first=True), 0.5)
     >>> layer(torch.zeros(2, 5, 3))[0].shape
     torch.Size([2, 5, 4])
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     out, (h, c) = layer(torch.zeros(2, 5, 3))
+    >>> out.dtype, h.dtype
+    (torch.bfloat16, torch.float32)
     """
 
     def __init__(self, module: nn.Module, weight_p: float, layer_names: str | tuple[str, ...] = "weight_hh_l0"):
@@ -82,14 +135,28 @@ class WeightDropout(nn.Module):
         self.module, self.weight_p = module, weight_p
         self.layer_names = (layer_names,) if isinstance(layer_names, str) else tuple(layer_names)
 
-    def forward(self, *args):
-        if not self.training or self.weight_p == 0:
-            return self.module(*args)
-        dropped = {name: F.dropout(getattr(self.module, name), p=self.weight_p, training=True)
-                   for name in self.layer_names}
+    def forward(self, x: torch.Tensor, hidden: tuple[torch.Tensor, ...] | None = None):
+        dtype = autocast_dtype(x)
+        drop = self.training and self.weight_p != 0
+        if dtype is None and not drop:
+            return self.module(x, hidden)
+        weights = dict(self.module.named_parameters()) if dtype is not None else \
+            {name: getattr(self.module, name) for name in self.layer_names}
+        if dtype is not None:
+            weights = {name: w.to(dtype) for name, w in weights.items()}
+        if drop:
+            weights.update({name: drop_weight(weights[name], self.weight_p) for name in self.layer_names})
+        if dtype is None:
+            return self._call(weights, x, hidden)
+        with torch.autocast(x.device.type, enabled=False):
+            hidden = None if hidden is None else tuple(h.to(dtype) for h in hidden)
+            out, state = self._call(weights, x.to(dtype), hidden)
+        return out, tuple(h.float() for h in state)
+
+    def _call(self, weights: dict, x: torch.Tensor, hidden):
         with warnings.catch_warnings():  # cuDNN warns that the dropped weights are not one flat chunk
             warnings.simplefilter("ignore", UserWarning)
-            return functional_call(self.module, dropped, args)
+            return functional_call(self.module, weights, (x, hidden))
 
     def reset(self) -> None:
         if hasattr(self.module, "reset"):
@@ -102,9 +169,11 @@ class AWD_LSTM(nn.Module):
 
     It is stateful: the hidden state carries over from one batch to the next (detached), as the
     rows of consecutive ``LMDataLoader`` batches continue the same texts; ``reset()`` clears it
-    (``ModelResetter`` does at the start of training and validation). During training it keeps the
-    last layer's outputs before and after dropout in ``last_activations``, which
-    ``RNNRegularizer`` penalises.
+    (``ModelResetter`` does at the start of training and validation). ``hidden_p`` dropout is
+    applied between layers, not to the last layer's outputs (the decoder or head applies its own).
+    During training it keeps those outputs in ``last_activations`` (twice: before and after a
+    dropout it does not apply), which ``RNNRegularizer`` penalises unless a later module (the
+    language model's decoder) records its own.
 
     >>> enc = AWD_LSTM(50, emb_sz=8, n_hid=16, n_layers=2)
     >>> _ = enc(torch.zeros(3, 5, dtype=torch.long)); [h.shape for h in enc.hidden[0]]
@@ -152,13 +221,13 @@ class AWD_LSTM(nn.Module):
         if self.hidden is None or self.hidden[0][0].size(1) != bs or self.hidden[0][0].device != output.device:
             self.hidden = self._initial_hidden(bs, output)
         new_hidden = []
-        raw = output
         for layer, (rnn, drop) in enumerate(zip(self.rnns, self.hidden_dps)):
-            raw, state = rnn(output, self.hidden[layer])
+            output, state = rnn(output, self.hidden[layer])
             new_hidden.append(tuple(s.detach() for s in state))
-            output = drop(raw)
+            if layer < self.n_layers - 1:
+                output = drop(output)
         self.hidden = new_hidden
-        self.last_activations = (raw, output) if self.training else None
+        self.last_activations = (output, output) if self.training else None
         return output
 
     def reset(self) -> None:

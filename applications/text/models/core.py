@@ -63,7 +63,8 @@ class SequentialRNN(nn.Sequential):
 
 class LinearDecoder(nn.Module):
     """Encoder outputs → logits over the vocab, after ``RNNDropout(output_p)``; with
-    ``tie_encoder`` its weight is the embedding's (the same Parameter).
+    ``tie_encoder`` its weight is the embedding's (the same Parameter). In training it keeps its
+    input and the dropped-out input in ``last_activations`` (what ``RNNRegularizer`` penalises).
 
     >>> LinearDecoder(10, 4)(torch.zeros(2, 3, 4)).shape
     torch.Size([2, 3, 10])
@@ -77,13 +78,16 @@ class LinearDecoder(nn.Module):
         self.decoder = nn.Linear(n_hid, n_out, bias=bias)
         nn.init.uniform_(self.decoder.weight, -self.initrange, self.initrange)
         self.output_dp = RNNDropout(output_p)
+        self.last_activations: tuple[torch.Tensor, torch.Tensor] | None = None
         if bias:
             nn.init.zeros_(self.decoder.bias)
         if tie_encoder is not None:
             self.decoder.weight = tie_encoder.weight
 
     def forward(self, output: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.output_dp(output))
+        dropped = self.output_dp(output)
+        self.last_activations = (output, dropped) if self.training else None
+        return self.decoder(dropped)
 
 
 def get_language_model(arch: type | str, vocab_sz: int, config: dict | None = None,
@@ -173,10 +177,12 @@ class PoolingLinearClassifier(nn.Module):
             if i < len(ps) - 1:
                 layers.append(nn.ReLU(inplace=True))
         self.layers = nn.Sequential(*layers)
+        self.last_activations: tuple[torch.Tensor, torch.Tensor] | None = None
         self.y_range = tuple(y_range) if y_range is not None else None
 
     def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         output, mask = inp
+        self.last_activations = (output, output) if self.training else None  # for RNNRegularizer
         x = self.layers(masked_concat_pool(output, mask))
         if self.y_range is not None:
             low, high = self.y_range
