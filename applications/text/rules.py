@@ -8,9 +8,9 @@ with special tokens, so ``detokenize`` can give readable text back.
 >>> text = "I LOVE it. Sooooo good, good, good!"
 >>> for rule in default_rules: text = rule(text)
 >>> text
-'i xxup love it. xxmaj s xxrep 5 o good, good, good!'
+'i xxup love it. s xxrep 5 o good, good, good!'
 >>> detokenize(text.split())
-'I LOVE it. Sooooo good, good, good!'
+'I LOVE it. sooooo good, good, good!'
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ a corpus is dictionary look-ups. Large corpora are split into chunks of texts an
 >>> tok("I LOVE this. It is sooooo good!")
 ['xxbos', 'i', 'xxup', 'love', 'this', '.', 'xxmaj', 'it', 'is', 's', 'xxrep', '5', 'o', 'good', '!']
 >>> detokenize(tok("I LOVE this. It is sooooo good!"))
-'i LOVE this. It is sooooo good!'
+'I LOVE this. It is sooooo good!'
 """
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ class Tokenizer(Transform):
         """Tokenize a whole corpus (texts or ``.txt`` paths), keeping its order.
 
         >>> Tokenizer(add_bos=False).tokenize(["a b", "C"])
-        [['a', 'b'], ['xxmaj', 'c']]
+        [['a', 'b'], ['c']]
         """
         texts = [self._cached(t) if isinstance(t, os.PathLike) else t for t in texts]
         done = {i: t for i, t in enumerate(texts) if isinstance(t, list)}
