@@ -21,7 +21,7 @@ from fastlearn.config import get_config
 from fastlearn.data.dataloader import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
 from fastlearn.data.inference import inference_spec
 from fastlearn.data.results import show_results
-from fastlearn.data.transforms import Pipeline
+from fastlearn.data.transforms import Pipeline, Transform
 from fastlearn.paths import Path
 from fastlearn.torch_core import default_device
 
@@ -166,11 +166,30 @@ class DataBunch:
         [tensor([[48., 16.]])]
         """
         targets = _readable(targets)
-        if not (self._decodes_targets() and isinstance(targets, torch.Tensor)):
+        if not (self._decodes_targets() and isinstance(targets, torch.Tensor)) or self._targets_decode_alone():
             return [self.decode_target(target) for target in targets]
         inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         samples = self.valid.decode_batch((*inputs, targets), max_n=len(targets))
         return [sample[self.n_inp] for sample in samples]
+
+    def _targets_decode_alone(self) -> bool:
+        """Whether no item or batch transform of the validation loader acts on the first target's
+        kind (a class, a number), so decoding it needs no input: decoding every input of a batch
+        back to pixels only to read its class names would cost more than the prediction."""
+        valid = self.valid
+        kinds = getattr(valid, "kinds", None)
+        if getattr(valid, "decode_batch_fn", None) is not None or not kinds or len(kinds) <= self.n_inp:
+            return False
+        kind = kinds[self.n_inp]
+        for pipeline in (getattr(valid, "after_item", None), getattr(valid, "after_batch", None)):
+            if pipeline is None:
+                continue
+            if not isinstance(pipeline, Pipeline):
+                return False
+            for t in pipeline.fs:
+                if t.applies_to(kind) or type(t).decode_sample is not Transform.decode_sample:
+                    return False
+        return True
 
     def _decodes_targets(self) -> bool:
         dataset = self.valid_ds
@@ -289,7 +308,7 @@ def loader_arguments(dl_type: type) -> list[str]:
     not set itself from its own arguments).
 
     >>> loader_arguments(DataLoader)
-    ['collate_fn', 'decode_batch_fn', 'sampler']
+    ['collate_fn', 'decode_batch_fn', 'prefetch_factor', 'sampler']
     """
     parameters = inspect.signature(dl_type.__init__).parameters.values()
     return sorted(p.name for p in parameters if p.name not in _BUILDER_ARGS
@@ -323,7 +342,7 @@ def databunch_from_datasets(dsets, bs: int | None = 64, shuffle: bool = True,
                             seed: int | None = None, drop_last: bool | None = None,
                             val_bs: int | None = None, after_item=None, after_batch=None,
                             before_batch: Callable | None = None, pin_memory: bool | None = None,
-                            persistent_workers: bool = False, cls: type = None, dl_type: type | None = None,
+                            persistent_workers: bool | None = None, cls: type = None, dl_type: type | None = None,
                             loader_kwargs: dict | None = None) -> DataBunch:
     """Loaders over each subset of ``dsets``: item/batch pipelines are copied (each DataBunch
     owns its transforms' state) and set up on the first training sample and batch.

@@ -115,10 +115,24 @@ def test_time_augmentation(learn, dl=None, n: int = 4, beta: float | None = 0.25
     return torch.lerp(augmented, preds, beta), targs
 
 
-def predict_item(learn, item, with_input: bool = False) -> tuple:
-    """``learn.predict(item)``: ``(decoded_label, decoded_prediction, probabilities)``, with the
-    model's input first when ``with_input``; the label is read beside the item's input."""
-    inputs, preds, _, decoded = learn.get_preds(dl=learn.dls.test_dl([item]), with_input=True, with_decoded=True)
-    label = learn.dls.decode_targets(inputs, decoded)[0]
-    result = (label, decoded[0], preds[0])
-    return ((inputs[0],) + result) if with_input else result
+def predict_items(learn, items, with_input: bool = False, bs: int | None = None) -> list[tuple]:
+    """``learn.predict`` of each item, in batches of ``bs``: ``[(decoded_label, decoded_prediction,
+    probabilities), ...]``, with the model's input first when ``with_input``; each label is read
+    beside its item's input. The items go through the validation transforms in this process (a
+    loader without workers builds its batches directly)."""
+    items = list(items) if not hasattr(items, "iloc") else items
+    if not len(items):
+        raise ValueError("predict_batch got no items; pass a list of items (file paths, images, rows...)")
+    dl = learn.dls.test_dl(items, bs=bs, num_workers=0)
+    inputs, preds, _, decoded = learn.get_preds(dl=dl, with_input=True, with_decoded=True)
+    labels = learn.dls.decode_targets(inputs, decoded)
+    results = [(label, decoded[i], preds[i]) for i, label in enumerate(labels)]
+    if not with_input:
+        return results
+    return [(_item_of(inputs, i),) + result for i, result in enumerate(results)]
+
+
+def _item_of(batch, i: int):
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_item_of(part, i) for part in batch)
+    return batch[i]

@@ -33,8 +33,8 @@ __all__ = [
     "EVENTS", "INNER_LOOP", "LOOP_TREE", "FORWARDED_STATE", "Callback", "CancelBackwardException",
     "CancelBatchException", "CancelEpochException", "CancelFitException", "CancelStepException",
     "CancelTrainException", "CancelValidException", "TrainEvalCallback", "as_callback", "camel_to_snake",
-    "callbacks_added", "callbacks_removed", "check_event_names", "cleanup_after", "sort_callbacks",
-    "training_loop_text",
+    "callbacks_added", "callbacks_muted", "callbacks_removed", "check_event_names", "cleanup_after",
+    "events_table", "sort_callbacks", "training_loop_text",
 ]
 
 EVENTS: tuple[str, ...] = (
@@ -211,7 +211,7 @@ def cleanup_after(learn) -> Iterator[None]:
     finally:
         learn.running -= 1
         if learn.running == 0:
-            _fire_cleanup(learn.cbs, error)
+            _fire_cleanup(learn.callbacks_for("cleanup"), error)
 
 
 @contextlib.contextmanager
@@ -242,6 +242,44 @@ def callbacks_removed(learn, cbs) -> Iterator:
         yield learn
     finally:
         learn.add_cbs(cbs)
+
+
+@contextlib.contextmanager
+def callbacks_muted(learn, cbs) -> Iterator:
+    """``learn`` with ``cbs`` (some of its callbacks) kept in ``learn.cbs`` but sent no event inside
+    the block: no callback is added or removed, so nothing is re-sorted or rebuilt.
+
+    >>> with callbacks_muted(learn, [learn.progress]):   # doctest: +SKIP
+    ...     learn.validate()
+    """
+    previous = learn.muted
+    # (no all() here: once imported, the submodule fastlearn.callback.all shadows it in this namespace)
+    already = {id(cb) for cb in previous}
+    learn.muted = previous + tuple(cb for cb in listify(cbs) if id(cb) not in already)
+    try:
+        yield learn
+    finally:
+        learn.muted = previous
+
+
+def events_table(callbacks, muted: tuple = ()) -> dict[str, tuple]:
+    """For each event, the callbacks that act on it, in order: those with a method of that name
+    (or their own ``__call__``), less the ``muted`` ones. The loop sends an event to these only,
+    so a callback pays nothing for the events it does not handle.
+
+    >>> class A(Callback):
+    ...     def after_batch(self): pass
+    >>> a = A(); events_table([a, TrainEvalCallback()])["after_batch"][0] is a
+    True
+    >>> events_table([a], muted=(a,))["after_batch"]
+    ()
+    """
+    silent = {id(cb) for cb in muted}
+
+    def acts(cb, event: str) -> bool:
+        own_call = type(cb).__call__ is not Callback.__call__
+        return (own_call or getattr(type(cb), event, None) is not None) and id(cb) not in silent
+    return {event: tuple(cb for cb in callbacks if acts(cb, event)) for event in EVENTS}
 
 
 def _fire_cleanup(callbacks, error: BaseException | None) -> None:
@@ -301,7 +339,9 @@ def sort_callbacks(callbacks: list[Callback]) -> list[Callback]:
 
 class TrainEvalCallback(Callback):
     """Switches the model between train and eval mode and keeps the iteration counters. A fit
-    that ends with an exception leaves the model in the mode it had before the fit."""
+    that ends with an exception leaves the model in the mode it had before the fit. Validation
+    puts the model in eval mode unless it is already there (its top module is not training), so
+    repeated ``predict`` calls do not walk every module each time."""
 
     order = -10
     _mode_before: bool | None = None
@@ -332,5 +372,6 @@ class TrainEvalCallback(Callback):
         self.learn.train_iter += 1
 
     def before_validate(self):
-        self.model.eval()
+        if self.model.training:  # a model already in eval mode is not walked again (predict, get_preds)
+            self.model.eval()
         self.learn.training = False

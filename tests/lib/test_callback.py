@@ -291,9 +291,11 @@ def test_added_and_removed_cbs():
     with learn.removed_cbs(learn.recorder):
         assert not any(isinstance(cb, Recorder) for cb in learn.cbs)
     assert any(isinstance(cb, Recorder) for cb in learn.cbs)
-    with learn.no_bar():
-        assert not any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
-    assert any(isinstance(cb, ProgressCallback) for cb in learn.cbs)
+    cbs_before = list(learn.cbs)
+    with learn.no_bar():  # the bar stays in learn.cbs but gets no event
+        assert list(learn.cbs) == cbs_before
+        assert not any(isinstance(cb, ProgressCallback) for cb in learn.callbacks_for("after_batch"))
+    assert any(isinstance(cb, ProgressCallback) for cb in learn.callbacks_for("after_batch"))
 
     learn.add_cb(EventList)
     learn.add_cb(EventList)  # a second one of the same name replaces the first
