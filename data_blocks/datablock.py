@@ -170,7 +170,7 @@ class DataBlock:
                     bs: int | None = 64, shuffle: bool = True, num_workers: int | str | None = None,
                     device=None, seed: int | None = None, drop_last: bool | None = None,
                     val_bs: int | None = None, before_batch: Callable | None = None,
-                    pin_memory: bool | None = None, persistent_workers: bool = False,
+                    pin_memory: bool | None = None, persistent_workers: bool | None = None,
                     dl_type: type | None = None, **loader_kwargs):
         """A ``DataBunch`` (alias ``DataLoaders``) from ``source``: the training loader shuffled
         (seeded by ``seed``), batch transforms on ``device`` (default: the best available).

@@ -1,8 +1,11 @@
 """``DataLoader``: batches from a dataset, item transforms in the workers, batch transforms on the
 device.
 
-Built on ``torch.utils.data.DataLoader`` (worker processes, pinned memory on CUDA, persistent
-workers). Each pass over the data has one seed: ``seed + epoch`` when the loader has a ``seed``,
+With worker processes (or pinned memory) it runs on ``torch.utils.data.DataLoader``; its
+workers stay alive from one pass to the next (``persistent_workers``, on by default with workers),
+each preparing ``prefetch_factor`` batches ahead (the config's, 2 by default), and memory is pinned
+only for a CUDA device. With no workers the batches are built in this process directly, the same
+way torch's single-process loader does, without making one for every pass. Each pass over the data has one seed: ``seed + epoch`` when the loader has a ``seed``,
 otherwise a number drawn from torch's global generator (so ``set_seed`` makes a run repeat, and a
 checkpoint's restored RNG state gives the same order on resume). It seeds the shuffle, and each
 batch's random item and batch transforms are seeded from it and the batch's position, so a loader
@@ -58,6 +61,20 @@ def as_pipeline(tfms) -> Pipeline | None:
     if isinstance(tfms, (list, tuple)):
         return Pipeline(list(tfms))
     return None
+
+
+def resolve_prefetch_factor(prefetch_factor: int | None) -> int:
+    """``None`` reads the config's ``prefetch_factor`` (batches each worker prepares ahead).
+
+    >>> resolve_prefetch_factor(4)
+    4
+    """
+    if prefetch_factor is None:
+        prefetch_factor = get_config().get("defaults", "prefetch_factor")
+    if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int) or prefetch_factor < 1:
+        raise ValueError(f"prefetch_factor={prefetch_factor!r}; expected a positive int (batches each worker "
+                         "prepares ahead), or None for the config's")
+    return prefetch_factor
 
 
 def should_pin_memory(device: torch.device | str | None, sample, pin_memory: bool | None = None) -> bool:
@@ -170,17 +187,26 @@ class DataLoader:
     the batch tuple. ``kinds`` names each part of a sample (taken from the dataset when it has
     ``kinds``). ``batch_size`` is an alias of ``bs`` (course chapter 4). Iterating yields a tuple
     ``(*xb, *yb)`` when samples are tuples.
+
+    With ``num_workers > 0`` the worker processes are kept from one pass to the next
+    (``persistent_workers=None``: on whenever there are workers; False starts them again every
+    pass) and each prepares ``prefetch_factor`` batches ahead (None: the config's). Changing the
+    loader's dataset, transforms, workers or device stops them; the next pass starts new ones.
     """
+
+    # what the worker processes hold: changing one of these makes the next pass start new workers
+    _WORKER_STATE = frozenset({"dataset", "after_item", "before_batch", "collate_fn", "num_workers", "kinds",
+                               "split_idx", "pin_memory", "persistent_workers", "prefetch_factor", "device"})
 
     def __init__(self, dataset: Dataset | Sequence, bs: int | None = None, shuffle: bool = False,
                  drop_last: bool = False, num_workers: int | str | None = 0,
                  device: torch.device | str | None = None, after_batch=None,
                  collate_fn: Callable | None = None, seed: int | None = None,
-                 pin_memory: bool | None = None, persistent_workers: bool = False,
+                 pin_memory: bool | None = None, persistent_workers: bool | None = None,
                  sampler: torch.utils.data.Sampler | None = None, n_inp: int = 1,
                  batch_size: int | None = None, decode_batch_fn: Callable | None = None,
                  after_item=None, before_batch: Callable | None = None,
-                 kinds: Sequence[str] | None = None):
+                 kinds: Sequence[str] | None = None, prefetch_factor: int | None = None):
         if bs is None:
             bs = batch_size if batch_size is not None else get_config().get("defaults", "bs")
         if not isinstance(bs, int) or bs < 1:
@@ -197,12 +223,25 @@ class DataLoader:
         self.after_batch = pipeline if pipeline is not None else after_batch
         self.collate_fn, self.before_batch, self.seed = collate_fn, before_batch, seed
         self.pin_memory, self.persistent_workers, self.sampler = pin_memory, persistent_workers, sampler
+        self.prefetch_factor = None if prefetch_factor is None else resolve_prefetch_factor(prefetch_factor)
         self.n_inp, self.decode_batch_fn = n_inp, decode_batch_fn
         self.kinds = tuple(kinds) if kinds is not None else getattr(dataset, "kinds", None)
         self.epoch = 0
         self.split_idx: int | None = None
         self._persistent: TorchDataLoader | None = None
         self._pin_decision: tuple[torch.device, bool] | None = None
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self._WORKER_STATE and self.__dict__.get("_persistent") is not None:
+            self.__dict__["_persistent"] = None  # torch stops the old workers when their loader goes
+        super().__setattr__(name, value)
+
+    @property
+    def keeps_workers(self) -> bool:
+        """Whether worker processes stay alive between passes (``persistent_workers``, or by
+        default whenever ``num_workers > 0``)."""
+        wanted = self.persistent_workers if self.persistent_workers is not None else True
+        return bool(wanted) and self.num_workers > 0
 
     @property
     def n(self) -> int:
@@ -253,14 +292,27 @@ class DataLoader:
             self._persistent.batch_sampler.drop_last = batches.drop_last
             return self._persistent
         dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx)
-        persistent = self.persistent_workers and self.num_workers > 0
+        persistent = self.keeps_workers
+        workers = dict(prefetch_factor=resolve_prefetch_factor(self.prefetch_factor)) if self.num_workers else {}
         loader = TorchDataLoader(
             dataset, batch_sampler=batches, num_workers=self.num_workers,
             collate_fn=_Collate(self.before_batch, self.collate_fn), pin_memory=self._pin(),
-            persistent_workers=persistent)
+            persistent_workers=persistent, **workers)
         if persistent:
             self._persistent = loader
         return loader
+
+    def _batches_here(self, pass_seed: int):
+        """The collated batches of one pass built in this process: what torch's single-process
+        loader does (``__getitems__`` of the seeded index batch, then the collate function),
+        without building one per pass."""
+        dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx)
+        collate = _Collate(self.before_batch, self.collate_fn)
+        # torch's loader draws its base seed from the global generator when a pass starts: drawn here
+        # too, a seeded run goes on with the same random numbers (dropout...) as through torch's loader
+        torch.empty((), dtype=torch.int64).random_()
+        for seeded_batch in _SeededBatches(self._base_sampler(pass_seed), self.bs, self.drop_last, pass_seed):
+            yield collate(dataset.__getitems__(seeded_batch))
 
     def apply_after_batch(self, batch: tuple, rng=None) -> tuple:
         """Run the batch transforms on a batch tuple already on the device."""
@@ -274,10 +326,13 @@ class DataLoader:
 
     def __iter__(self):
         pass_seed = self._pass_seed()
-        loader = self._torch_loader(pass_seed)
-        non_blocking = bool(loader.pin_memory)
+        if self.num_workers == 0 and not self._pin():
+            batches, non_blocking = self._batches_here(pass_seed), False
+        else:
+            batches = self._torch_loader(pass_seed)
+            non_blocking = bool(batches.pin_memory)
         rng, plans = random.Random(), {}
-        for b, batch in enumerate(loader):
+        for b, batch in enumerate(batches):
             was_tuple = isinstance(batch, (list, tuple))
             batch = tuple(batch) if was_tuple else (batch,)
             if self.device is not None:
@@ -314,7 +369,8 @@ class DataLoader:
                     collate_fn=self.collate_fn, seed=self.seed, pin_memory=self.pin_memory,
                     persistent_workers=self.persistent_workers, sampler=self.sampler,
                     n_inp=self.n_inp, decode_batch_fn=self.decode_batch_fn,
-                    after_item=self.after_item, before_batch=self.before_batch, kinds=self.kinds)
+                    after_item=self.after_item, before_batch=self.before_batch, kinds=self.kinds,
+                    prefetch_factor=self.prefetch_factor)
         if dataset is not None:
             args["dataset"] = dataset
             if "kinds" not in changes and hasattr(dataset, "kinds"):

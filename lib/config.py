@@ -30,7 +30,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "models": "models",
         "storage": "~/.fastlearn",
     },
-    "defaults": {"bs": "64", "num_workers": "auto", "device": "auto", "precision": "fp32"},
+    "defaults": {"bs": "64", "num_workers": "auto", "prefetch_factor": "2", "device": "auto", "precision": "fp32"},
     "downloads": {"base_url": "https://s3.amazonaws.com/fast-ai-"},
 }
 PATH_KEYS_RELATIVE_TO_LEARNER = {"models"}
@@ -83,13 +83,13 @@ class Config:
         self.files.append(file)
 
     def get(self, section: str, key: str):
-        """A value, converted: ints for ``bs``/``num_workers`` (``"auto"`` stays a string)."""
+        """A value, converted: ints for ``bs``/``num_workers``/``prefetch_factor`` (``"auto"`` stays a string)."""
         try:
             value = self.values[section][key]
         except KeyError:
             raise KeyError(f"no config key [{section}] {key}; known: "
                            f"{ {s: sorted(v) for s, v in self.values.items()} }") from None
-        if section == "defaults" and key in ("bs", "num_workers") and value != "auto":
+        if section == "defaults" and key in ("bs", "num_workers", "prefetch_factor") and value != "auto":
             try:
                 return int(value)
             except ValueError:

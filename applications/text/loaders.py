@@ -137,11 +137,12 @@ class SortedDL(DataLoader):
                  drop_last: bool = False, num_workers: int | str | None = 0,
                  device: torch.device | str | None = None, after_batch=None,
                  collate_fn: Callable | None = None, seed: int | None = None,
-                 pin_memory: bool | None = None, persistent_workers: bool = False,
+                 pin_memory: bool | None = None, persistent_workers: bool | None = None,
                  sampler: torch.utils.data.Sampler | None = None, n_inp: int = 1,
                  batch_size: int | None = None, decode_batch_fn: Callable | None = None,
                  after_item=None, before_batch: Callable | None = None,
-                 kinds: Sequence[str] | None = None, seq_len: int | None = None):
+                 kinds: Sequence[str] | None = None, seq_len: int | None = None,
+                 prefetch_factor: int | None = None):
         if seq_len is not None:
             if before_batch is not None and not isinstance(before_batch, PadInput):
                 raise ValueError(f"SortedDL(seq_len={seq_len!r}) sets how PadInput pads, but before_batch is "
@@ -159,7 +160,8 @@ class SortedDL(DataLoader):
                          device=device, after_batch=after_batch, collate_fn=collate_fn, seed=seed,
                          pin_memory=pin_memory, persistent_workers=persistent_workers, sampler=sampler,
                          n_inp=n_inp, batch_size=batch_size, decode_batch_fn=decode_batch_fn,
-                         after_item=after_item, before_batch=before_batch or PadInput(), kinds=kinds)
+                         after_item=after_item, before_batch=before_batch or PadInput(), kinds=kinds,
+                         prefetch_factor=prefetch_factor)
 
 
 class LMDataLoader(DataLoader):
@@ -181,7 +183,7 @@ class LMDataLoader(DataLoader):
                  seed: int | None = None, device: torch.device | str | None = None, num_workers: int | str | None = 0,
                  drop_last: bool = False, after_batch=None, n_inp: int = 1, kinds: Sequence[str] | None = None,
                  after_item=None, before_batch: Callable | None = None, pin_memory: bool | None = None,
-                 persistent_workers: bool = False):
+                 persistent_workers: bool | None = None):
         if not isinstance(seq_len, int) or seq_len < 1:
             raise ValueError(f"seq_len={seq_len!r}; expected a positive int (tokens per row of a batch)")
         for name, value in (("after_item", after_item), ("before_batch", before_batch)):

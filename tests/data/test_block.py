@@ -167,7 +167,7 @@ def test_dataloaders_pass_loader_arguments_and_name_unknown_ones(df):
     dls.one_batch()
     assert calls == [2] and dls.train.collate_fn is collate
     with pytest.raises(TypeError, match=r"'seq_len'.*DataLoader, takes \['collate_fn', 'decode_batch_fn', "
-                                        r"'sampler'\]"):
+                                        r"'prefetch_factor', 'sampler'\]"):
         dblock.dataloaders(df, bs=2, seq_len=8)
     with pytest.raises(TypeError, match=r"'seq_len'.*Datasets.dataloaders|'seq_len'"):
         dblock.datasets(df).dataloaders(bs=2, seq_len=8)

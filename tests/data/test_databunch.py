@@ -189,3 +189,51 @@ def test_memory_is_pinned_only_for_cpu_tensors_bound_for_cuda():
     assert DataLoader([elsewhere] * 4, bs=2, device="cuda")._pin() is False
     assert DataLoader([cpu] * 4, bs=2, device="cuda")._pin() is True
     assert DataLoader([cpu] * 4, bs=2, device="cpu")._pin() is False
+
+
+def test_workers_stay_between_passes_and_give_the_in_process_batches():
+    single = make_dls(num_workers=0, item_tfms=[Jitter()]).train
+    kept = make_dls(num_workers=1, item_tfms=[Jitter()]).train
+    assert kept.keeps_workers and not single.keeps_workers
+    passes = []
+    for _ in range(2):  # epoch 0, then 1: a different order and augmentation, the same in both
+        passes.append((batches(single), batches(kept)))
+        if len(passes) == 1:
+            workers = kept._persistent
+    assert workers is not None and kept._persistent is workers  # the same worker processes
+    assert workers.prefetch_factor == 2  # the config's default
+    for in_process, from_workers in passes:
+        assert all(torch.equal(a, b) for ba, bb in zip(in_process, from_workers) for a, b in zip(ba, bb))
+    assert not torch.equal(passes[0][0][0][0], passes[1][0][0][0])
+    kept.after_item = None  # the workers hold the old transforms: the next pass starts new ones
+    assert kept._persistent is None
+    plain = batches(kept)[0][0]
+    assert torch.equal(plain, plain.round()) and kept._persistent is not workers  # no Jitter any more
+
+
+def test_persistent_workers_and_prefetch_factor_can_be_set(tmp_path, monkeypatch):
+    config = tmp_path / "config.ini"
+    config.write_text("[defaults]\nprefetch_factor = 3\n")
+    monkeypatch.setenv("FASTLEARN_CONFIG", str(config))
+    dl = make_dls(num_workers=1).train.new(persistent_workers=False)
+    batches(dl)
+    assert not dl.keeps_workers and dl._persistent is None
+    dl = make_dls(num_workers=1).train
+    batches(dl)
+    assert dl._persistent.prefetch_factor == 3
+    assert dl.new(prefetch_factor=5).prefetch_factor == 5
+    with pytest.raises(ValueError, match=r"prefetch_factor=0; expected a positive int"):
+        DataLoader(list(range(4)), bs=2, prefetch_factor=0)
+
+
+def test_a_dataset_pickles_small_for_spawned_workers():
+    import pickle
+    view = make_dls().train.dataset
+    assert view.cache  # the encoded labels, one tensor per item
+    cached = next(iter(view.cache.values()))
+    data = pickle.dumps(view)
+    assert len(data) < len(pickle.dumps(cached)) / 2  # stacked: not one pickled tensor per item
+    back = pickle.loads(data)
+    assert len(back) == len(view) == 30
+    for i in (0, 7, 29):
+        assert all(torch.equal(a, b) for a, b in zip(back[i], view[i]))
