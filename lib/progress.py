@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import time
+
 from fastprogress.fastprogress import NBMasterBar, master_bar, progress_bar
 
 from fastlearn.callback import Callback
@@ -18,9 +20,12 @@ def _format_value(value) -> str:
 
 
 class ProgressCallback(Callback):
-    """Shows a bar over epochs and one over batches, and writes the metrics table under them."""
+    """Shows a bar over epochs and one over batches, and writes the metrics table under them.
+    The batch bar and its loss are refreshed at most every ``refresh_s`` seconds (and at the last
+    batch of a phase)."""
 
     order = 60
+    refresh_s = 0.25
 
     def before_fit(self):
         self.master = master_bar(range(self.n_epoch - self.learn.start_epoch)) if self.n_epoch else None
@@ -52,12 +57,18 @@ class ProgressCallback(Callback):
     def _bar(self, dl):
         self.bar = progress_bar(dl, parent=self.master, leave=False)
         self.bar.update(0)
+        self._next_refresh = 0.0  # the first batch is shown at once
 
     def after_batch(self):
-        self.bar.update(self.iter + 1)
-        # reading the loss waits for the device, so the bar shows it every few batches only
-        if self.training and (self.iter % 20 == 0 or self.iter + 1 == self.n_iter):
+        # refreshed on a timer, not every batch: reading the loss waits for the device, and
+        # drawing the bar costs more than a small model's step
+        now = time.monotonic()
+        if now < self._next_refresh and self.iter + 1 != self.n_iter:
+            return
+        self._next_refresh = now + self.refresh_s
+        if self.training:
             self.bar.comment = f"{float(self.learn.smooth_loss):.4f}"
+        self.bar.update(self.iter + 1)
 
     def _end_bar(self) -> None:
         bar, self.bar = getattr(self, "bar", None), None

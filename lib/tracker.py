@@ -26,11 +26,24 @@ from fastlearn.distributed import any_process, broadcast_value, is_distributed, 
 from fastlearn.recorder import Recorder
 
 
+NAN_CHECKS = ("auto", "every_batch", "deferred")
+
+
 class TerminateOnNaN(Callback):
     """Stop training at the first batch whose loss is NaN or inf, before that batch changes the
     weights; warns with the epoch and iteration, kept in ``nan_at``. Under DDP every process stops.
     Every Learner has one (``learn.terminate_on_nan``); ``learn.remove_cb(TerminateOnNaN)`` turns
     it off. ``TerminateOnNaNCallback`` is the same class.
+
+    ``check``: "every_batch" reads the loss on the host at every batch, then stops; on a GPU that
+    read waits for the device, once per step. "deferred" keeps the GPU busy: the check stays on
+    the device, where the optimizer's fused step skips the update of a batch whose loss is not
+    finite (its ``found_inf`` input, the one gradient scaling uses), and the host reads the flag
+    one batch later, stopping before the next batch's step; the weights are the same, the run
+    stops one batch later (and the Recorder has seen the bad loss). It needs fused optimizers
+    (``torch.optim.AdamW(fused=True)``, fastlearn's default ``AdamW``) and no float16 gradient
+    scaler. "auto" (the default) is "deferred" on CUDA where it can be, "every_batch" elsewhere
+    (on a CPU the read costs nothing).
 
     >>> learn.fit(3, cbs=TerminateOnNaN())   # doctest: +SKIP
     """
@@ -38,31 +51,107 @@ class TerminateOnNaN(Callback):
     order = -5
     run_valid = False
 
-    def __init__(self):
+    def __init__(self, check: str = "auto"):
+        if check not in NAN_CHECKS:
+            raise ValueError(f"TerminateOnNaN(check={check!r}); expected one of {NAN_CHECKS}")
+        self.check = check
         self.nan_at: tuple[int, int] | None = None
+        self.deferred = False
+        self._pending: tuple[int, int, int, torch.Tensor, object] | None = None
+        self._bad: torch.Tensor | None = None
+        self._armed: list[torch.optim.Optimizer] = []
 
     @property
     def name(self) -> str:
         return "terminate_on_nan"
 
     def before_fit(self):
-        self.nan_at = None
+        self.nan_at, self._pending, self._bad = None, None, None
+        self.deferred = self._can_defer()
+
+    def _can_defer(self) -> bool:
+        if self.check == "every_batch":
+            return False
+        opts = self.learn.opts
+        fused = bool(opts) and all(getattr(o, "_step_supports_amp_scaling", False) and o.defaults.get("fused")
+                                   for o in opts)
+        mixed = getattr(self.learn, "mixed_precision", None)
+        scaler = bool(getattr(mixed, "uses_scaler", False))
+        if self.check == "deferred":
+            if not fused or scaler or is_distributed():
+                raise ValueError("TerminateOnNaN(check='deferred') needs fused optimizers (AdamW(fused=True), "
+                                 f"fastlearn's default AdamW; got {[type(o).__name__ for o in opts]}), no float16 "
+                                 "gradient scaler and a single process; use check='every_batch'")
+            return True
+        return fused and not scaler and not is_distributed() and torch.device(self.learn.device).type == "cuda"
 
     def after_loss(self):
         if self.loss is None:
             return
+        if self.deferred:
+            self._read_pending()
+            bad = ~torch.isfinite(self.loss.detach()).all()
+            self._bad = bad
+            flag = torch.empty((), dtype=torch.bool, pin_memory=bad.device.type == "cuda")
+            flag.copy_(bad, non_blocking=True)
+            event = None
+            if bad.device.type == "cuda":
+                event = torch.cuda.Event()
+                event.record()
+            self._pending = (int(self.epoch), int(self.iter), int(self.n_iter), flag, event)
+            return
         bad = not bool(torch.isfinite(self.loss.detach()).all())
         if is_distributed():
             bad = any_process(bad, self.loss.device)
-        if not bad:
+        if bad:
+            self._stop(int(self.epoch), int(self.iter), int(self.n_iter),
+                       float(self.loss.detach().float().mean()))
+
+    def before_step(self):
+        if self.deferred and self._bad is not None:
+            self.opt.found_inf = self._bad.float()  # the fused step leaves the weights alone where it is 1
+            self._armed.append(self.opt)
+
+    def _disarm(self):
+        for opt in self._armed:
+            if hasattr(opt, "found_inf"):
+                del opt.found_inf
+        self._armed = []
+
+    def after_step(self):
+        self._disarm()
+
+    def after_batch(self):
+        self._disarm()
+        self._bad = None
+
+    def after_train(self):
+        if self.deferred:
+            self._read_pending()  # the epoch's last batch
+
+    def cleanup(self):
+        self._disarm()
+        self._pending, self._bad = None, None
+
+    def _read_pending(self):
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
-        self.nan_at = (int(self.epoch), int(self.iter))
+        epoch, iteration, n_iter, flag, event = pending
+        if event is not None:
+            event.synchronize()  # the previous batch's loss: long computed by now
+        if bool(flag):
+            self._stop(epoch, iteration, n_iter, float("nan"))
+
+    def _stop(self, epoch: int, iteration: int, n_iter: int, loss: float):
+        self.nan_at = (epoch, iteration)
         if rank_distrib() == 0:
+            shown = "not finite" if self.deferred else f"{loss} (or not finite on another process)"
             warnings.warn(
-                f"TerminateOnNaN: the training loss is {float(self.loss.detach().float().mean())} (or not finite on "
-                f"another process) at epoch {self.epoch}, iteration {self.iter} (batch {self.iter + 1} of "
-                f"{self.n_iter}); training stopped before this batch changed the weights. Lower the learning "
-                "rate, clip gradients (GradientClip) or check this batch's data", RuntimeWarning, stacklevel=2)
+                f"TerminateOnNaN: the training loss is {shown} at epoch {epoch}, iteration {iteration} (batch "
+                f"{iteration + 1} of {n_iter}); training stopped before this batch changed the weights. Lower the "
+                "learning rate, clip gradients (GradientClip) or check this batch's data", RuntimeWarning,
+                stacklevel=3)
         raise CancelFitException()
 
 

@@ -10,7 +10,7 @@ from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.metrics import Metric
-from fastlearn.optimizer import SGD
+from fastlearn.optimizer import SGD, AdamW
 from fastlearn.tracker import (EarlyStoppingCallback, SaveModelCallback, TerminateOnNaN, latest_checkpoint,
                                weights_are_finite)
 
@@ -87,6 +87,36 @@ def test_terminate_on_nan_names_the_batch_and_keeps_the_weights_finite(tmp_path)
     unguarded = make_learner(tmp_path).remove_cb(TerminateOnNaN)  # on by default: turned off here
     fit(unguarded, 3, [NanOnEpoch(1, 2)])
     assert not weights_are_finite(unguarded.model)
+
+
+@pytest.mark.parametrize("nan_batch", [2, 3])  # 3: the last batch of the epoch, read at the end of training
+def test_deferred_nan_check_skips_the_step_on_the_device_and_keeps_the_same_weights(tmp_path, nan_batch):
+    weights, learners = [], []
+    for check in ("every_batch", "deferred"):
+        torch.manual_seed(0)
+        learn = Learner(make_dls(nan_at=nan_batch * BS + 1), nn.Linear(4, 1), loss_func=MSELossFlat(),
+                        opt_func=AdamW, lr=0.05, path=tmp_path, cbs=TerminateOnNaN(check=check))
+        with pytest.warns(RuntimeWarning, match=rf"epoch 0, iteration {nan_batch} \(batch {nan_batch + 1} of 4\)"):
+            fit(learn, 2, [])
+        weights.append([p.detach().clone() for p in learn.model.parameters()])
+        learners.append(learn)
+    exact, deferred = learners
+    assert exact.terminate_on_nan.nan_at == deferred.terminate_on_nan.nan_at == (0, nan_batch)
+    assert deferred.terminate_on_nan.deferred and not exact.terminate_on_nan.deferred
+    assert weights_are_finite(deferred.model)
+    assert all(torch.equal(a, b) for a, b in zip(*weights))  # the bad batch changed nothing on either side
+    assert not hasattr(deferred.opt, "found_inf")  # nothing left on the optimizer
+    assert deferred.opt.state[next(iter(deferred.model.parameters()))]["step"].item() == nan_batch
+
+
+def test_deferred_nan_check_needs_a_fused_optimizer(tmp_path):
+    learn = make_learner(tmp_path)  # SGD
+    learn.add_cb(TerminateOnNaN(check="deferred"))
+    with pytest.raises(ValueError, match=r"check='deferred'\) needs fused optimizers"):
+        fit(learn, 1, [])
+    assert not make_learner(tmp_path).terminate_on_nan.deferred  # "auto" on a CPU: checked at every batch
+    with pytest.raises(ValueError, match=r"TerminateOnNaN\(check='later'\); expected one of"):
+        TerminateOnNaN(check="later")
 
 
 def test_nan_never_overwrites_the_last_good_checkpoint(tmp_path):
