@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU check for fastlearn, from a fresh copy of the repository, without a network:
-#   1. the CUDA-marked tests (fp16 + gradient scaler, bf16, ...);
+#   0. first, the loop's overhead on a tiny CNN (bench/overhead.py: Learner vs a plain loop, target
+#      <= 1.03: no host-device sync per step);
+#   1. the CUDA-marked tests (fp16 + gradient scaler, bf16, the deferred NaN check, ...);
 #   2. a speed table: fp32 / fp16 / bf16 / channels_last / torch.compile, against a plain PyTorch loop;
 #   3. DDP on NCCL: 1 vs 2 processes with two or more GPUs, else DDP with one process on NCCL.
 # Usage: bash bench/gpu_check.sh        (PYTHON=/path/to/python to pick the interpreter holding torch;
@@ -47,8 +49,12 @@ NGPU=$("$VPY" -c "import torch; print(torch.cuda.device_count())")
 [ "$NGPU" -ge 1 ] || { echo "gpu_check: torch sees no GPU" >&2; exit 1; }
 STATUS=0
 
+echo; echo "== 0. Loop overhead: tiny CNN, bs 64, 32 px, Learner vs plain loop (target: ratio <= 1.03)"
+"$VPY" bench/overhead.py --device cuda --batches "$((STEPS * 3))" --repeats 5 || STATUS=1
+
 echo; echo "== 1. CUDA tests"
-"$VPY" -m pytest -q -m cuda -p no:cacheprovider tests/lib/test_precision.py tests/lib/test_training.py || STATUS=1
+"$VPY" -m pytest -q -m cuda -p no:cacheprovider tests/lib/test_precision.py tests/lib/test_training.py \
+    tests/lib/test_tracker.py || STATUS=1
 
 echo; echo "== 2. Speed: precision, channels_last, compile (resnet-ish CNN, synthetic 128 px images)"
 "$VPY" bench/gpu_check.py --steps "$STEPS" || STATUS=1

@@ -7,7 +7,11 @@ using the same hyper-parameters. The runs alternate (plain, learner, learner+bar
 so that contention from other processes hits all of them alike; the medians and their ratios
 are printed with the load average.
 
-    OMP_WAIT_POLICY=PASSIVE python bench/overhead.py --batches 300 --repeats 3
+``--clock cpu`` times the CPU seconds of this process instead of the wall clock (with one torch
+thread on a shared CPU, the steadier measure); ``--model mlp`` trains a small MLP on 64 features
+instead, whose step is short enough that the loop's own per-batch cost shows.
+
+    OMP_WAIT_POLICY=PASSIVE python bench/overhead.py --batches 300 --repeats 3 [--clock cpu] [--model mlp]
 """
 from __future__ import annotations
 
@@ -39,9 +43,19 @@ def small_cnn() -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
+def small_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+MODELS = {"cnn": small_cnn, "mlp": small_mlp}
+MODEL = small_cnn
+CLOCK = time.perf_counter
+
+
 def synthetic_images(n_batches: int, bs: int, device: torch.device):
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(n_batches * bs, 3, 32, 32, generator=gen)
+    shape = (64,) if MODEL is small_mlp else (3, 32, 32)
+    x = torch.randn(n_batches * bs, *shape, generator=gen)
     y = torch.randint(0, 10, (n_batches * bs,), generator=gen)
     return x, y  # on the CPU, like a dataset read from disk; both loops move batches to the device
 
@@ -59,7 +73,7 @@ class TensorPairs(torch.utils.data.Dataset):
 
 def plain_loop(x, y, bs: int, device) -> float:
     torch.manual_seed(0)
-    model = small_cnn().to(device)
+    model = MODEL().to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=LR_MAX,
@@ -73,7 +87,7 @@ def plain_loop(x, y, bs: int, device) -> float:
     loader = torch.utils.data.DataLoader(TensorPairs(x, y), batch_size=bs, shuffle=False,
                                          pin_memory=device.type == "cuda")
     sync(device)
-    start = time.perf_counter()
+    start = CLOCK()
     model.train()
     for xb, yb in loader:
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
@@ -83,7 +97,7 @@ def plain_loop(x, y, bs: int, device) -> float:
         sched.step()
         opt.zero_grad(set_to_none=True)
     sync(device)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def learner_loop(x, y, bs: int, device, bar: bool) -> float:
@@ -91,10 +105,10 @@ def learner_loop(x, y, bs: int, device, bar: bool) -> float:
     ds = TensorPairs(x, y)
     dls = DataBunch.from_dsets(ds, TensorPairs(x[:bs], y[:bs]), bs=bs, shuffle=False, device=device)
     dls.valid.dataset = TensorPairs(x[:0], y[:0])  # no validation pass: train time only
-    learn = Learner(dls, small_cnn(), loss_func=CrossEntropyLossFlat(), opt_func=AdamW, device=device)
+    learn = Learner(dls, MODEL(), loss_func=CrossEntropyLossFlat(), opt_func=AdamW, device=device)
     learn.create_opt()
     sync(device)
-    start = time.perf_counter()
+    start = CLOCK()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         if bar:
             learn.fit_one_cycle(1, LR_MAX, div=DIV, div_final=DIV_FINAL, pct_start=PCT_START)
@@ -102,7 +116,7 @@ def learner_loop(x, y, bs: int, device, bar: bool) -> float:
             with learn.no_bar():
                 learn.fit_one_cycle(1, LR_MAX, div=DIV, div_final=DIV_FINAL, pct_start=PCT_START)
     sync(device)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def sync(device) -> None:
@@ -117,7 +131,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed seconds; cpu: this process's CPU seconds")
+    parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
     args = parser.parse_args()
+    global MODEL, CLOCK
+    MODEL, CLOCK = MODELS[args.model], (time.process_time if args.clock == "cpu" else time.perf_counter)
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
@@ -133,8 +152,8 @@ def main() -> None:
         times["learner+bar"].append(learner_loop(x, y, args.bs, device, bar=True))
     load_after = os.getloadavg()
     medians = {k: statistics.median(v) for k, v in times.items()}
-    print(f"device={device} batches={args.batches} bs={args.bs} repeats={args.repeats} "
-          f"threads={torch.get_num_threads()}")
+    print(f"device={device} model={args.model} clock={args.clock} batches={args.batches} bs={args.bs} "
+          f"repeats={args.repeats} threads={torch.get_num_threads()}")
     for name, values in times.items():
         print(f"{name:>12}: median {medians[name]:.3f}s  runs {[round(v, 3) for v in values]}")
     print(f"ratio learner/plain     = {medians['learner'] / medians['plain']:.3f}")

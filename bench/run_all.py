@@ -40,12 +40,18 @@ RUNS = (
     ("lr_find", "lr_find", {}),
     ("fine_tune", "fine_tune", {}),
     ("inference", "inference", {}),
+    ("tabular", "tabular", {}),
+    ("text_lm", "text_lm", {}),
+    ("text_clas", "text_clas", {}),
 )
+TEXT_RUNS = ("text_lm", "text_clas")
 
 FULL = dict(n_per_class=100, bs=64, fit_size=32, fit_epochs=3, fit_lr=2e-3, loading_passes=3, lr_find_it=40,
-            tune_size=64, tune_epochs=1, tune_lr=2e-3, infer_size=32, infer_n=1000, predict_n=100)
+            tune_size=64, tune_epochs=1, tune_lr=2e-3, infer_size=32, infer_n=1000, predict_n=100,
+            tab_rows=120_000, tab_bs=512, tab_epochs=1, tab_lr=1e-2, text_batches=4)
 QUICK = dict(n_per_class=20, bs=64, fit_size=32, fit_epochs=1, fit_lr=2e-3, loading_passes=1, lr_find_it=8,
-             tune_size=32, tune_epochs=1, tune_lr=2e-3, infer_size=32, infer_n=200, predict_n=10)
+             tune_size=32, tune_epochs=1, tune_lr=2e-3, infer_size=32, infer_n=200, predict_n=10,
+             tab_rows=20_000, tab_bs=512, tab_epochs=1, tab_lr=1e-2, text_batches=1)
 
 
 def rows(cfg: dict) -> list[tuple]:
@@ -65,6 +71,13 @@ def rows(cfg: dict) -> list[tuple]:
         ("4. fine_tune: error rate", "fine_tune", "error_rate", "value"),
         (f"5. get_preds, {cfg['infer_n']} images: images/s", "inference", "get_preds_per_s", "rate"),
         (f"5. predict, {cfg['predict_n']} images one by one: images/s", "inference", "predict_per_s", "rate"),
+        (f"6. tabular, {cfg['tab_rows']:,} rows (6 categorical, 6 continuous columns), bs {cfg['tab_bs']}: s/epoch",
+         "tabular", "epoch_s", "time"),
+        ("6. tabular: set-up (procs, loaders), s", "tabular", "setup_s", "time"),
+        ("6. tabular: accuracy", "tabular", "accuracy", "value"),
+        ("7. text, AWD-LSTM language model, batches of 32×48 tokens: s/batch", "text_lm", "batch_s", "time"),
+        ("7. text, AWD-LSTM classifier, batches of 32 reviews: s per 1,000 padded tokens", "text_clas",
+         "per_unit_s", "time"),
         ("import (torch + library), s", "fit", "import_s", "time"),
     ]
 
@@ -104,6 +117,35 @@ def value_of(result: dict, field) -> float | None:
 def head_commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                           cwd=REPO).stdout.strip() or "?"
+
+
+def tree_state() -> tuple[str, str]:
+    """``(HEAD commit, changes)``: the full commit and ``git status --porcelain`` (tracked and
+    untracked files, ignored ones left out): a page names a commit only if it was measured there."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    changes = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO).stdout
+    return head or "?", changes.strip("\n")
+
+
+def publish_problem(before: tuple[str, str], after: tuple[str, str] | None = None) -> str | None:
+    """Why a page measured between ``before`` and ``after`` must not be published as the results
+    of a commit, or None.
+
+    >>> publish_problem(("abc", ""), ("abc", ""))
+    >>> publish_problem(("abc", " M lib/learner.py"))
+    'the working tree has uncommitted changes ( M lib/learner.py)'
+    >>> publish_problem(("abc", ""), ("def", ""))
+    'HEAD moved during the run (abc → def)'
+    """
+    head, changes = before
+    if changes:
+        shown = "; ".join(changes.splitlines()[:5]) + ("; ..." if len(changes.splitlines()) > 5 else "")
+        return f"the working tree has uncommitted changes ({shown})"
+    if after is not None and after[0] != head:
+        return f"HEAD moved during the run ({head[:12]} → {after[0][:12]})"
+    if after is not None and after[1]:
+        return "files changed during the run: " + "; ".join(after[1].splitlines()[:5])
+    return None
 
 
 def machine(results: list[dict], threads: int, load_start, load_end, date: str, commit: str) -> list[str]:
@@ -191,6 +233,8 @@ def checks(results: list[dict]) -> list[str]:
     for run, key, what in (("fit", "checksum", "resnet18 starting weights"),
                            ("fine_tune", "checksum", "EfficientNet-Lite0 starting weights (body and head)"),
                            ("lr_find", "batches", "lr_find batches"),
+                           ("tabular", "params", "tabular model parameters"),
+                           ("text_lm", "tokens_per_batch", "language-model tokens per batch"),
                            ("inference", "n", "images through get_preds")):
         seen = {(r["lib"], r[key]) for r in results if r["run"] == run and "error" not in r}
         if not seen:
@@ -206,6 +250,8 @@ def report(run: dict) -> str:
     """The Markdown page for a finished run (what ``--from-json`` re-renders)."""
     cfg, results, repeats = run["cfg"], run["results"], run["repeats"]
     available = run["available"]
+    commit = (run.get("commit") or head_commit()) + (f" (**not a clean measurement: {run['unpublished']}**)"
+                                                     if run.get("unpublished") else "")
     lines = ["# Benchmarks: fastlearn, fastai and a plain PyTorch loop", "",
              "Written by `make bench` (`bench/run_all.py`" + (" --quick" if run["quick"] else "") + "). "
              "Every workload runs three ways on the same data with the same settings, each run in its own "
@@ -215,11 +261,16 @@ def report(run: dict) -> str:
              "**below 1 fastlearn is faster**, above 1 slower. `load` is the median 1-minute load "
              "average during the runs (2 cores: above 2, other processes competed for the CPU).", "",
              "## Machine", ""] + machine(results, run["threads"], run["load_start"], run["load_end"], run["date"],
-                                             run.get("commit") or head_commit()) + [
+                                             commit) + [
              "", "## Results", "",
              f"Data: Fashion-MNIST from `fastlearn.datasets.fashion_mnist(n_per_class={cfg['n_per_class']})` "
              f"({cfg['n_per_class'] * 10} training, {max(1, cfg['n_per_class'] // 4) * 10} validation 28 px PNGs), "
-             f"Resize + Normalize, no augmentation, bs {cfg['bs']}, 0 loader workers unless stated.", ""]
+             f"Resize + Normalize, no augmentation, bs {cfg['bs']}, 0 loader workers unless stated. "
+             f"Tabular: a seeded synthetic table (`bench/compare/common.py` `tabular_frame`), the last fifth for "
+             f"validation, `[Categorify, FillMissing, Normalize]`, `tabular_learner(layers=[200, 100])`, "
+             f"`fit_one_cycle({cfg['tab_epochs']}, {cfg['tab_lr']})` with validation. Text: `bench/text_speed.py`'s "
+             f"AWD-LSTM workloads on the food reviews' token ids, {cfg['text_batches']} timed batches after 2 "
+             "warm-up ones, medians.", ""]
     lines += table(results, cfg, available)
     lines += ["", "Same work on every side:", ""] + checks(results)
     lines += ["", "## Every run", "", "Each cell lists the runs in the order they ran.", ""]
@@ -246,6 +297,9 @@ def main() -> None:
         run = json.loads(Path(args.from_json).read_text())
         out_path = Path(args.out) if args.out else (BENCH / "out" / "RESULTS-quick.md" if run["quick"]
                                                     else BENCH / "RESULTS.md")
+        if run.get("unpublished") and out_path.resolve() == (BENCH / "RESULTS.md").resolve():
+            sys.exit(f"run_all: {args.from_json} was not a clean measurement ({run['unpublished']}); "
+                     "not writing bench/RESULTS.md from it")
         out_path.write_text(report(run))
         print(f"wrote {out_path}", file=sys.stderr)
         return
@@ -254,6 +308,12 @@ def main() -> None:
     out_path = Path(args.out) if args.out else (BENCH / "out" / "RESULTS-quick.md" if args.quick
                                                 else BENCH / "RESULTS.md")
 
+    publishing = out_path.resolve() == (BENCH / "RESULTS.md").resolve()
+    state_before = tree_state()
+    problem = publish_problem(state_before)
+    if publishing and problem:
+        sys.exit(f"run_all: refusing to measure for {out_path.relative_to(REPO)}: {problem}. Commit first "
+                 "(the page names the commit it was measured at), or pass --out to write a page elsewhere.")
     from fastlearn.datasets import fashion_mnist  # the driver runs in the main environment
     data = fashion_mnist(n_per_class=cfg["n_per_class"])
     settings = {k: v for k, v in cfg.items() if k != "n_per_class"}
@@ -267,6 +327,10 @@ def main() -> None:
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results: list[dict] = []
     selected = [r for r in RUNS if args.only is None or r[0] in args.only]
+    if any(name in TEXT_RUNS for name, _, _ in selected):
+        sys.path.insert(0, str(BENCH))
+        import text_speed
+        text_speed.prepare()  # the token ids every side trains on, made once with fastlearn
     for name, workload, changes in selected:
         for repeat in range(repeats):
             for lib in libs:
@@ -285,9 +349,18 @@ def main() -> None:
     raw = BENCH / "out" / ("results-quick.json" if args.quick else "results.json")
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(run, indent=1))
+    print("\n".join(table(results, cfg, available)))
+    problem = publish_problem(state_before, tree_state())
+    if problem:
+        run["unpublished"] = problem
+        raw.write_text(json.dumps(run, indent=1))
+        if publishing:
+            held = BENCH / "out" / "RESULTS-unpublished.md"
+            held.write_text(report(run))
+            sys.exit(f"run_all: not publishing {out_path.relative_to(REPO)}: {problem}; the page is in {held} "
+                     f"(raw runs: {raw}). Run again on a clean, unmoving checkout.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(report(run))
-    print("\n".join(table(results, cfg, available)))
     print(f"wrote {out_path} (raw runs: {raw})", file=sys.stderr)
 
 if __name__ == "__main__":

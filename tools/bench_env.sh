@@ -5,7 +5,10 @@
 # installing its own: a .pth file in .venv-bench appends .venv's site-packages to sys.path, after
 # .venv-bench's own site-packages, so a package installed in .venv-bench wins over the main one.
 # pip sees the shared packages as installed and leaves them alone. fastai goes in with --no-deps plus
-# the dependencies its vision part imports (its spacy dependency is for fastai.text only).
+# every other dependency it declares (pyyaml, scipy, scikit-learn, cloudpickle...), so that a fresh
+# clone gets an importable fastai whatever the main environment happens to hold; torch and
+# torchvision stay the main environment's, and spacy (for fastai.text's tokenizer only) is left out.
+# The last step imports fastai.vision.all (what the benchmark uses) and fails loudly if it cannot.
 # fastlearn itself is importable there too (the main environment's editable install is processed by
 # site.addsitedir); bench/compare uses it in the fastai process only to build the shared models.
 #
@@ -22,6 +25,8 @@ fi
 main_abs=$(cd "$MAIN" && pwd)
 base_python=$("$MAIN/bin/python" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
 main_site=$("$MAIN/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# the torch the main environment imports (it may itself come from a base environment it layers on)
+main_torch=$("$MAIN/bin/python" -c 'import torch; print(torch.__file__)')
 
 test -x "$BENCH/bin/python" || "$base_python" -m venv "$BENCH"
 bench_site=$("$BENCH/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -30,19 +35,34 @@ bench_site=$("$BENCH/bin/python" -c 'import sysconfig; print(sysconfig.get_paths
 echo "import site; site.addsitedir('$main_site')" > "$bench_site/zz_main_venv.pth"
 
 PIP=("$BENCH/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install --quiet --no-deps fastai
-"${PIP[@]}" install --quiet 'fastdownload>=0.0.8,<2' 'fasttransform>=0.0.3' 'plum-dispatch<2.10' requests
+"${PIP[@]}" install --quiet --no-deps 'fastai>=2.8,<2.9'
+# fastai's own requirement list, read from its metadata, less the ones left out on purpose
+mapfile -t requirements < <("$BENCH/bin/python" - <<'EOF'
+import importlib.metadata as md
+import re
+from packaging.requirements import Requirement
+skipped = {"torch", "torchvision", "spacy"}
+for text in md.requires("fastai") or []:
+    req = Requirement(text)
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        continue
+    if re.sub(r"[-_.]+", "-", req.name).lower() not in skipped:
+        print(str(req))
+EOF
+)
+echo "bench_env: installing fastai's requirements: ${requirements[*]}"
+"${PIP[@]}" install --quiet "${requirements[@]}"
 "${PIP[@]}" install --quiet py-spy || echo "bench_env: py-spy did not install (profiles fall back to cProfile)"
 
-"$BENCH/bin/python" - "$main_abs" <<'EOF'
+"$BENCH/bin/python" - "$main_abs" "$main_torch" <<'EOF'
 import sys
 import torch
 import torchvision
 import fastai
-import fastai.vision.all  # noqa: F401
-main_torch = sys.argv[1]
-if not torch.__file__.startswith(main_torch):
-    sys.exit(f"bench_env: torch comes from {torch.__file__}, not from the main environment {main_torch}")
-print(f"bench_env: fastai {fastai.__version__}, torch {torch.__version__} and torchvision "
-      f"{torchvision.__version__} shared with {main_torch}")
+import fastai.vision.all  # noqa: F401  (what bench/compare imports: fails here, not in the benchmark)
+main_env, main_torch = sys.argv[1], sys.argv[2]
+if torch.__file__ != main_torch:
+    sys.exit(f"bench_env: torch comes from {torch.__file__}, not from the main environment's {main_torch}")
+print(f"bench_env: fastai {fastai.__version__} imports fastai.vision.all; torch {torch.__version__} and "
+      f"torchvision {torchvision.__version__} shared with {main_env}")
 EOF

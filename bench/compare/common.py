@@ -46,6 +46,11 @@ class Settings:
     infer_n: int = 1000         # images through get_preds
     predict_n: int = 100        # images through predict, one at a time
     workers: int = 0            # loader workers (the loading workload sets its own)
+    tab_rows: int = 120_000     # the synthetic table (tabular_frame): rows, the last fifth for validation
+    tab_bs: int = 512           # training and validation batch size on every side
+    tab_epochs: int = 1
+    tab_lr: float = 1e-2
+    text_batches: int = 4       # timed AWD-LSTM batches per run, after two warm-up ones
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -156,3 +161,56 @@ def loading_workload(s: Settings, make_loaders) -> dict:
                 rates.append(n / t.seconds)
         result[f"images_per_s_w{workers}"] = sorted(rates)[len(rates) // 2]
     return {**result, "images": n}
+
+
+# The tabular workload's table: categorical columns of these cardinalities (string values, as read
+# from a CSV), continuous columns on different scales, and a binary label that depends on both.
+TAB_CARDS = (3, 7, 12, 30, 60, 250)
+TAB_CATS = tuple(f"cat{i}" for i in range(len(TAB_CARDS)))
+TAB_CONTS = tuple(f"cont{i}" for i in range(6))
+TAB_LAYERS = (200, 100)
+
+
+def tabular_frame(n_rows: int, seed: int = 0):
+    """A seeded synthetic table (pandas DataFrame) of ``n_rows`` rows: ``TAB_CATS``, ``TAB_CONTS`` and
+    ``label`` ("yes"/"no"), the same on every side."""
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    columns, logit = {}, np.zeros(n_rows)
+    for name, card in zip(TAB_CATS, TAB_CARDS):
+        codes = rng.integers(0, card, n_rows)
+        logit += rng.normal(0, 0.7, card)[codes]
+        columns[name] = np.array([f"{name}_{k}" for k in range(card)])[codes]
+    for i, name in enumerate(TAB_CONTS):
+        values = rng.normal(i, 1 + i, n_rows)
+        logit += (0.6 if i % 2 else -0.4) * (values - i) / (1 + i)
+        columns[name] = values.astype("float32")
+    columns["label"] = np.where(logit + rng.logistic(0, 0.5, n_rows) > 0, "yes", "no")
+    return pd.DataFrame(columns)
+
+
+def tabular_splits(n_rows: int) -> tuple[list[int], list[int]]:
+    """Training rows first, the last fifth for validation."""
+    cut = n_rows - n_rows // 5
+    return list(range(cut)), list(range(cut, n_rows))
+
+
+def text_workload(side: str, workload: str, s: Settings) -> dict:
+    """One AWD-LSTM run of ``bench/text_speed.py`` (``workload`` "lm": language-model batches of 32 × 48
+    tokens; "clas": classifier batches of 32 reviews) on its prepared token ids, as that script's
+    worker runs it: ``side`` is "fastlearn", "fastai" or "plain". The driver prepares the ids first."""
+    import statistics
+    import sys
+    bench = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    import text_speed
+    data = torch.load(text_speed.OUT / "data.pt", weights_only=True)
+    cfg = {"batches": s.text_batches, "threads": s.threads, "acc_docs": 0, "acc_valid": 250}
+    run = text_speed.run_plain if side == "plain" else text_speed.run_library
+    result = run(side, workload, data, cfg)
+    wall, cpu = text_speed.per_unit(result, workload)
+    return {"batch_s": statistics.median(result["wall"]), "per_unit_s": wall, "per_unit_cpu_s": cpu,
+            "batches": len(result["wall"]), "tokens_per_batch": statistics.median(result["tokens"])}
+

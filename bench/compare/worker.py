@@ -23,7 +23,7 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 
 LIBS = ("fastlearn", "fastai", "plain")
-WORKLOADS = ("fit", "loading", "lr_find", "fine_tune", "inference")
+WORKLOADS = ("fit", "loading", "lr_find", "fine_tune", "inference", "tabular", "text_lm", "text_clas")
 
 
 def main() -> None:

@@ -14,8 +14,9 @@ import torch
 from fastai.vision.all import (CrossEntropyLossFlat, ImageDataLoaders, Learner, Normalize, Resize, accuracy,
                                error_rate)
 
-from common import (IMAGENET_STATS, LITE_STATS, Settings, Timer, checksum, fit_workload, image_files, lite0_groups,
-                    lite0_model, loading_workload, peak_rss_mb, resnet18_model, rss_mb)
+from common import (IMAGENET_STATS, LITE_STATS, TAB_CATS, TAB_CONTS, TAB_LAYERS, Settings, Timer, checksum,
+                    fit_workload, image_files, lite0_groups, lite0_model, loading_workload, peak_rss_mb, resnet18_model,
+                    rss_mb, tabular_frame, tabular_splits)
 
 
 def _loaders(s: Settings, size: int, stats=IMAGENET_STATS, workers: int | None = None):
@@ -71,3 +72,36 @@ def inference(s: Settings) -> dict:
         labels = [learn.predict(f)[0] for f in files[:s.predict_n]]
     return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": len(labels) / t1.seconds,
             "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
+
+
+def tabular(s: Settings) -> dict:
+    """TabularPandas + tabular_learner, as fastai's tabular tutorial writes them."""
+    from fastai.tabular.all import (Categorify, CategoryBlock, FillMissing, TabularPandas, tabular_learner)
+    from fastai.tabular.all import Normalize as TabNormalize
+    df = tabular_frame(s.tab_rows)
+    with Timer() as setup:
+        to = TabularPandas(df, procs=[Categorify, FillMissing, TabNormalize], cat_names=list(TAB_CATS),
+                           cont_names=list(TAB_CONTS), y_names="label", y_block=CategoryBlock(),
+                           splits=tabular_splits(len(df)))
+        dls = to.dataloaders(bs=s.tab_bs, val_bs=s.tab_bs, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    learn = tabular_learner(dls, layers=list(TAB_LAYERS), metrics=accuracy)
+    with learn.no_bar(), learn.no_logging(), Timer() as t:
+        learn.fit_one_cycle(s.tab_epochs, s.tab_lr)
+    with learn.no_bar():
+        valid_loss, acc = learn.validate()[:2]
+    return {**t.fields(), "epoch_s": t.seconds / s.tab_epochs, "setup_s": setup.seconds, "accuracy": float(acc),
+            "valid_loss": float(valid_loss), "rows": len(df), "params": sum(p.numel() for p in learn.model.parameters())}
+
+
+def text_lm(s: Settings) -> dict:
+    """AWD-LSTM language-model training batches (``bench/text_speed.py``'s workload)."""
+    from common import text_workload
+    return text_workload("fastai", "lm", s)
+
+
+def text_clas(s: Settings) -> dict:
+    """AWD-LSTM classifier training batches (``bench/text_speed.py``'s workload)."""
+    from common import text_workload
+    return text_workload("fastai", "clas", s)
+

@@ -17,8 +17,8 @@ from fastlearn.vision.data import ImageDataLoaders
 from fastlearn.vision.learner import vision_learner
 from fastlearn.vision.transforms import Resize
 
-from common import (IMAGENET_STATS, Settings, Timer, checksum, fit_workload, image_files, loading_workload,
-                    peak_rss_mb, resnet18_model, rss_mb)
+from common import (IMAGENET_STATS, TAB_CATS, TAB_CONTS, TAB_LAYERS, Settings, Timer, checksum, fit_workload,
+                    image_files, loading_workload, peak_rss_mb, resnet18_model, rss_mb, tabular_frame, tabular_splits)
 
 
 def _loaders(s: Settings, size: int, normalize: bool = True, workers: int | None = None):
@@ -72,3 +72,35 @@ def inference(s: Settings) -> dict:
         labels = [learn.predict(f)[0] for f in files[:s.predict_n]]
     return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": len(labels) / t1.seconds,
             "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
+
+
+def tabular(s: Settings) -> dict:
+    """TabularPandas + tabular_learner, as the course writes them; the epoch timed apart from the set-up."""
+    from fastlearn.data.blocks import CategoryBlock
+    from fastlearn.tabular import Categorify, FillMissing, NormalizeTab, TabularPandas, tabular_learner
+    df = tabular_frame(s.tab_rows)
+    with Timer() as setup:
+        to = TabularPandas(df, procs=[Categorify, FillMissing, NormalizeTab], cat_names=list(TAB_CATS),
+                           cont_names=list(TAB_CONTS), y_names="label", y_block=CategoryBlock(),
+                           splits=tabular_splits(len(df)))
+        dls = to.dataloaders(bs=s.tab_bs, val_bs=s.tab_bs, device="cpu")
+    torch.manual_seed(0)
+    learn = tabular_learner(dls, layers=list(TAB_LAYERS), metrics=accuracy)
+    with learn.no_bar(), learn.no_logging(), Timer() as t:
+        learn.fit_one_cycle(s.tab_epochs, s.tab_lr)
+    valid_loss, acc = learn.validate()[:2]
+    return {**t.fields(), "epoch_s": t.seconds / s.tab_epochs, "setup_s": setup.seconds, "accuracy": float(acc),
+            "valid_loss": float(valid_loss), "rows": len(df), "params": sum(p.numel() for p in learn.model.parameters())}
+
+
+def text_lm(s: Settings) -> dict:
+    """AWD-LSTM language-model training batches (``bench/text_speed.py``'s workload)."""
+    from common import text_workload
+    return text_workload("fastlearn", "lm", s)
+
+
+def text_clas(s: Settings) -> dict:
+    """AWD-LSTM classifier training batches (``bench/text_speed.py``'s workload)."""
+    from common import text_workload
+    return text_workload("fastlearn", "clas", s)
+

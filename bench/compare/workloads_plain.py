@@ -16,9 +16,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 
-from common import (ADAM_BETAS, ADAM_EPS, DIV, DIV_FINAL, IMAGENET_STATS, LITE_STATS, MOMS, WEIGHT_DECAY, Settings,
-                    Timer, checksum, class_names, image_files, lite0_groups, lite0_model, peak_rss_mb,
-                    resnet18_model, rss_mb)
+from common import (ADAM_BETAS, ADAM_EPS, DIV, DIV_FINAL, IMAGENET_STATS, LITE_STATS, MOMS, TAB_CATS, TAB_CONTS,
+                    TAB_LAYERS, WEIGHT_DECAY, Settings, Timer, checksum, class_names, image_files, lite0_groups,
+                    lite0_model, peak_rss_mb, resnet18_model, rss_mb, tabular_frame, tabular_splits)
 
 
 def load_image(path: str, size: int) -> torch.Tensor:
@@ -211,4 +211,86 @@ def inference(s: Settings) -> dict:
                   for f in files[:s.predict_n]]
     return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": len(labels) / t1.seconds,
             "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
+
+
+class PlainTabular(nn.Module):
+    """Embeddings (width ``min(600, round(1.6 * n ** 0.56))``) and batch-normed continuous columns,
+    then Linear-ReLU-BatchNorm blocks and a linear output: the libraries' default tabular model."""
+
+    def __init__(self, cards: list[int], n_cont: int, n_out: int, layers):
+        super().__init__()
+        widths = [min(600, round(1.6 * n ** 0.56)) for n in cards]
+        self.embeds = nn.ModuleList(nn.Embedding(n, w) for n, w in zip(cards, widths))
+        self.bn_cont = nn.BatchNorm1d(n_cont)
+        sizes, blocks = [sum(widths) + n_cont, *layers], []
+        for n_in, n_out_ in zip(sizes[:-1], sizes[1:]):
+            blocks += [nn.Linear(n_in, n_out_, bias=False), nn.ReLU(inplace=True), nn.BatchNorm1d(n_out_)]
+        self.layers = nn.Sequential(*blocks, nn.Linear(sizes[-1], n_out))
+
+    def forward(self, x_cat, x_cont):
+        embedded = torch.cat([emb(x_cat[:, i]) for i, emb in enumerate(self.embeds)], dim=1)
+        return self.layers(torch.cat([embedded, self.bn_cont(x_cont)], dim=1))
+
+
+def tabular(s: Settings) -> dict:
+    """The table as tensors by hand (codes from the training rows' categories, 0 for unseen ones;
+    continuous columns standardised with the training rows' statistics), batches by index slices
+    of a shuffled permutation, the last short training batch dropped."""
+    import numpy as np
+    df = tabular_frame(s.tab_rows)
+    train_idx, valid_idx = tabular_splits(len(df))
+    with Timer() as setup:
+        train_df = df.iloc[train_idx]
+        codes, cards = [], []
+        for name in TAB_CATS:
+            mapping = {c: i + 1 for i, c in enumerate(sorted(train_df[name].unique()))}
+            codes.append(df[name].map(mapping).fillna(0).to_numpy("int64"))
+            cards.append(len(mapping) + 1)
+        x_cat = torch.from_numpy(np.stack(codes, 1))
+        cont = df[list(TAB_CONTS)].to_numpy("float32")
+        mean, std = cont[train_idx].mean(0), cont[train_idx].std(0) + 1e-7
+        x_cont = torch.from_numpy((cont - mean) / std)
+        y = torch.from_numpy((df["label"] == "yes").to_numpy().astype("int64"))
+        train = [t[:len(train_idx)] for t in (x_cat, x_cont, y)]
+        valid = [t[len(train_idx):] for t in (x_cat, x_cont, y)]
+    torch.manual_seed(0)
+    model = PlainTabular(cards, len(TAB_CONTS), 2, TAB_LAYERS)
+    opt = adamw([list(model.parameters())], model)
+    n_batches = len(train_idx) // s.tab_bs
+    sched = one_cycle(opt, [s.tab_lr], s.tab_epochs * n_batches, 0.25, DIV)
+    gen = torch.Generator().manual_seed(0)
+    with Timer() as t:
+        for _ in range(s.tab_epochs):
+            model.train()
+            order = torch.randperm(len(train_idx), generator=gen)
+            for b in range(n_batches):
+                idx = order[b * s.tab_bs:(b + 1) * s.tab_bs]
+                loss = F.cross_entropy(model(train[0][idx], train[1][idx]), train[2][idx])
+                loss.backward()
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+            model.eval()
+            total, correct = 0.0, 0
+            with torch.no_grad():
+                for start in range(0, len(valid_idx), s.tab_bs):
+                    xc, xn, yb = (part[start:start + s.tab_bs] for part in valid)
+                    out = model(xc, xn)
+                    total += float(F.cross_entropy(out, yb, reduction="sum"))
+                    correct += int((out.argmax(1) == yb).sum())
+    return {**t.fields(), "epoch_s": t.seconds / s.tab_epochs, "setup_s": setup.seconds,
+            "accuracy": correct / len(valid_idx), "valid_loss": total / len(valid_idx), "rows": len(df),
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def text_lm(s: Settings) -> dict:
+    """AWD-LSTM language-model training batches (``bench/text_speed.py``'s workload)."""
+    from common import text_workload
+    return text_workload("plain", "lm", s)
+
+
+def text_clas(s: Settings) -> dict:
+    """AWD-LSTM classifier training batches (``bench/text_speed.py``'s workload)."""
+    from common import text_workload
+    return text_workload("plain", "clas", s)
 

@@ -109,6 +109,22 @@ def test_deferred_nan_check_skips_the_step_on_the_device_and_keeps_the_same_weig
     assert deferred.opt.state[next(iter(deferred.model.parameters()))]["step"].item() == nan_batch
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_the_nan_check_is_deferred_by_default_and_keeps_the_same_weights(tmp_path):
+    weights, learners = [], []
+    for check in ("every_batch", "auto"):
+        torch.manual_seed(0)
+        learn = Learner(make_dls(nan_at=2 * BS + 1), nn.Linear(4, 1), loss_func=MSELossFlat(), opt_func=AdamW,
+                        lr=0.05, path=tmp_path, device="cuda", cbs=TerminateOnNaN(check=check))
+        with pytest.warns(RuntimeWarning, match=r"epoch 0, iteration 2 \(batch 3 of 4\)"):
+            fit(learn, 2, [])
+        weights.append([p.detach().cpu() for p in learn.model.parameters()])
+        learners.append(learn)
+    assert learners[1].terminate_on_nan.deferred and not learners[0].terminate_on_nan.deferred
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+
+
 def test_deferred_nan_check_needs_a_fused_optimizer(tmp_path):
     learn = make_learner(tmp_path)  # SGD
     learn.add_cb(TerminateOnNaN(check="deferred"))

@@ -126,3 +126,19 @@ def test_datablock_with_a_text_block_builds_text_loaders(food_path):
     assert dls.one_batch()[0].shape == (8, 12) and dls.valid.bs == 4 and dls.valid.seq_len == 12
     assert dls.loss_func is not None and dls.c == len(dls.vocab)
     assert dls.train_ds.cache and 0 in dls.train_ds.cache           # numericalized once, in one pass
+
+
+def test_sorted_dl_with_a_kept_worker_gives_the_in_process_batches():
+    g = torch.Generator().manual_seed(0)
+    items = [(torch.randint(2, 50, (int(n),), generator=g), torch.tensor(i % 2))
+             for i, n in enumerate(torch.randint(3, 30, (60,), generator=g))]
+    passes = {}
+    for workers in (0, 1):
+        dl = SortedDL(items, bs=8, shuffle=True, seed=0, num_workers=workers)
+        passes[workers] = [[tuple(t.clone() for t in b) for b in dl] for _ in range(2)]
+    assert dl.keeps_workers and dl._persistent is not None
+    for in_process, from_worker in zip(passes[0], passes[1]):
+        assert len(in_process) == len(from_worker) > 0
+        for a, b in zip(in_process, from_worker):
+            assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(passes[0][0][0][0], passes[0][1][0][0])  # a new order in the second epoch
