@@ -101,7 +101,7 @@ class Learner:
         self.muted: tuple[Callback, ...] = ()  # callbacks sent no event for now (``no_bar``)
         self.cbs = L()
         self.running = 0  # loops running now (a validate called inside a fit is nested in it)
-        self.gather: GatherPreds | None = None  # what get_preds keeps, batch by batch
+        self.gather_preds: GatherPreds | None = None  # what get_preds keeps, batch by batch (read under DDP)
         self.to(device)
         self.add_cbs([cb() for cb in DEFAULT_CALLBACKS] + listify(cbs))
         set_precision(self, precision if precision is not None else get_config().get("defaults", "precision"))
@@ -284,8 +284,8 @@ class Learner:
         self.pred = self.loss = self.loss_grad = None  # a batch cancelled early has none of its own
         self.xb, self.yb = split_batch(batch, self.dl, self.dls, self.device)
         self._with_events(self._do_one_batch, "batch", CancelBatchException)
-        if self.gather is not None and not self.training:
-            self.gather.after_batch()  # get_preds: after every callback's after_batch
+        if self.gather_preds is not None and not self.training:
+            self.gather_preds.after_batch()  # get_preds: after every callback's after_batch
 
     def all_batches(self) -> None:
         self.n_iter = len(self.dl)
@@ -449,12 +449,12 @@ class Learner:
         modes = [m.training for m in self.model.modules()] if self.model.training else None
         if gather is not None:
             gather.learn = self
-        previous, self.gather = self.gather, gather
+        previous, self.gather_preds = self.gather_preds, gather
         try:
             with self.no_bar(), self.no_logging(), self.added_cbs(cbs), cleanup_after(self):
                 self._do_epoch_validate(dl=dl)
         finally:
-            self.gather = previous
+            self.gather_preds = previous
             if modes is not None:
                 for module, mode in zip(self.model.modules(), modes):
                     module.training = mode

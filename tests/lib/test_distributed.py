@@ -100,9 +100,11 @@ def test_validation_metrics_equal_single_process_with_uneven_last_batch(ddp_run,
     torch.testing.assert_close(table, torch.tensor(single_process.recorder.values)[:, 1:], atol=1e-4, rtol=1e-4)
     # get_preds gathers the whole validation set, in dataset order, on every process
     preds, targs = reference.get_preds()
+    inputs = reference.get_preds(with_input=True)[0]
     for got in (rank0, rank1):
         torch.testing.assert_close(torch.tensor(got["preds"]), preds, atol=1e-6, rtol=1e-6)
         assert got["targs"] == targs.tolist()
+        torch.testing.assert_close(torch.tensor(got["inputs"]), inputs)  # inputs gathered too
 
 
 def test_a_torchmetrics_metric_counts_each_validation_item_once(ddp_run):

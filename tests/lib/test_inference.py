@@ -97,4 +97,4 @@ def test_predict_adds_and_removes_no_callback():
     learn.predict_batch(items)
     learn.get_preds(dl=learn.dls.test_dl(items))
     assert learn.cbs is cbs and list(learn.cbs) == before  # the same list object: never rebuilt
-    assert learn.gather is None and learn.muted == ()
+    assert learn.gather_preds is None and learn.muted == ()

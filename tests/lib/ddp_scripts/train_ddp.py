@@ -47,11 +47,13 @@ def main() -> None:
     table = [list(row) for row in learn.recorder.values]
     valid = learn.validate()
     preds, targs = learn.get_preds()
+    inputs = learn.get_preds(with_input=True)[0]  # gathered like the predictions, in dataset order
     learn.save("final")
     learn.load(out / "rank0" / "models" / "final.pth")
     write_json(out / f"rank{rank}.json", {
         "rank": rank_distrib(), "world": num_distrib(), "weights": trained, "values": table,
         "validate": valid, "preds": preds.tolist(), "targs": targs.tolist(),
+        "inputs": inputs.tolist(),
         "loaded_equal": weights(learn) == trained, "is_main": learn.is_main_process,
         "model_type": type(learn.model).__name__})
 
