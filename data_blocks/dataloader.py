@@ -142,6 +142,8 @@ class _ItemDataset(Dataset):
 
     def __getitems__(self, seeded_batch: tuple[int, list[int]]) -> list:
         seed, indices = seeded_batch
+        if self.after_item is None:  # nothing to run per item: fetch them straight from the dataset
+            return [self.dataset[i] for i in indices]
         self.rng.seed(seed)
         return [self[i] for i in indices]
 
