@@ -73,11 +73,15 @@ def rows(cfg: dict) -> list[tuple]:
         (f"5. predict, {cfg['predict_n']} images one by one: images/s", "inference", "predict_per_s", "rate"),
         (f"6. tabular, {cfg['tab_rows']:,} rows (6 categorical, 6 continuous columns), bs {cfg['tab_bs']}: s/epoch",
          "tabular", "epoch_s", "time"),
+        ("6. tabular: CPU s/epoch (steadier on a shared machine)", "tabular",
+         lambda r: r["cpu_seconds"] / cfg["tab_epochs"], "time"),
         ("6. tabular: set-up (procs, loaders), s", "tabular", "setup_s", "time"),
         ("6. tabular: accuracy", "tabular", "accuracy", "value"),
         ("7. text, AWD-LSTM language model, batches of 32×48 tokens: s/batch", "text_lm", "batch_s", "time"),
+        ("7. text: language model, CPU s/batch (steadier on a shared machine)", "text_lm", "per_unit_cpu_s", "time"),
         ("7. text, AWD-LSTM classifier, batches of 32 reviews: s per 1,000 padded tokens", "text_clas",
          "per_unit_s", "time"),
+        ("7. text: classifier, CPU s per 1,000 padded tokens", "text_clas", "per_unit_cpu_s", "time"),
         ("import (torch + library), s", "fit", "import_s", "time"),
     ]
 
@@ -339,7 +343,7 @@ def main() -> None:
                 results.append(result)
                 shown = result.get("error") or ", ".join(
                     f"{k}={fmt(result[k])}" for k in ("seconds", "epoch_s", "images_per_s_w0", "images_per_s_w2",
-                                                      "get_preds_per_s") if k in result)
+                                                      "get_preds_per_s", "batch_s", "per_unit_s") if k in result)
                 print(f"[{time.perf_counter() - started:6.0f}s] {name} {repeat + 1}/{repeats} {lib}: {shown} "
                       f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
     run = {"quick": args.quick, "cfg": cfg, "settings": settings, "repeats": repeats, "threads": args.threads,
