@@ -294,6 +294,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="the Markdown file to write (default bench/RESULTS.md, "
                         "with --quick bench/out/RESULTS-quick.md)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed for one run")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="change a setting of the run, e.g. --set tab_bs=64 text_batches=2")
     parser.add_argument("--from-json", default=None, help="re-render the page from a saved bench/out/results*.json "
                         "(after editing bench/compare/notes.md) without running anything")
     args = parser.parse_args()
@@ -308,6 +310,11 @@ def main() -> None:
         print(f"wrote {out_path}", file=sys.stderr)
         return
     cfg = dict(QUICK if args.quick else FULL)
+    for change in args.set:
+        key, _, value = change.partition("=")
+        if key not in cfg or not value:
+            sys.exit(f"run_all: --set {change!r}: expected KEY=VALUE with KEY one of {sorted(cfg)}")
+        cfg[key] = type(cfg[key])(value)
     repeats = args.repeats or (1 if args.quick else 3)
     out_path = Path(args.out) if args.out else (BENCH / "out" / "RESULTS-quick.md" if args.quick
                                                 else BENCH / "RESULTS.md")

@@ -5,7 +5,9 @@ With worker processes (or pinned memory) it runs on ``torch.utils.data.DataLoade
 workers stay alive from one pass to the next (``persistent_workers``, on by default with workers),
 each preparing ``prefetch_factor`` batches ahead (the config's, 2 by default), and memory is pinned
 only for a CUDA device. With no workers the batches are built in this process directly, the same
-way torch's single-process loader does, without making one for every pass. Each pass over the data has one seed: ``seed + epoch`` when the loader has a ``seed``,
+way torch's single-process loader does, without making one for every pass.
+
+Each pass over the data has one seed: ``seed + epoch`` when the loader has a ``seed``,
 otherwise a number drawn from torch's global generator (so ``set_seed`` makes a run repeat, and a
 checkpoint's restored RNG state gives the same order on resume). It seeds the shuffle, and each
 batch's random item and batch transforms are seeded from it and the batch's position, so a loader

@@ -1,10 +1,13 @@
 """Collecting predictions over a loader (``Learner.get_preds``).
 
-``GatherPreds`` is a callback that keeps every batch's predictions, targets and (optionally)
-inputs and per-item losses, on the CPU, and concatenates them at the end.
+``GatherPreds`` keeps every batch's predictions, targets and (optionally) inputs and per-item
+losses, on the CPU, and concatenates them at the end. ``get_preds`` hands it to the learner for the
+pass (``learn.gather_preds``), which feeds it after each batch's callbacks: nothing is added to or
+removed from ``learn.cbs``. ``predict`` and ``predict_batch`` run through the same pass.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -123,7 +126,11 @@ def predict_items(learn, items, with_input: bool = False, bs: int | None = None)
     items = list(items) if not hasattr(items, "iloc") else items
     if not len(items):
         raise ValueError("predict_batch got no items; pass a list of items (file paths, images, rows...)")
-    dl = learn.dls.test_dl(items, bs=bs, num_workers=0)
+    # in this process (no worker started per call), where the loaders' test_dl takes these arguments
+    accepted = inspect.signature(learn.dls.test_dl).parameters
+    options = {name: value for name, value in (("bs", bs), ("num_workers", 0))
+               if value is not None and name in accepted}
+    dl = learn.dls.test_dl(items, **options)
     inputs, preds, _, decoded = learn.get_preds(dl=dl, with_input=True, with_decoded=True)
     labels = learn.dls.decode_targets(inputs, decoded)
     results = [(label, decoded[i], preds[i]) for i, label in enumerate(labels)]
