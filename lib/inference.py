@@ -7,6 +7,7 @@ removed from ``learn.cbs``. ``predict`` and ``predict_batch`` run through the sa
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -127,7 +128,7 @@ def predict_items(learn, items, with_input: bool = False, bs: int | None = None)
     if not len(items):
         raise ValueError("predict_batch got no items; pass a list of items (file paths, images, rows...)")
     # in this process (no worker started per call), where the loaders' test_dl takes these arguments
-    accepted = inspect.signature(learn.dls.test_dl).parameters
+    accepted = _parameters(type(learn.dls).test_dl)
     options = {name: value for name, value in (("bs", bs), ("num_workers", 0))
                if value is not None and name in accepted}
     dl = learn.dls.test_dl(items, **options)
@@ -137,6 +138,12 @@ def predict_items(learn, items, with_input: bool = False, bs: int | None = None)
     if not with_input:
         return results
     return [(_item_of(inputs, i),) + result for i, result in enumerate(results)]
+
+
+@functools.lru_cache(maxsize=64)
+def _parameters(function) -> frozenset[str]:
+    """The argument names of ``function`` (read once per function: predict calls this every time)."""
+    return frozenset(inspect.signature(function).parameters)
 
 
 def _item_of(batch, i: int):
