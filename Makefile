@@ -22,7 +22,7 @@ export MPLBACKEND ?= Agg
 export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
-.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text
+.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text readme-figures
 
 install: $(LINKS) $(SOURCES_STAMP)
 
@@ -59,17 +59,24 @@ demo: install
 
 bench: install
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+	$(PY) tools/readme_figures.py
 
 # the one-liner against a plain PyTorch fine-tune and two baselines: bench/TRANSFER.md (slow on a
 # CPU; BENCH_ARGS="--quick" for a smoke run, "--tasks fashion10 fashion5" for a subset)
 bench-transfer: install
 	$(PY) bench/transfer.py $(BENCH_ARGS)
+	$(PY) tools/readme_figures.py
 
 bench-env: install
 	bash tools/bench_env.sh $(VENV) .venv-bench
 
 bench-text: install
 	$(PY) bench/text_speed.py $(BENCH_ARGS)
+	$(PY) tools/readme_figures.py
+
+# the README's benchmark block, rewritten from the pages under bench/ (RESULTS, TRANSFER, TEXT_SPEED, PRINTED)
+readme-figures:
+	$(PY) tools/readme_figures.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
