@@ -28,6 +28,7 @@ from fastlearn.data.tables import read_csv_file
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.registry import register_code
 from fastlearn.text.hf_data import HFTextDataBunch
+from fastlearn.text.rules import PAD
 from fastlearn.text.tokenize import Tokenizer
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, show_table
 from fastlearn.text.vocab import Numericalize
@@ -100,6 +101,10 @@ class TextBlock(TransformBlock):
 
     def show(self, value, ax) -> None:
         ax.set_title(str(value)[:60])
+
+    def readable(self, value) -> str:
+        """The decoded tokens without padding, joined by spaces."""
+        return " ".join(tok for tok in str(value).split(" ") if tok != PAD)
 
     def describe_args(self, pipeline) -> dict:
         return {"tokenizer": self.tokenizer.describe_args(), "vocab": list(pipeline.vocab),
