@@ -22,7 +22,7 @@ export MPLBACKEND ?= Agg
 export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
-.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text
+.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text bench-text-transfer
 
 install: $(LINKS) $(SOURCES_STAMP)
 
@@ -70,6 +70,12 @@ bench-env: install
 
 bench-text: install
 	$(PY) bench/text_speed.py $(BENCH_ARGS)
+
+# text classification on the food reviews: all-MiniLM-L6-v2 fine-tuned vs ULMFiT from scratch vs
+# TF-IDF + logistic regression, accuracy and time per epoch: bench/TEXT.md (about an hour on 2 CPU
+# cores; BENCH_ARGS="--quick" for a smoke run, "--arms minilm" for one arm)
+bench-text-transfer: install
+	HF_HUB_OFFLINE=1 $(PY) bench/text_transfer.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

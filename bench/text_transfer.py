@@ -40,7 +40,7 @@ OUT = BENCH / "out" / "text_transfer"
 PAGE = BENCH / "TEXT.md"
 ARMS = ("minilm", "ulmfit", "tfidf")
 EPOCHS = 2                         # MiniLM: fine_tune(EPOCHS) after one frozen epoch
-LM_EPOCHS, LM_LR = 2, 2e-2         # ULMFiT: the language model, from scratch
+LM_EPOCHS, LM_LR = 1, 2e-2         # ULMFiT: the language model, from scratch
 CLAS_LR = 2e-2                     # ULMFiT: the classifier's first (frozen) epoch
 
 

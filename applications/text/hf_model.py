@@ -29,8 +29,9 @@ from fastlearn.registry import register_code
 from fastlearn.text.hf_data import HFTextDataBunch
 from fastlearn.text.hf_hub import load_encoder, require_transformers
 
-FINE_TUNE = {"base_lr": 2e-3, "freeze_epochs": 1, "lr_mult": 100}
-"""``fine_tune``'s defaults for a transformer (see ``bench/text_transfer.py``)."""
+FINE_TUNE = {"base_lr": 2e-4, "freeze_epochs": 1, "lr_mult": 1}
+"""``fine_tune``'s defaults for a transformer: the head for one epoch at ``base_lr``, then every group at
+``base_lr / 2`` (a CNN's ``2e-3`` and ``lr_mult=100`` are too high for the top layers; ``docs/text_transformers.md``)."""
 
 
 class TransformerClassifier(nn.Module):
