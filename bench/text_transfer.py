@@ -39,7 +39,7 @@ REPO = BENCH.parent
 OUT = BENCH / "out" / "text_transfer"
 PAGE = BENCH / "TEXT.md"
 ARMS = ("minilm", "ulmfit", "tfidf")
-EPOCHS = 2                         # MiniLM: fine_tune(EPOCHS) after one frozen epoch
+EPOCHS = 1                         # MiniLM: fine_tune(EPOCHS) after one frozen epoch
 LM_EPOCHS, LM_LR = 1, 2e-2         # ULMFiT: the language model, from scratch
 CLAS_LR = 2e-2                     # ULMFiT: the classifier's first (frozen) epoch
 
@@ -71,11 +71,19 @@ def _epoch_timer():
 
         def after_train(self):
             label = self.label
-            if label is None:  # fine_tune: frozen while the embeddings (first group) do not train
+            if label is None:  # fine_tune: frozen while the embeddings (first group) do not all train
                 first = self.learn.param_groups()[0]
-                label = "unfrozen" if any(p.requires_grad for p in first) else "frozen"
+                label = "unfrozen" if all(p.requires_grad for p in first) else "frozen"
             self.times.append((label, time.perf_counter() - self.start))
     return EpochTimer()
+
+
+_SAVE = None  # set by worker(): writes what an arm has so far, so a stopped run still reports its stages
+
+
+def _checkpoint(**fields) -> None:
+    if _SAVE is not None:
+        _SAVE(fields)
 
 
 def _history(learn) -> list:
@@ -86,6 +94,7 @@ def run_minilm(quick: bool) -> dict:
     import torch
     from fastlearn.metrics import accuracy
     from fastlearn.text import TextDataLoaders, text_classifier_learner
+    from fastlearn.text.hf_model import FINE_TUNE
     torch.manual_seed(0)
     path = _data(quick)
     start = time.perf_counter()
@@ -95,7 +104,12 @@ def run_minilm(quick: bool) -> dict:
     learn = text_classifier_learner(dls, "all-MiniLM-L6-v2", metrics=accuracy, cbs=timer).to_fp16()
     start = time.perf_counter()
     with learn.no_bar():
-        learn.fine_tune(1 if quick else EPOCHS)
+        learn.freeze()
+        # fine_tune(EPOCHS) in its two parts, to record the frozen epoch: the same calls it makes
+        learn.fit_one_cycle(FINE_TUNE["freeze_epochs"], slice(FINE_TUNE["base_lr"]), pct_start=0.99)
+        _checkpoint(arm="minilm", accuracy=float(learn.recorder.values[-1][-1]), fit_s=time.perf_counter() - start,
+                    epochs=list(timer.times), stage="frozen epoch", settings="fine_tune defaults, to_fp16()")
+        learn.fine_tune(1 if quick else EPOCHS, freeze_epochs=0)
     fit_s = time.perf_counter() - start
     loss, acc = learn.validate()[:2]
     return {"arm": "minilm", "accuracy": float(acc), "valid_loss": float(loss), "fit_s": fit_s, "data_s": data_s,
@@ -122,16 +136,26 @@ def run_ulmfit(quick: bool) -> dict:
         timer.label = "language model"
         lm.fit_one_cycle(1 if quick else LM_EPOCHS, LM_LR)
     lm.save_encoder("ulmfit_encoder")
-    lm_acc = float(lm.validate()[1])
+    lm_acc = float(lm.recorder.values[-1][-1])
+    settings = (f"LM fit_one_cycle({1 if quick else LM_EPOCHS}, {LM_LR}); classifier 1 + 1 + 1 epochs, "
+                "gradual unfreezing, to_fp16()")
+    _checkpoint(arm="ulmfit", accuracy=None, lm_accuracy=lm_acc, fit_s=time.perf_counter() - start,
+                epochs=list(timer.times), stage="language model", settings=settings, vocab=len(dls_lm.vocab))
     clas = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, pretrained=False, metrics=accuracy, cbs=timer,
                                    path=OUT, model_dir="models").to_fp16()
     clas.load_encoder("ulmfit_encoder")
     with clas.no_bar():
         timer.label = "classifier, head"
         clas.fit_one_cycle(1, CLAS_LR)
+        _checkpoint(arm="ulmfit", accuracy=float(clas.recorder.values[-1][-1]), lm_accuracy=lm_acc,
+                    fit_s=time.perf_counter() - start, epochs=list(timer.times), stage="classifier head epoch",
+                    settings=settings, vocab=len(dls_lm.vocab), history=_history(clas))
         timer.label = "classifier, last layers"
         clas.freeze_to(-2)
         clas.fit_one_cycle(1, slice(CLAS_LR / 2 / 2.6 ** 4, CLAS_LR / 2))
+        _checkpoint(arm="ulmfit", accuracy=float(clas.recorder.values[-1][-1]), lm_accuracy=lm_acc,
+                    fit_s=time.perf_counter() - start, epochs=list(timer.times), stage="classifier last-layers epoch",
+                    settings=settings, vocab=len(dls_lm.vocab), history=_history(clas))
         timer.label = "classifier, all"
         clas.unfreeze()
         clas.fit_one_cycle(1, slice(CLAS_LR / 20 / 2.6 ** 4, CLAS_LR / 20))
@@ -139,8 +163,7 @@ def run_ulmfit(quick: bool) -> dict:
     loss, acc = clas.validate()[:2]
     return {"arm": "ulmfit", "accuracy": float(acc), "valid_loss": float(loss), "fit_s": fit_s, "data_s": data_s,
             "lm_accuracy": lm_acc, "epochs": timer.times, "history": _history(clas), "vocab": len(dls_lm.vocab),
-            "settings": f"LM fit_one_cycle({1 if quick else LM_EPOCHS}, {LM_LR}); classifier 1 + 1 + 1 epochs, "
-                        "gradual unfreezing, to_fp16()"}
+            "settings": settings}
 
 
 def run_tfidf(quick: bool) -> dict:
@@ -166,18 +189,25 @@ def run_tfidf(quick: bool) -> dict:
 def worker(arm: str, quick: bool) -> None:
     import torch
     load_start = os.getloadavg()
+    commit = _git("rev-parse", "--short", "HEAD")  # the code this run imports: read before it starts
+    dirty = bool(_git("status", "--porcelain", "--", "lib", "data_blocks", "applications", "bench"))
+    global _SAVE
+
+    def save(result: dict, complete: bool = False) -> None:
+        result = {**result, "complete": complete}
+        result.update(load_start=load_start, load_end=os.getloadavg(), torch=torch.__version__, quick=quick,
+                      threads=torch.get_num_threads(), commit=commit, dirty=dirty,
+                      finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        try:
+            import transformers
+            result["transformers"] = transformers.__version__
+        except ImportError:
+            pass
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{arm}.json").write_text(json.dumps(result, indent=1))
+    _SAVE = save
     result = {"run_minilm": run_minilm, "run_ulmfit": run_ulmfit, "run_tfidf": run_tfidf}[f"run_{arm}"](quick)
-    result.update(load_start=load_start, load_end=os.getloadavg(), torch=torch.__version__, quick=quick,
-                  threads=torch.get_num_threads(), commit=_git("rev-parse", "--short", "HEAD"),
-                  dirty=bool(_git("status", "--porcelain", "--", "lib", "data_blocks", "applications", "bench")),
-                  finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    try:
-        import transformers
-        result["transformers"] = transformers.__version__
-    except ImportError:
-        pass
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{arm}.json").write_text(json.dumps(result, indent=1))
+    save(result, complete=True)
     print(f"{arm}: accuracy {result['accuracy']:.4f}, {result['fit_s']:.0f} s", flush=True)
 
 
@@ -207,11 +237,13 @@ def report() -> str:
              "| --- | ---: | --- | ---: | --- | --- | --- |"]
     for arm, r in results.items():
         epochs = "; ".join(f"{label}: {seconds:.0f}" for label, seconds in r["epochs"])
-        lines.append(f"| {NAMES[arm]}{' (quick)' if r.get('quick') else ''} | {r['accuracy']:.3f} | {epochs} | "
+        stopped = "" if r.get("complete", True) else f" (stopped after the {r['stage']})"
+        acc = "—" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        lines.append(f"| {NAMES[arm]}{' (quick)' if r.get('quick') else ''}{stopped} | {acc} | {epochs} | "
                      f"{r['fit_s']:.0f} | {r['settings']} | {r['load_start'][0]:.1f} → {r['load_end'][0]:.1f} | "
                      f"{r['commit']}{' (uncommitted changes)' if r.get('dirty') else ''} |")
     lines.append("")
-    if "minilm" in results:
+    if "minilm" in results and "bs" in results["minilm"]:
         r = results["minilm"]
         lines.append(f"- MiniLM: batches of {r['bs']} reviews sorted by length and padded per batch, at most "
                      f"{r['max_len']} tokens each; per-epoch history (train loss, valid loss, accuracy): "
@@ -219,7 +251,7 @@ def report() -> str:
     if "ulmfit" in results:
         r = results["ulmfit"]
         lines.append(f"- ULMFiT: vocab {r['vocab']} tokens; language-model next-token accuracy "
-                     f"{r['lm_accuracy']:.3f}; classifier history {r['history']}.")
+                     f"{r['lm_accuracy']:.3f}; classifier history {r.get('history', [])}.")
     if results:
         any_r = next(iter(results.values()))
         lines += [f"- Machine: {_cpu()}, {os.cpu_count()} cores shared with other jobs (see the load average), "
