@@ -153,8 +153,10 @@ def transformer_classifier_learner(dls, arch: str | os.PathLike, n_out: int | No
     """A :class:`TransformerLearner` fine-tuning the pretrained encoder ``arch`` (a name such as
     ``"all-MiniLM-L6-v2"``, a folder, or a cached hub name) with a new head, frozen (only the head
     trains until ``unfreeze``). ``pretrained=False`` builds the same network untrained.
-    ``dls`` are loaders from the same model's tokenizer (``tokenizer=arch``). Every other argument
-    (``metrics``, ``cbs``, ``lr``, ``precision``, ... : any of ``Learner``'s) goes to ``Learner``.
+    ``dls`` are loaders from the same model's tokenizer (``tokenizer=arch``). ``train_bn`` defaults
+    to False: while frozen, the encoder's LayerNorms are frozen too, so the frozen epoch runs no
+    backward pass through the encoder. Every other argument (``metrics``, ``cbs``, ``lr``,
+    ``precision``, ... : any of ``Learner``'s) goes to ``Learner``.
 
     >>> learn = transformer_classifier_learner(dls, "all-MiniLM-L6-v2", metrics=accuracy)   # doctest: +SKIP
     """
@@ -178,7 +180,9 @@ def transformer_classifier_learner(dls, arch: str | os.PathLike, n_out: int | No
         model = TransformerClassifier(encoder, n_class=n_out, pad_id=tokenizer.pad_id, ps=ps)
     else:
         model = get_transformer_classifier(config, n_class=n_out, pad_id=tokenizer.pad_id, ps=ps)
-    learner_args = {"splitter": transformer_split, **learner_args}
+    # train_bn=False: while frozen, no LayerNorm of the encoder trains, so the frozen epoch needs no backward
+    # pass through the encoder (about three times faster on a CPU); the head learns from fixed features
+    learner_args = {"splitter": transformer_split, "train_bn": False, **learner_args}
     learn = TransformerLearner(dls, model, **learner_kwargs("text_classifier_learner", learner_args))
     learn.model_spec = {"builder": "fastlearn.text.hf_model.get_transformer_classifier",
                         "args": {"config": config, "n_class": n_out, "pad_id": tokenizer.pad_id, "ps": ps}}

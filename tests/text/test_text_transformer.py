@@ -125,7 +125,7 @@ def test_param_groups_freeze_and_discriminative_rates(trained):
     assert {id(p) for p in groups[3]} == {id(p) for p in encoder.encoder.layer[2].parameters()}
     assert {id(p) for p in groups[-1]} == {id(p) for p in learn.model.head.parameters()}
     saved = {k: v.clone() for k, v in learn.model.state_dict().items()}
-    learn.train_bn = False
+    assert learn.train_bn is False                         # frozen: no backward pass through the encoder
     try:
         learn.freeze()
         assert [any(p.requires_grad for p in g) for g in groups] == [False] * 7 + [True]
@@ -139,7 +139,6 @@ def test_param_groups_freeze_and_discriminative_rates(trained):
         assert len(rates) == 8 and rates[0] == pytest.approx(1e-6) and rates[-1] == pytest.approx(1e-3)
     finally:
         learn.model.load_state_dict(saved)
-        learn.train_bn = True
         learn.freeze()
 
 
