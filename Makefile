@@ -22,7 +22,7 @@ export MPLBACKEND ?= Agg
 export FASTLEARN_SOURCES ?= $(CURDIR)/.cache/sources
 PYTEST_ARGS ?=
 
-.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text readme-figures
+.PHONY: install sources test notebooks demo bench bench-transfer bench-env clean FORCE bench-text readme-figures bench-text-transfer
 
 install: $(LINKS) $(SOURCES_STAMP)
 
@@ -76,6 +76,13 @@ bench-text: install
 
 # the README's benchmark block, rewritten from the pages under bench/ (RESULTS, TRANSFER, TEXT_SPEED, PRINTED)
 readme-figures:
+	$(PY) tools/readme_figures.py
+
+# text classification on the food reviews: all-MiniLM-L6-v2 fine-tuned vs ULMFiT from scratch vs
+# TF-IDF + logistic regression, accuracy and time per epoch: bench/TEXT.md (about an hour on 2 CPU
+# cores; BENCH_ARGS="--quick" for a smoke run, "--arms minilm" for one arm)
+bench-text-transfer: install
+	HF_HUB_OFFLINE=1 $(PY) bench/text_transfer.py $(BENCH_ARGS)
 	$(PY) tools/readme_figures.py
 
 clean:

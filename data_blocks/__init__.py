@@ -7,6 +7,7 @@ from fastlearn.data.categorical import (CategoryMap, Categorize, EncodedMultiCat
                                         RegressionSetup)
 from fastlearn.data.databunch import DataBunch, DataLoader, DataLoaders
 from fastlearn.data.datasets import Datasets, TfmdLists
+from fastlearn.data.interpret import ClassificationInterpretation
 from fastlearn.data.getters import (ColReader, RegexLabeller, get_files, get_image_files, get_text_files,
                                     grandparent_label, image_extensions, parent_label, using_attr)
 from fastlearn.data.show import show_at, show_batch
@@ -17,7 +18,7 @@ from fastlearn.data.transforms import KINDS, Pipeline, Transform, register_trans
 from fastlearn.data.tuples import fastuple
 
 __all__ = [
-    "KINDS", "CategoryBlock", "CategoryMap", "Categorize", "ColReader", "ColSplitter", "DataBlock",
+    "KINDS", "CategoryBlock", "CategoryMap", "Categorize", "ClassificationInterpretation", "ColReader", "ColSplitter", "DataBlock",
     "DataBunch", "DataLoader", "DataLoaders", "Datasets", "EncodedMultiCategorize", "EndSplitter",
     "FileSplitter", "FuncSplitter", "GrandparentSplitter", "IndexSplitter", "IntToFloatTensor",
     "MaskSplitter", "MultiCategorize", "MultiCategoryBlock", "Normalize", "Pipeline",

@@ -86,6 +86,14 @@ class TransformBlock:
         """Draw a decoded value on a matplotlib axes (generic blocks add it to the title)."""
         _title(ax, str(value))
 
+    def readable(self, value) -> str:
+        """A decoded value as one line of text, for tables (a text block drops its padding).
+
+        >>> TransformBlock().readable(3)
+        '3'
+        """
+        return str(value)
+
     def loss_func(self):
         """The default loss when this block is the target (None: the Learner needs one given)."""
         return None

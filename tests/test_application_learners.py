@@ -87,7 +87,16 @@ def language_model_case(fashion_mnist_path, tmp_path):
     return language_model_learner, dls, {"pretrained": False}, CrossEntropyLossFlat()
 
 
-CASES = [vision_case, unet_case, tabular_case, collab_case, text_classifier_case, language_model_case]
+def transformer_case(fashion_mnist_path, tmp_path):
+    pytest.importorskip("transformers", reason="the transformers extra is not installed")
+    df = pd.DataFrame({"text": TEXTS, "label": ["great", "other", "great", "other"] * 8})
+    dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", seed=0, bs=8, tokenizer="all-MiniLM-L6-v2",
+                                  max_len=16)
+    return text_classifier_learner, dls, {"arch": "all-MiniLM-L6-v2"}, CrossEntropyLossFlat()
+
+
+CASES = [vision_case, unet_case, tabular_case, collab_case, text_classifier_case, language_model_case,
+         transformer_case]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__[:-5])

@@ -27,6 +27,8 @@ from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSpl
 from fastlearn.data.tables import read_csv_file
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.registry import register_code
+from fastlearn.text.hf_data import HFTextDataBunch
+from fastlearn.text.rules import PAD
 from fastlearn.text.tokenize import Tokenizer
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, show_table
 from fastlearn.text.vocab import Numericalize
@@ -99,6 +101,10 @@ class TextBlock(TransformBlock):
 
     def show(self, value, ax) -> None:
         ax.set_title(str(value)[:60])
+
+    def readable(self, value) -> str:
+        """The decoded tokens without padding, joined by spaces."""
+        return " ".join(tok for tok in str(value).split(" ") if tok != PAD)
 
     def describe_args(self, pipeline) -> dict:
         return {"tokenizer": self.tokenizer.describe_args(), "vocab": list(pipeline.vocab),
@@ -251,14 +257,24 @@ class TextDataBunch(DataBunch):
     def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",
                     valid_pct: float | None = None, seed: int | None = None, vocab: Sequence | None = None,
                     text_vocab: Sequence[str] | None = None, is_lm: bool = False, tok_tfm: Tokenizer | None = None,
-                    seq_len: int = 72, min_freq: int = 3, max_vocab: int = 60000, bs: int = 64,
-                    device=None, num_workers: int | str | None = 0) -> "TextDataBunch":
+                    seq_len: int = 72, min_freq: int = 3, max_vocab: int = 60000, bs: int | None = None,
+                    device=None, num_workers: int | str | None = 0, tokenizer: str | os.PathLike | None = None,
+                    max_len: int | None = None) -> "TextDataBunch":
         """Texts in ``path/<train|valid>/<label>/*.txt`` (labels from the parent folder); with
         ``valid_pct`` a random split of the files in ``train`` and ``valid``. ``vocab`` is the label
         vocab, ``text_vocab`` the token vocab (pass the language model's ``dls_lm.vocab``).
+        ``tokenizer`` names a pretrained transformer (``"all-MiniLM-L6-v2"``, a model folder): its
+        own tokenizer encodes the texts, cut to ``max_len`` tokens (an ``HFTextDataBunch``). ``bs``
+        defaults to 64 texts per batch, 32 with ``tokenizer``.
 
         >>> dls = TextDataLoaders.from_folder(food_reviews(), valid="test", bs=32)   # doctest: +SKIP
+        >>> dls = TextDataLoaders.from_folder(food_reviews(), valid="test", tokenizer="all-MiniLM-L6-v2")  # doctest: +SKIP
         """
+        if tokenizer is not None:
+            _check_hf_args(is_lm=is_lm, text_vocab=text_vocab, tok_tfm=tok_tfm)
+            return HFTextDataBunch.from_folder(path, tokenizer, train=train, valid=valid, valid_pct=valid_pct,
+                                               seed=seed, vocab=vocab, max_len=max_len, bs=bs or 32, device=device,
+                                               num_workers=num_workers)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"TextDataLoaders.from_folder({str(path)!r}): no such folder")
         text = TextBlock(tok_tfm, vocab=text_vocab, is_lm=is_lm, seq_len=seq_len, min_freq=min_freq,
@@ -269,7 +285,7 @@ class TextDataBunch(DataBunch):
         blocks = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
         dblock = DataBlock(blocks=blocks, get_items=functools.partial(get_text_files, folders=folders),
                            splitter=splitter, get_y=None if is_lm else parent_label, n_inp=1)
-        return cls.from_dblock(dblock, path, path=path, is_lm=is_lm, bs=bs, seq_len=seq_len, seed=seed,
+        return cls.from_dblock(dblock, path, path=path, is_lm=is_lm, bs=bs or 64, seq_len=seq_len, seed=seed,
                                device=device, num_workers=num_workers)
 
     @classmethod
@@ -277,14 +293,23 @@ class TextDataBunch(DataBunch):
                 seed: int | None = None, text_col: int | str | Sequence = 0, label_col: int | str = 1,
                 valid_col: str | None = None, is_lm: bool = False, vocab: Sequence | None = None,
                 text_vocab: Sequence[str] | None = None, tok_tfm: Tokenizer | None = None, seq_len: int = 72,
-                min_freq: int = 3, max_vocab: int = 60000, bs: int = 64, device=None,
-                num_workers: int | str | None = 0, missing_targets: str = "raise") -> "TextDataBunch":
+                min_freq: int = 3, max_vocab: int = 60000, bs: int | None = None, device=None,
+                num_workers: int | str | None = 0, missing_targets: str = "raise",
+                tokenizer: str | os.PathLike | None = None, max_len: int | None = None) -> "TextDataBunch":
         """Texts in column ``text_col`` of ``df`` and labels in ``label_col``; the split is the
         boolean column ``valid_col`` when given, else random (``valid_pct``, ``seed``). Rows
         without a label are an error naming them, or left out with ``missing_targets="drop"``.
+        ``tokenizer`` names a pretrained transformer whose tokenizer encodes the texts (see
+        ``from_folder``).
 
         >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid")  # doctest: +SKIP
         """
+        if tokenizer is not None:
+            _check_hf_args(is_lm=is_lm, text_vocab=text_vocab, tok_tfm=tok_tfm)
+            return HFTextDataBunch.from_df(df, tokenizer, path=path, valid_pct=valid_pct, seed=seed,
+                                           text_col=text_col, label_col=label_col, valid_col=valid_col, vocab=vocab,
+                                           max_len=max_len, bs=bs or 32, device=device, num_workers=num_workers,
+                                           missing_targets=missing_targets)
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_df takes a pandas DataFrame, got {type(df).__name__}")
         cols = [text_col] if isinstance(text_col, (int, str)) else list(text_col)
@@ -301,7 +326,7 @@ class TextDataBunch(DataBunch):
         blocks = (text,) if is_lm else (text, CategoryBlock(vocab=vocab))
         dblock = DataBlock(blocks=blocks, splitter=splitter, n_inp=1, missing_targets=missing_targets,
                            getters=[None] if is_lm else [None, _ColumnGetter(label)])
-        return cls.from_dblock(dblock, df.reset_index(drop=True), path=path, is_lm=is_lm, bs=bs,
+        return cls.from_dblock(dblock, df.reset_index(drop=True), path=path, is_lm=is_lm, bs=bs or 64,
                                seq_len=seq_len, seed=seed, device=device, num_workers=num_workers)
 
     @classmethod
@@ -309,9 +334,10 @@ class TextDataBunch(DataBunch):
                  delimiter: str | None = None, valid_pct: float = 0.2, seed: int | None = None,
                  text_col: int | str | Sequence = 0, label_col: int | str = 1, valid_col: str | None = None,
                  is_lm: bool = False, vocab: Sequence | None = None, text_vocab: Sequence[str] | None = None,
-                 seq_len: int = 72, min_freq: int = 3, max_vocab: int = 60000, bs: int = 64,
-                 device=None, missing_targets: str = "raise") -> "TextDataBunch":
-        """``from_df`` on ``path/csv_fname``.
+                 seq_len: int = 72, min_freq: int = 3, max_vocab: int = 60000, bs: int | None = None,
+                 device=None, missing_targets: str = "raise", tokenizer: str | os.PathLike | None = None,
+                 max_len: int | None = None) -> "TextDataBunch":
+        """``from_df`` on ``path/csv_fname`` (``tokenizer``: a pretrained transformer's, as there).
 
         >>> dls = TextDataLoaders.from_csv(path, "texts.csv", text_col="text", label_col="label",
         ...                                valid_col="is_valid")   # doctest: +SKIP
@@ -320,7 +346,15 @@ class TextDataBunch(DataBunch):
         return cls.from_df(df, path=path, valid_pct=valid_pct, seed=seed, text_col=text_col, label_col=label_col,
                            valid_col=valid_col, is_lm=is_lm, vocab=vocab, text_vocab=text_vocab, seq_len=seq_len,
                            min_freq=min_freq, max_vocab=max_vocab, bs=bs, device=device,
-                           missing_targets=missing_targets)
+                           missing_targets=missing_targets, tokenizer=tokenizer, max_len=max_len)
+
+
+def _check_hf_args(is_lm: bool, text_vocab, tok_tfm) -> None:
+    given = [name for name, value in (("is_lm", is_lm), ("text_vocab", text_vocab), ("tok_tfm", tok_tfm)) if value]
+    if given:
+        raise ValueError(f"{given} do not go with tokenizer=: a pretrained transformer's loaders classify texts "
+                         "with the model's own tokenizer and vocab; leave them out, or leave out tokenizer= for "
+                         "the AWD-LSTM path")
 
 
 class _ColumnGetter:

@@ -11,6 +11,7 @@ classifier that starts from that encoder.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path as PlainPath
 
@@ -25,6 +26,8 @@ from fastlearn.metrics import Perplexity, accuracy
 from fastlearn.text.callbacks import ModelResetter, RNNRegularizer
 from fastlearn.text.rules import PAD, UNK, detokenize
 from fastlearn.text.data import text_transforms
+from fastlearn.text.hf_data import HFTextDataBunch
+from fastlearn.text.hf_model import is_transformer_name, transformer_classifier_learner
 from fastlearn.text.models.awdlstm import AWD_LSTM
 from fastlearn.text.models.core import (SentenceEncoder, awd_lstm_clas_split, awd_lstm_lm_split, get_language_model,
                                         get_text_classifier, resolve_text_arch)
@@ -224,14 +227,18 @@ def language_model_learner(dls, arch: type | str = AWD_LSTM, config: dict | None
     return learn
 
 
-def text_classifier_learner(dls, arch: type | str = AWD_LSTM, seq_len: int = 72, config: dict | None = None,
-                            backwards: bool = False, pretrained: bool = True, drop_mult: float = 0.5,
-                            n_out: int | None = None, lin_ftrs: Sequence[int] | None = None,
-                            ps: Sequence[float] | None = None, max_len: int | None = 72 * 20,
+def text_classifier_learner(dls, arch: type | str | os.PathLike = AWD_LSTM, seq_len: int = 72,
+                            config: dict | None = None, backwards: bool = False, pretrained: bool = True,
+                            drop_mult: float = 0.5, n_out: int | None = None, lin_ftrs: Sequence[int] | None = None,
+                            ps: Sequence[float] | float | None = None, max_len: int | None = 72 * 20,
                             y_range: Sequence[float] | None = None, pretrained_fnames: Sequence[str] | None = None,
-                            moms: Sequence[float] = (0.8, 0.7, 0.8), alpha: float = 2., beta: float = 1.,
-                            **learner_args) -> TextLearner:
-    """A ``TextLearner`` training ``get_text_classifier(arch, ...)`` on classifier loaders.
+                            moms: Sequence[float] | None = None, alpha: float = 2., beta: float = 1.,
+                            **learner_args) -> Learner:
+    """A ``TextLearner`` training ``get_text_classifier(arch, ...)`` on classifier loaders, or, when
+    ``arch`` names a pretrained transformer (``"all-MiniLM-L6-v2"``, a model folder, a cached hub
+    name), a ``TransformerLearner`` fine-tuning it (see
+    :func:`fastlearn.text.hf_model.transformer_classifier_learner`; ``ps`` is then its head's
+    dropout, 0.1 by default, and ``moms`` default to ``Learner``'s).
 
     The usual start is a fine-tuned language model's encoder: build the data with
     ``text_vocab=dls_lm.vocab``, then ``learn.load_encoder("finetuned")``. ``pretrained=True``
@@ -241,8 +248,24 @@ def text_classifier_learner(dls, arch: type | str = AWD_LSTM, seq_len: int = 72,
     goes to ``Learner`` unchanged.
 
     >>> learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, metrics=accuracy, pretrained=False)  # doctest: +SKIP
+    >>> learn = text_classifier_learner(dls_hf, "all-MiniLM-L6-v2", metrics=accuracy)                      # doctest: +SKIP
     """
+    if is_transformer_name(arch) or isinstance(dls, HFTextDataBunch):
+        if not is_transformer_name(arch):
+            raise ValueError(f"these loaders hold the token ids of {dls.tokenizer_name!r}; pass that model as the "
+                             f"architecture: text_classifier_learner(dls, {dls.tokenizer_name!r})")
+        unused = {name: value for name, value in (("config", config), ("lin_ftrs", lin_ftrs), ("y_range", y_range),
+                                                  ("pretrained_fnames", pretrained_fnames)) if value is not None}
+        if unused or backwards:
+            raise ValueError(f"{sorted(unused) or ['backwards']} are options of the AWD-LSTM classifier; a "
+                             f"pretrained transformer ({os.fspath(arch)!r}) does not take them")
+        head_p = 0.1 if ps is None else float(ps if isinstance(ps, (int, float)) else list(ps)[-1])
+        if moms is not None:
+            learner_args["moms"] = moms
+        return transformer_classifier_learner(dls, arch, n_out=n_out, ps=head_p, pretrained=pretrained,
+                                              **learner_args)
     arch = resolve_text_arch(arch)
+    moms = (0.8, 0.7, 0.8) if moms is None else moms
     if getattr(dls, "is_lm", False):
         raise ValueError("text_classifier_learner got language-model loaders; build classifier loaders "
                          "(is_lm=False, with labels)")
