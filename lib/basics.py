@@ -56,7 +56,7 @@ from fastlearn.schedule import (LRFinder, ParamScheduler, SchedCos, SchedExp, Sc
 from fastlearn.torch_core import default_device, set_seed, tensor, to_cpu, to_device, trainable_params
 from fastlearn.tracker import (EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TerminateOnNaN,
                                TerminateOnNaNCallback, TrackerCallback, latest_checkpoint)
-from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip
+from fastlearn.training import BnFreeze, CleanEpochs, GradientAccumulation, GradientClip
 
 _core_names = [
     "math", "os", "re", "partial", "plt", "np", "pd", "array", "Image", "torch", "F", "nn", "tensor", "Callback", "CancelBackwardException",

@@ -37,6 +37,7 @@ from fastlearn.debugging import debug_run, debug_settings
 from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
 from fastlearn.precision import set_precision
+from fastlearn.training import CleanEpochs
 from fastlearn.summary import model_summary
 from fastlearn.tracker import TerminateOnNaN
 from fastlearn.training import compile_model, to_channels_last
@@ -371,15 +372,24 @@ class Learner:
         self.fit(n_epoch, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                  pct_start: float = 0.3, div: float = 5.0, wd: float | None = None, cbs=None) -> None:
+                  pct_start: float = 0.3, div: float = 5.0, wd: float | None = None, cbs=None,
+                  clean_epochs: int | None = None) -> None:
         """Transfer learning: ``freeze_epochs`` of one-cycle on the head with the body frozen, then
-        unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``."""
+        unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
+
+        The last ``clean_epochs`` of the unfrozen phase train without the training-only transforms
+        (:class:`~fastlearn.training.CleanEpochs`); None: the last epoch when ``epochs >= 2``, none
+        otherwise; 0 keeps augmenting to the end (fastai's ``fine_tune``).
+        """
+        if clean_epochs is None:
+            clean_epochs = 1 if epochs >= 2 else 0
         self.freeze()
         if freeze_epochs:
             self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, wd=wd, cbs=cbs)
         base_lr /= 2
         self.unfreeze()
-        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd, cbs=cbs)
+        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd,
+                           cbs=([CleanEpochs(clean_epochs)] if clean_epochs else []) + listify(cbs))
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
                 show_plot: bool = True, suggest_funcs: Sequence[Callable] | None = None):

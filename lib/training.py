@@ -146,6 +146,42 @@ class BnFreeze(Callback):
         return [group for group in groups if not _group_trains(group)]
 
 
+class CleanEpochs(Callback):
+    """Train the last ``n`` epochs of each fit without the training-only transforms: the training
+    loader runs as the validation loader does (``split_idx=1``: no random flips, warps, lighting or
+    random crops; the validation-time resize or crop instead), still shuffled. A model trained on
+    augmented images only is scored on clean ones; finishing on clean images closes that gap (He et
+    al., 2019, "Data Augmentation Revisited"). ``fine_tune`` adds it to its unfrozen phase
+    (``clean_epochs``; measured in docs/transfer.md). The loader is put back after the fit, whatever
+    ends it.
+
+    >>> learn.fit_one_cycle(4, 1e-3, cbs=CleanEpochs(1))   # doctest: +SKIP
+    """
+
+    order = 0  # before the epoch's first batch is drawn
+
+    def __init__(self, n: int = 1):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"CleanEpochs(n={n!r}); expected a non-negative int (epochs at the end of the fit)")
+        self.n, self._saved = n, None
+
+    def before_epoch(self):
+        loader = self.learn.dls.train
+        if not hasattr(loader, "split_idx"):  # a loader without training-only transforms
+            return
+        if self._saved is None:
+            self._saved = (loader, loader.split_idx)
+        clean = self.n > 0 and self.learn.epoch >= self.learn.n_epoch - self.n
+        loader.split_idx = 1 if clean else self._saved[1]
+
+    def cleanup(self):
+        if self._saved is not None:
+            loader, split_idx = self._saved
+            if loader.split_idx != split_idx:
+                loader.split_idx = split_idx
+            self._saved = None
+
+
 def _group_trains(group: list[nn.Parameter]) -> bool:
     """Whether a parameter group trains: any of its weights (more than one dimension, so not a
     norm layer's scale kept trainable by ``train_bn``, nor a bias) requires a gradient."""

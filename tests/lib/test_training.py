@@ -14,7 +14,7 @@ from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.optimizer import SGD
 from fastlearn.precision import MixedPrecision
-from fastlearn.training import BnFreeze, GradientAccumulation, GradientClip, compile_model
+from fastlearn.training import BnFreeze, CleanEpochs, GradientAccumulation, GradientClip, compile_model
 
 
 def regression_dls(bs, n=256, seed=0):
@@ -193,3 +193,64 @@ def test_bnfreeze_keeps_frozen_batchnorm_statistics():
     assert torch.equal(before, after)
     before, after = run([])
     assert not torch.equal(before, after)
+
+
+class InputScale(Callback):
+    """Records, for every training epoch, the largest input the model saw."""
+
+    def __init__(self):
+        self.seen = []
+
+    def before_train(self):
+        self.seen.append(0.0)
+
+    def before_batch(self):
+        if self.training:
+            self.seen[-1] = max(self.seen[-1], float(self.learn.xb[0].abs().max()))
+
+
+def augmented_dls():
+    """Regression loaders whose training-only batch transform adds 10 to every tensor."""
+    from fastlearn.data.dataloader import as_pipeline
+    from fastlearn.data.transforms import Transform
+    dls = regression_dls(bs=64)
+    dls.train.after_batch = as_pipeline([Transform(lambda t: t + 10, split_idx=0)])
+    return dls
+
+
+def test_clean_epochs_trains_the_last_epochs_without_training_only_transforms():
+    learn = learner(augmented_dls())
+    scale = InputScale()
+    fit(learn, epochs=3, cbs=[scale, CleanEpochs(1)])
+    augmented, clean = scale.seen[:2], scale.seen[2]
+    assert all(s > 8 for s in augmented) and clean < 6
+    assert learn.dls.train.split_idx == 0  # the loader is put back
+
+
+def test_clean_epochs_puts_the_loader_back_when_the_fit_fails():
+    class Fail(Callback):
+        def after_batch(self):
+            if self.training and self.epoch == 1:
+                raise RuntimeError("stop here")
+
+    learn = learner(augmented_dls())
+    with pytest.raises(RuntimeError, match="stop here"):
+        fit(learn, epochs=2, cbs=[CleanEpochs(1), Fail()])
+    assert learn.dls.train.split_idx == 0
+    with pytest.raises(ValueError, match="non-negative int"):
+        CleanEpochs(-1)
+
+
+@pytest.mark.parametrize("epochs, clean_epochs, clean_seen", [(2, None, [False, False, True]),
+                                                              (1, None, [False, False]),
+                                                              (2, 0, [False, False, False])])
+def test_fine_tune_ends_on_clean_images_by_default(epochs, clean_epochs, clean_seen):
+    model = nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 1))
+    learn = learner(augmented_dls(), model=model,
+                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+    scale = InputScale()
+    learn.add_cb(scale)
+    with learn.no_bar(), learn.no_logging():
+        learn.fine_tune(epochs, clean_epochs=clean_epochs, cbs=Callback())
+    assert [s < 6 for s in scale.seen] == clean_seen  # the frozen epoch, then the unfrozen ones
+    assert learn.dls.train.split_idx == 0
