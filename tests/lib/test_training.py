@@ -254,3 +254,18 @@ def test_fine_tune_ends_on_clean_images_by_default(epochs, clean_epochs, clean_s
         learn.fine_tune(epochs, clean_epochs=clean_epochs, cbs=Callback())
     assert [s < 6 for s in scale.seen] == clean_seen  # the frozen epoch, then the unfrozen ones
     assert learn.dls.train.split_idx == 0
+
+
+def test_clean_epochs_reaches_item_transforms_in_kept_worker_processes():
+    g = torch.Generator().manual_seed(0)
+    items = list(zip(torch.randn(288, 8, generator=g), torch.randn(288, 1, generator=g)))
+    dls = DataBunch.from_dsets(items[:256], items[256:], bs=64, device="cpu", num_workers=1)
+    from fastlearn.data.dataloader import as_pipeline
+    from fastlearn.data.transforms import Transform
+    dls.train.after_item = as_pipeline([Transform(lambda t: t + 10, split_idx=0)])
+    assert dls.train.keeps_workers
+    learn = learner(dls)
+    scale = InputScale()
+    fit(learn, epochs=3, cbs=[scale, CleanEpochs(1)])
+    assert [s < 6 for s in scale.seen] == [False, False, True]
+    assert learn.dls.train.split_idx == 0
