@@ -30,11 +30,13 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "models": "models",
         "storage": "~/.fastlearn",
     },
-    "defaults": {"bs": "64", "num_workers": "auto", "prefetch_factor": "2", "device": "auto", "precision": "fp32"},
+    "defaults": {"bs": "64", "num_workers": "auto", "prefetch_factor": "2", "device": "auto", "precision": "fp32",
+                 "flush_denormal": "true"},
     "downloads": {"base_url": "https://s3.amazonaws.com/fast-ai-"},
 }
 PATH_KEYS_RELATIVE_TO_LEARNER = {"models"}
 PRECISIONS = ("fp32", "fp16", "bf16")
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
 def user_config_file() -> Path:
@@ -83,7 +85,8 @@ class Config:
         self.files.append(file)
 
     def get(self, section: str, key: str):
-        """A value, converted: ints for ``bs``/``num_workers``/``prefetch_factor`` (``"auto"`` stays a string)."""
+        """A value, converted: ints for ``bs``/``num_workers``/``prefetch_factor`` (``"auto"`` stays a string),
+        a bool for ``flush_denormal``."""
         try:
             value = self.values[section][key]
         except KeyError:
@@ -97,6 +100,11 @@ class Config:
                                  f"(from {self.origin.get((section, key), 'defaults')})") from None
         if section == "defaults" and key == "precision" and value not in PRECISIONS:
             raise ValueError(f"config [defaults] precision = {value!r}; expected one of {PRECISIONS}")
+        if section == "defaults" and key == "flush_denormal":
+            if value.lower() not in _BOOLEANS:
+                raise ValueError(f"config [defaults] flush_denormal = {value!r}; expected true or false "
+                                 f"(from {self.origin.get((section, key), 'defaults')})")
+            return _BOOLEANS[value.lower()]
         return value
 
     def path(self, key: str) -> LsPath:

@@ -36,7 +36,7 @@ from fastlearn.distributed import attach_if_launched, distrib_ctx
 from fastlearn.debugging import debug_run, debug_settings
 from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
-from fastlearn.precision import set_precision
+from fastlearn.precision import flushing_denormals, set_precision
 from fastlearn.training import CleanEpochs
 from fastlearn.summary import model_summary
 from fastlearn.tracker import TerminateOnNaN
@@ -336,7 +336,7 @@ class Learner:
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
         # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
         self.epoch_base = self.epochs_done - start_epoch
-        with self.added_cbs(cbs), debug_run(self, fast_dev_run), cleanup_after(self):
+        with self.added_cbs(cbs), debug_run(self, fast_dev_run), cleanup_after(self), flushing_denormals(self.device):
             self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _lr_array(self, lr, reset_opt: bool = False):
@@ -461,7 +461,8 @@ class Learner:
             gather.learn = self
         previous, self.gather_preds = self.gather_preds, gather
         try:
-            with self.no_bar(), self.no_logging(), self.added_cbs(cbs), cleanup_after(self):
+            with (self.no_bar(), self.no_logging(), self.added_cbs(cbs), cleanup_after(self),
+                  flushing_denormals(self.device)):
                 self._do_epoch_validate(dl=dl)
         finally:
             self.gather_preds = previous

@@ -187,3 +187,47 @@ def test_bf16_on_cuda_trains_close_to_fp32():
     fp32 = fit(make_learner(device="cuda"))
     bf16 = fit(make_learner(device="cuda").to_bf16())
     assert abs(bf16[1] - fp32[1]) < 0.05
+
+
+class FlushSeen(Callback):
+    """Records, at every batch, whether this thread computes subnormal floats as zero."""
+
+    def before_fit(self):
+        self.seen = []
+
+    def before_batch(self):
+        self.seen.append((self.training, precision_module.denormals_flushed_now()))
+
+
+def test_training_and_predicting_on_cpu_flush_denormals_then_put_the_mode_back():
+    tiny = torch.tensor(1e-40)  # subnormal in float32
+    assert not precision_module.denormals_flushed_now() and tiny.mul(1.0).item() > 0
+    learn = make_learner()
+    seen = FlushSeen()
+    learn.fit(1, 1e-2, cbs=seen)
+    assert {training for training, _ in seen.seen} == {True, False}  # training and validation batches
+    assert all(flushed for _, flushed in seen.seen)
+    assert not precision_module.denormals_flushed_now()  # put back after the fit
+    learn.add_cb(seen)
+    seen.seen = []
+    learn.get_preds()
+    assert seen.seen and all(flushed for _, flushed in seen.seen)
+    assert tiny.mul(1.0).item() > 0
+
+
+def test_flush_denormal_keeps_a_users_own_setting_and_obeys_the_config(tmp_path, monkeypatch):
+    torch.set_flush_denormal(True)
+    try:
+        make_learner().fit(1, 1e-2)
+        assert precision_module.denormals_flushed_now()  # not switched off behind the user's back
+    finally:
+        torch.set_flush_denormal(False)
+    config = tmp_path / "config.ini"
+    config.write_text("[defaults]\nflush_denormal = false\n")
+    monkeypatch.setenv("FASTLEARN_CONFIG", str(config))
+    seen = FlushSeen()
+    make_learner().fit(1, 1e-2, cbs=seen)
+    assert seen.seen and not any(flushed for _, flushed in seen.seen)
+    config.write_text("[defaults]\nflush_denormal = sometimes\n")
+    with pytest.raises(ValueError, match="flush_denormal = 'sometimes'; expected true or false"):
+        make_learner().fit(1, 1e-2)
