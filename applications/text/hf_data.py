@@ -26,7 +26,7 @@ from fastlearn.data.blocks import CategoryBlock, TransformBlock, register_block
 from fastlearn.data.databunch import DataBunch
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.datasets import Datasets
-from fastlearn.data.getters import get_text_files, parent_label
+from fastlearn.data.getters import ColReader, get_text_files, parent_label
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.data.transforms import Transform, register_transform
@@ -52,7 +52,8 @@ class HFTokenizer(Transform):
 
     output_kind = "text"
 
-    def __init__(self, tokenizer, max_len: int = MAX_LEN, pad_id: int = 0, name: str | None = None):
+    def __init__(self, tokenizer, max_len: int = MAX_LEN, pad_id: int = 0, name: str | None = None,
+                 text_cols: Sequence[str] | None = None):
         super().__init__()
         if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
             raise ValueError(f"max_len={max_len!r}; expected an int >= 2 (tokens kept per text, special "
@@ -69,6 +70,7 @@ class HFTokenizer(Transform):
             raise TypeError(f"tokenizer={tokenizer!r}; expected a Hugging Face tokenizers.Tokenizer (or its "
                             "JSON); use HFTokenizer.from_pretrained(name) for a model's")
         self.tokenizer, self.max_len, self.pad_id, self.model_name = tokenizer, max_len, int(pad_id), name
+        self.text_cols = None if text_cols is None else [str(c) for c in text_cols]
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_len)
 
@@ -86,12 +88,17 @@ class HFTokenizer(Transform):
     def __repr__(self) -> str:
         return f"HFTokenizer({self.model_name!r}, max_len={self.max_len})"
 
-    @staticmethod
-    def _text(x, i: int = 0) -> str:
+    def _text(self, x, i: int = 0) -> str:
         if isinstance(x, os.PathLike):
             return PlainPath(x).read_text(encoding="utf-8")
+        if self.text_cols and (isinstance(x, (pd.Series, dict)) or hasattr(x, "_fields")):  # a table's row
+            values = ColReader(self.text_cols)(x)
+            return " ".join(str(v) for v in values) if isinstance(values, list) else str(values)
         if isinstance(x, pd.Series) and len(x) == 1:
             x = x.iloc[0]
+        if isinstance(x, (pd.Series, dict)):
+            raise TypeError(f"text {i} is a table row ({type(x).__name__}) and this HFTokenizer has no text_cols; "
+                            "build the loaders with from_df(text_col=...), or pass the texts as strings")
         if not isinstance(x, str):
             raise TypeError(f"text {i} is a {type(x).__name__} ({x!r:.60}); HFTokenizer takes strings or "
                             "paths of .txt files")
@@ -121,7 +128,7 @@ class HFTokenizer(Transform):
 
     def describe_args(self) -> dict:
         return {"tokenizer": self.tokenizer.to_str(), "max_len": self.max_len, "pad_id": self.pad_id,
-                "name": self.model_name}
+                "name": self.model_name, "text_cols": self.text_cols}
 
 
 @register_block
@@ -181,26 +188,6 @@ def _hf_tokenizer(dsets, p: int = 0) -> HFTokenizer:
     if not found:
         raise TypeError(f"part {p} of {dsets!r} is not tokenized by an HFTokenizer; use HFTextBlock")
     return found[0]
-
-
-class _Column:
-    """``str(row[col])``, or the columns joined by spaces (a class, so it pickles)."""
-
-    def __init__(self, cols: Sequence):
-        self.cols = list(cols)
-
-    def __call__(self, row):
-        return " ".join(str(row[c]) for c in self.cols)
-
-
-class _Cell:
-    """``row[col]`` as it is (a class, so it pickles)."""
-
-    def __init__(self, col):
-        self.col = col
-
-    def __call__(self, row):
-        return row[self.col]
 
 
 class HFTextDataBunch(DataBunch):
@@ -286,9 +273,10 @@ class HFTextDataBunch(DataBunch):
         if missing:
             raise ValueError(f"column(s) {missing} not in the DataFrame's columns {list(df.columns)}")
         splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
-        dblock = DataBlock(blocks=(HFTextBlock.from_pretrained(tokenizer, max_len), CategoryBlock(vocab=vocab)),
-                           splitter=splitter, n_inp=1, missing_targets=missing_targets,
-                           getters=[_Column(names), _Cell(label)])
+        text = HFTextBlock.from_pretrained(tokenizer, max_len)
+        text.tokenizer.text_cols = [str(c) for c in names]  # reads rows itself, so test_dl(df) works after export
+        dblock = DataBlock(blocks=(text, CategoryBlock(vocab=vocab)), splitter=splitter, n_inp=1,
+                           missing_targets=missing_targets, getters=[None, ColReader(label)])
         return dblock.dataloaders(df.reset_index(drop=True), path=path, bs=bs, val_bs=2 * bs, seed=seed,
                                   device=device, num_workers=num_workers)
 

@@ -192,6 +192,21 @@ def test_export_loads_in_a_fresh_process_without_network(trained, tmp_path):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
+def test_a_loaded_export_reads_a_dataframe_of_new_texts(trained, tiny_df, tmp_path):
+    learn, _, _ = trained
+    loaded = load_learner(learn.export(tmp_path / "frame.pkl"))
+    rows = tiny_df.iloc[:5].drop(columns=["label", "is_valid"]).assign(extra=1)  # new rows, the text column
+    from_rows = loaded.get_preds(dl=loaded.dls.test_dl(rows))[0]
+    from_strings = loaded.get_preds(dl=loaded.dls.test_dl(list(rows["text"])))[0]
+    assert from_rows.shape == (5, 2)
+    assert torch.allclose(from_rows, from_strings, atol=1e-6)
+    with pytest.raises(ValueError, match="column 'text' is not in the row"):
+        loaded.dls.test_dl(rows.rename(columns={"text": "review"})).one_batch()
+    bare = HFTokenizer(learn.dls.tokenizer.tokenizer)
+    with pytest.raises(TypeError, match="table row .* has no text_cols"):
+        bare(rows.iloc[0])
+
+
 def test_an_edited_export_cannot_name_other_model_code(trained, tmp_path):
     learn, _, _ = trained
     file = learn.export(tmp_path / "edited.pkl")
