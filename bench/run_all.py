@@ -48,10 +48,10 @@ TEXT_RUNS = ("text_lm", "text_clas")
 
 FULL = dict(n_per_class=100, bs=64, fit_size=32, fit_epochs=3, fit_lr=2e-3, loading_passes=3, lr_find_it=40,
             tune_size=64, tune_epochs=1, tune_lr=2e-3, infer_size=32, infer_n=1000, predict_n=100,
-            tab_rows=120_000, tab_bs=512, tab_epochs=1, tab_lr=1e-2, text_batches=4)
+            tab_rows=120_000, tab_bs=512, tab_epochs=1, tab_lr=1e-2, text_batches=4, text_docs=300)
 QUICK = dict(n_per_class=20, bs=64, fit_size=32, fit_epochs=1, fit_lr=2e-3, loading_passes=1, lr_find_it=8,
              tune_size=32, tune_epochs=1, tune_lr=2e-3, infer_size=32, infer_n=200, predict_n=10,
-             tab_rows=20_000, tab_bs=512, tab_epochs=1, tab_lr=1e-2, text_batches=1)
+             tab_rows=20_000, tab_bs=512, tab_epochs=1, tab_lr=1e-2, text_batches=1, text_docs=60)
 
 
 def rows(cfg: dict) -> list[tuple]:
@@ -77,7 +77,8 @@ def rows(cfg: dict) -> list[tuple]:
          lambda r: r["cpu_seconds"] / cfg["tab_epochs"], "time"),
         ("6. tabular: set-up (procs, loaders), s", "tabular", "setup_s", "time"),
         ("6. tabular: accuracy", "tabular", "accuracy", "value"),
-        ("7. text, AWD-LSTM language model, batches of 32×48 tokens: s/batch", "text_lm", "batch_s", "time"),
+        (f"7. text, AWD-LSTM language model, one epoch on {cfg.get('text_docs', 300)} reviews, batches of 32×48 "
+         "tokens: s/batch", "text_lm", "batch_s", "time"),
         ("7. text: language model, CPU s/batch (steadier on a shared machine)", "text_lm", "per_unit_cpu_s", "time"),
         ("7. text, AWD-LSTM classifier, batches of 32 reviews: s per 1,000 padded tokens", "text_clas",
          "per_unit_s", "time"),
@@ -273,8 +274,11 @@ def report(run: dict) -> str:
              f"Tabular: a seeded synthetic table (`bench/compare/common.py` `tabular_frame`), the last fifth for "
              f"validation, `[Categorify, FillMissing, Normalize]`, `tabular_learner(layers=[200, 100])`, "
              f"`fit_one_cycle({cfg['tab_epochs']}, {cfg['tab_lr']})` with validation. Text: `bench/text_speed.py`'s "
-             f"AWD-LSTM workloads on the food reviews' token ids, {cfg['text_batches']} timed batches after 2 "
-             "warm-up ones, medians.", ""]
+             f"AWD-LSTM workloads on the food reviews' token ids: the language model's whole first epoch on "
+             f"{cfg.get('text_docs', 300)} reviews (mean batch after 2 warm-up ones: within ten steps its "
+             "activations drift into subnormal floats, ~100x slower on a CPU unless flushed to zero, which "
+             f"fastlearn does while training), the classifier's {cfg['text_batches']} timed batches after 2 "
+             "warm-up ones (medians).", ""]
     lines += table(results, cfg, available)
     lines += ["", "Same work on every side:", ""] + checks(results)
     lines += ["", "## Every run", "", "Each cell lists the runs in the order they ran.", ""]
