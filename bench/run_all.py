@@ -33,10 +33,12 @@ NOTES = BENCH / "compare" / "notes.md"
 LIBS = ("fastlearn", "fastai", "plain")
 NOT_INSTALLED = "not installed (make bench-env)"
 
+JPEG_SIZE = 128
 # (run name, worker workload, settings changed for it)
 RUNS = (
     ("fit", "fit", {}),
     ("loading", "loading", {}),
+    ("loading_jpeg", "loading", {"data": "jpeg", "fit_size": JPEG_SIZE}),  # "jpeg": the JPEG copy of the data
     ("lr_find", "lr_find", {}),
     ("fine_tune", "fine_tune", {}),
     ("inference", "inference", {}),
@@ -65,6 +67,8 @@ def rows(cfg: dict) -> list[tuple]:
         ("1. fit: RSS added by training, MiB", "fit", lambda r: r["peak_rss_mb"] - r["setup_rss_mb"], "memory"),
         ("2. data loading, 0 workers: images/s", "loading", "images_per_s_w0", "rate"),
         ("2. data loading, 2 workers: images/s", "loading", "images_per_s_w2", "rate"),
+        (f"2. data loading, {JPEG_SIZE} px JPEGs, 0 workers: images/s", "loading_jpeg", "images_per_s_w0", "rate"),
+        (f"2. data loading, {JPEG_SIZE} px JPEGs, 2 workers: images/s", "loading_jpeg", "images_per_s_w2", "rate"),
         (f"3. lr_find, {cfg['lr_find_it']} batches: s", "lr_find", "seconds", "time"),
         (f"4. fine_tune({cfg['tune_epochs']}), efficientnet_lite0 pretrained, {cfg['tune_size']} px: s/epoch",
          "fine_tune", "epoch_s", "time"),
@@ -346,9 +350,13 @@ def main() -> None:
         sys.path.insert(0, str(BENCH))
         import text_speed
         text_speed.prepare()  # the token ids every side trains on, made once with fastlearn
+    sys.path.insert(0, str(BENCH / "compare"))
+    from common import jpeg_copy
     for name, workload, changes in selected:
         for repeat in range(repeats):
             for lib in libs:
+                if changes.get("data") == "jpeg":
+                    changes = {**changes, "data": jpeg_copy(settings["data"], JPEG_SIZE)}
                 result = run_one(available[lib], lib, workload, {**settings, **changes}, args.timeout)
                 result.update(run=name, lib=lib, repeat=repeat)
                 results.append(result)

@@ -63,10 +63,26 @@ def set_threads(n: int) -> None:
 
 
 def image_files(root: str, split: str) -> list[str]:
-    """The PNG files of ``root/split/<class>/``, sorted (the same order on every side)."""
+    """The PNG and JPEG files of ``root/split/<class>/``, sorted (the same order on every side)."""
     folder = os.path.join(root, split)
     return sorted(os.path.join(folder, c, f) for c in sorted(os.listdir(folder))
-                  for f in os.listdir(os.path.join(folder, c)) if f.endswith(".png"))
+                  for f in os.listdir(os.path.join(folder, c)) if f.endswith((".png", ".jpg")))
+
+
+def jpeg_copy(root: str, size: int, quality: int = 90) -> str:
+    """``root``'s images as ``size`` px JPEGs in a sibling folder (made once, same layout), where
+    decoding rather than collating is the loader's work."""
+    import PIL.Image
+    target = f"{root.rstrip(os.sep)}_jpg{size}"
+    if not os.path.exists(os.path.join(target, "done")):
+        for split in ("train", "valid"):
+            for f in image_files(root, split):
+                out = os.path.join(target, os.path.relpath(f, root))[:-len(".png")] + ".jpg"
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                with PIL.Image.open(f) as im:
+                    im.convert("RGB").resize((size, size), PIL.Image.BICUBIC).save(out, quality=quality)
+        open(os.path.join(target, "done"), "w").close()
+    return target
 
 
 def class_names(root: str) -> list[str]:
