@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed for one run")
     parser.add_argument("--merge", action="store_true", help="keep the other runs of the existing results file")
+    parser.add_argument("--missing", action="store_true", help="with --merge: run only the task, method and seed "
+                        "combinations the results file lacks (or holds as errors)")
     parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted changes (marked on the page)")
     parser.add_argument("--out", default=None, help="the page to write (default bench/TRANSFER.md)")
     parser.add_argument("--json", default=None, help="the raw results file (default bench/transfer_results.json)")
@@ -168,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     runs, kept_tasks = [], {}
+    planned = {(t.name, m, s) for t in chosen for m in methods for s in seeds}
     if args.merge and out_json.exists():
-        planned = {(t.name, m, s) for t in chosen for m in methods for s in seeds}
         previous = json.loads(out_json.read_text())
+        if args.missing:
+            planned -= {(r["task"], r["method"], r["seed"]) for r in previous["runs"] if "error" not in r}
         runs = [r for r in previous["runs"] if (r["task"], r["method"], r["seed"]) not in planned]
         kept_tasks = {name: info for name, info in previous["tasks"].items() if any(r["task"] == name for r in runs)}
     record = {"quick": args.quick, "argv": sys.argv[1:], "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -184,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in chosen:
         for seed in seeds:
             for method in (m for m in METHODS if m in methods and applies(m, task.kind)):
+                if (task.name, method, seed) not in planned:
+                    continue  # --missing: this run is already in the results file
                 spec = {"task": task.name, "method": method, "seed": seed, "quick": args.quick, "threads": args.threads}
                 result = run_in_worker(spec, args.timeout)
                 result.update(task=task.name, method=method, seed=seed, commit=state["commit"],
