@@ -160,12 +160,11 @@ class DynamicUnet(nn.Module):
     ``self.encoder`` is the pretrained body (``model.encoder``, the first param group); the rest
     is the decoder: one :class:`UnetBlock` per skip, from the deepest, each ``min((in + skip) // 2,
     max_width)`` channels wide; then back to the input size, ``last_cross`` concatenates the input
-    image before a last conv layer (to half the channels, like a block, and at least ``n_out``),
-    and a 1x1 conv gives ``n_out`` channels. ``middle`` adds fastai's middle block (BatchNorm,
-    ReLU, two conv layers, at twice the encoder's width capped by ``max_width``) on the encoder's
-    output; ``self_attention`` a self-attention layer after the third block from the end;
-    ``norm_type`` is the decoder convs' normalization (None: none, with a bias); ``y_range``
-    squashes the output into that range.
+    image before a last conv layer, and a 1x1 conv gives ``n_out`` channels. ``middle`` adds
+    fastai's middle block (BatchNorm, ReLU, two conv layers, at twice the encoder's width capped
+    by ``max_width``) on the encoder's output; ``self_attention`` a self-attention layer after the
+    third block from the end; ``norm_type`` is the decoder convs' normalization (None: none, with
+    a bias); ``y_range`` squashes the output into that range.
 
     >>> from fastlearn.vision.learner import create_body
     >>> unet = DynamicUnet(create_body("resnet18", pretrained=False), n_out=2, img_size=(64, 64))
@@ -206,10 +205,9 @@ class DynamicUnet(nn.Module):
         self.upsample, self.blur = upsample, blur
         self.final_up = PixelShuffleUp(channels, channels, blur=blur) if upsample == "shuffle" else nn.Identity()
         self.last_cross = last_cross
-        # the image is the last skip: merged like the blocks' skips, to half the channels (at least n_out)
-        head_channels = max((channels + n_in) // 2, n_out) if last_cross else channels
-        self.cross = ConvLayer(channels + n_in, head_channels, norm_type=norm_type) if last_cross else nn.Identity()
-        self.head = nn.Conv2d(head_channels, n_out, 1)
+        cross_channels = channels + n_in if last_cross else channels
+        self.cross = ConvLayer(cross_channels, cross_channels, norm_type=norm_type) if last_cross else nn.Identity()
+        self.head = nn.Conv2d(cross_channels, n_out, 1)
         self.y_range = SigmoidRange(*y_range) if y_range is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
