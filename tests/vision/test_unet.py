@@ -107,6 +107,20 @@ def test_default_decoder_is_narrow_and_upsamples_without_weights():
         sum(p.numel() for p in block.skip_bn.parameters()) + sum(p.numel() for p in block.conv.parameters()))
 
 
+def test_decoder_convs_keep_pytorch_default_init():
+    import math
+    from fastlearn.vision.layers import ConvLayer
+    torch.manual_seed(0)
+    model = unet_model("efficientnet_lite0", n_out=11, img_size=(64, 64), pretrained=False)
+    for layer in [block.conv for block in model.blocks] + [model.cross]:
+        weight = layer[0].weight.detach()
+        fan_in = weight[0].numel()
+        # kaiming_uniform_(a=sqrt(5)): std 1 / sqrt(3 fan_in); Kaiming normal for ReLU would be sqrt(2 / fan_in)
+        assert abs(float(weight.std()) * math.sqrt(3 * fan_in) - 1) < 0.1
+    kaiming = ConvLayer(256, 256)[0].weight.detach()
+    assert abs(float(kaiming.std()) * math.sqrt(256 * 9 / 2) - 1) < 0.05
+
+
 def test_bilinear_block_passes_a_smooth_map_up_unchanged():
     from fastlearn.vision.unet import UnetBlock
     block = UnetBlock(4, 2, 3).eval()
