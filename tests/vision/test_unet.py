@@ -184,3 +184,14 @@ def test_decoder_options_survive_export(tmp_path):
     assert max(block.out_channels for block in loaded.model.blocks) == 32
     image = get_image_files(path / "images")[0]
     torch.testing.assert_close(loaded.predict(image)[2], learn.predict(image)[2], atol=1e-5, rtol=1e-4)
+
+
+def test_course_superres_arguments():
+    from torch.nn.utils import parametrize
+    from fastlearn.vision.layers import NormType
+    model = unet_model("resnet18", n_out=3, img_size=(32, 32), pretrained=False, blur=True,
+                       norm_type=NormType.Weight, self_attention=True, y_range=(-3.0, 3.0)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32) * 50)
+    assert out.shape == (2, 3, 32, 32) and float(out.abs().max()) < 3.0
+    assert all(parametrize.is_parametrized(conv) for conv in _decoder_convs(model) if conv is not model.head)
