@@ -97,7 +97,8 @@ class ConvLayer(nn.Sequential):
 
     ``padding`` defaults to ``(ks - 1) // 2`` (``0`` when ``transpose``), ``bias`` to ``True``
     only without batch or instance norm (the norm's shift replaces it). ``bn_1st`` puts the norm
-    before the activation. Weights are initialised with Kaiming normal for ReLU-like activations.
+    before the activation. Weights are initialised with Kaiming normal for ReLU-like activations
+    (``init="auto"``); any other ``init`` (``"pytorch"``) keeps PyTorch's default init.
     ``ndim`` chooses 1-, 2- or 3-d convolutions; ``xtra`` appends a layer; other keyword
     arguments go to the convolution (``groups``, ``dilation``...).
 
