@@ -15,7 +15,8 @@ process, one after the other (so their timings do not share the cores):
 - ``tfidf``: TF-IDF of words and word pairs with a logistic regression (scikit-learn), its
   regularisation chosen by 5-fold cross-validation on the training reviews.
 
-Each arm writes ``bench/out/text_transfer/<arm>.json``; the page is rewritten from all of them
+Each arm writes ``bench/out/text_transfer/<arm>.json`` and, unless ``--quick``, its entry in
+``bench/text_results.json`` (kept in the repository); the page is rewritten from that file
 after each arm (``--report`` only rewrites it). The time per epoch is the training pass alone
 (validation excluded), from a callback; the machine's load average is recorded beside it.
 """
@@ -37,6 +38,7 @@ from pathlib import Path  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 OUT = BENCH / "out" / "text_transfer"
+RESULTS = BENCH / "text_results.json"  # every arm's latest full run, kept in the repository with the page
 PAGE = BENCH / "TEXT.md"
 ARMS = ("minilm", "ulmfit", "tfidf")
 EPOCHS = 1                         # MiniLM: fine_tune(EPOCHS) with its defaults
@@ -199,6 +201,9 @@ def worker(arm: str, quick: bool) -> None:
             pass
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"{arm}.json").write_text(json.dumps(result, indent=1))
+        if not quick:
+            kept = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+            RESULTS.write_text(json.dumps({**kept, arm: result}, indent=1) + "\n")
     _SAVE = save
     result = {"run_minilm": run_minilm, "run_ulmfit": run_ulmfit, "run_tfidf": run_tfidf}[f"run_{arm}"](quick)
     save(result, complete=True)
@@ -220,8 +225,13 @@ NAMES = {"minilm": "all-MiniLM-L6-v2 fine-tuned (`text_classifier_learner(dls, \
          "tfidf": "TF-IDF + logistic regression (scikit-learn)"}
 
 
-def report() -> str:
-    results = {arm: json.loads((OUT / f"{arm}.json").read_text()) for arm in ARMS if (OUT / f"{arm}.json").is_file()}
+def report(quick: bool = False) -> str:
+    if quick:
+        results = {arm: json.loads((OUT / f"{arm}.json").read_text()) for arm in ARMS
+                   if (OUT / f"{arm}.json").is_file()}
+    else:
+        kept = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        results = {arm: kept[arm] for arm in ARMS if arm in kept}
     lines = ["# Text classification: a pretrained transformer, ULMFiT from scratch, TF-IDF", "",
              "Written by `bench/text_transfer.py` (`make bench-text-transfer`). The built-in food reviews "
              "(`fastlearn.datasets.food_reviews()`: 4,000 training and 1,000 test reviews, labelled great / "
@@ -246,6 +256,9 @@ def report() -> str:
         r = results["ulmfit"]
         lines.append(f"- ULMFiT: vocab {r['vocab']} tokens; language-model next-token accuracy "
                      f"{r['lm_accuracy']:.3f}; classifier history {r.get('history', [])}.")
+    for arm, r in results.items():
+        if r.get("source"):
+            lines.append(f"- {arm}: {r['source']}.")
     if results:
         any_r = next(iter(results.values()))
         commits = list(dict.fromkeys(r["commit"] + (" + uncommitted changes" if r.get("dirty") else "")
@@ -269,13 +282,15 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.quick)
         return
+    page = OUT / "TEXT-quick.md" if args.quick else PAGE  # a smoke run leaves the published page alone
+    page.parent.mkdir(parents=True, exist_ok=True)
     if not args.report:
         for arm in args.arms:
             command = [sys.executable, __file__, "--worker", arm] + (["--quick"] if args.quick else [])
             subprocess.run(command, check=True)
-            PAGE.write_text(report())
-    PAGE.write_text(report())
-    print(PAGE.read_text())
+            page.write_text(report(args.quick))
+    page.write_text(report(args.quick))
+    print(page.read_text())
 
 
 if __name__ == "__main__":
