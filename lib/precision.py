@@ -58,8 +58,9 @@ def flushing_denormals(device: torch.device | str) -> Iterator[None]:
     ...     torch.tensor(1e-40).mul(1.0).item()
     0.0
     """
-    wanted = torch.device(device).type == "cpu" and get_config().get("defaults", "flush_denormal")
-    if not wanted or denormals_flushed_now() or not torch.set_flush_denormal(True):
+    # cheapest first: the validation passes inside a fit find the mode already set and read no config
+    if (torch.device(device).type != "cpu" or denormals_flushed_now()
+            or not get_config().get("defaults", "flush_denormal") or not torch.set_flush_denormal(True)):
         yield
         return
     try:
