@@ -30,6 +30,13 @@ imagenet_stats: tuple[list[float], list[float]] = ([0.485, 0.456, 0.406], [0.229
 warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
                         category=DeprecationWarning)
 _READ_MODES = {"RGB": ImageReadMode.RGB, "L": ImageReadMode.GRAY}
+# torchvision's decoding operator, called without ``decode_image``'s per-call logging and
+# deprecation warning (the same kernel; ``decode_image`` where the operator is not found)
+try:
+    _DECODE_OP = torch.ops.image.decode_image
+except (AttributeError, RuntimeError):
+    _DECODE_OP = None
+_READV = getattr(os, "readv", None)
 
 
 def _bad_image(source, error: Exception) -> ValueError:
@@ -93,8 +100,14 @@ def _decode(data, mode: str, source) -> torch.Tensor | None:
     a format torchvision does not read (PIL may); a ValueError naming ``source`` if damaged."""
     if len(data) == 0:
         raise _bad_image(source, ValueError("the file is empty"))
+    # a bytearray (what _read_regular_file gives) is decoded where it lies; other buffers are
+    # copied once into a writable one (torch wraps only writable memory without a warning)
+    encoded = torch.frombuffer(data if isinstance(data, bytearray) else bytearray(data), dtype=torch.uint8)
     try:
-        decoded = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=_READ_MODES[mode])
+        if _DECODE_OP is not None:
+            decoded = _DECODE_OP(encoded, _READ_MODES[mode].value, False)
+        else:
+            decoded = decode_image(encoded, mode=_READ_MODES[mode])
     except RuntimeError as error:
         if not _unsupported(error):
             raise _bad_image(source, error) from None
@@ -103,19 +116,36 @@ def _decode(data, mode: str, source) -> torch.Tensor | None:
     return _uint8(decoded[0] if decoded.ndim == 4 else decoded)
 
 
-def _read_regular_file(path: str) -> bytes:
-    """The bytes of ``path``, refusing what is not a regular file (reading a FIFO would wait forever)."""
+# opened without waiting (a FIFO would wait for a writer) and never handed to another process
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_regular_file(path: str) -> bytearray:
+    """The bytes of ``path`` in one buffer sized from the file, refusing what is not a regular
+    file (a FIFO, a folder, a device) before anything is read from it."""
     try:
-        info = os.stat(path)
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
-    if not stat.S_ISREG(info.st_mode):
-        what = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(
-            info.st_mode) else "a socket or device"
-        raise ValueError(f"cannot read image {path}: it is {what}, not a regular file; remove it from the "
-                         "data (get_image_files skips such files)")
-    with open(path, "rb") as file:
-        return file.read()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(
+                info.st_mode) else "a socket or device"
+            raise ValueError(f"cannot read image {path}: it is {what}, not a regular file; remove it from the "
+                             "data (get_image_files skips such files)")
+        size = info.st_size
+        if _READV is None:
+            data = bytearray(os.read(fd, size + 1))
+        else:
+            data = bytearray(size + 1)  # one byte more than the file: a short read means its end
+            del data[_READV(fd, [data]):]
+        if len(data) > size:  # the file grew since fstat: read on to its end
+            while chunk := os.read(fd, 1 << 20):
+                data += chunk
+        return data
+    finally:
+        os.close(fd)
 
 
 def load_image(source, mode: str = "RGB") -> torch.Tensor:

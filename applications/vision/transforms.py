@@ -68,6 +68,8 @@ def _as_tensor(x, kind: str) -> torch.Tensor:
 
 
 def _part_size(part) -> tuple[int, int]:
+    if isinstance(part, torch.Tensor):
+        return tuple(part.shape[-2:])
     h, w = (part.size[1], part.size[0]) if isinstance(part, PIL.Image.Image) else part.shape[-2:]
     return int(h), int(w)
 
@@ -88,16 +90,16 @@ class CropResizeTransform(Transform):
     def before_call(self, sample, kinds, split_idx, rng) -> None:
         # parts of one size (an image and its mask) share a crop; a part of another size (the
         # second image of a Siamese pair) gets its own; points follow the first image
-        self._plans, self._plan = {}, None
+        plans, first, train = {}, None, split_idx == 0
         for part, kind in zip(sample, kinds):
-            if kind in ("image", "mask"):
+            if kind == "image" or kind == "mask":
                 size = _part_size(part)
-                if size not in self._plans:
-                    self._plans[size] = self.plan(*size, split_idx == 0, rng)
-                self._plan = self._plan if self._plan is not None else self._plans[size]
-
-    def _plan_for(self, part):
-        return self._plans[_part_size(part)]
+                plan = plans.get(size)
+                if plan is None:
+                    plan = plans[size] = self.plan(size[0], size[1], train, rng)
+                if first is None:
+                    first = plan
+        self._plans, self._plan = plans, first
 
     def call_one(self, x, split_idx: int | None = None):
         return self.call_sample((x,), ("image",), split_idx)[0]
@@ -106,18 +108,24 @@ class CropResizeTransform(Transform):
         if self._plan is None:
             raise ValueError(f"{type(self).__name__} needs an image or mask in the sample to size "
                              "its crop; points alone cannot be resized")
-        (top, left, rh, rw), (oh, ow) = self._plan if kind == "points" else self._plan_for(x)
         if kind == "points":
+            (top, left, rh, rw), (oh, ow) = self._plan
             scale = torch.tensor([ow / rw, oh / rh], dtype=torch.float32)
             offset = torch.tensor([left, top], dtype=torch.float32)
             return (torch.as_tensor(x, dtype=torch.float32) - offset) * scale
-        x = _as_tensor(x, kind)
-        squeeze = x.ndim == 2
-        t = x[None] if squeeze else x
-        t = self._crop_pad(t, top, left, rh, rw, kind)
-        if (rh, rw) != (oh, ow):
-            mode = tvf.InterpolationMode.NEAREST_EXACT if kind == "mask" else tvf.InterpolationMode.BILINEAR
-            t = tvf.resize(t, [oh, ow], interpolation=mode, antialias=kind != "mask")
+        (top, left, rh, rw), (oh, ow) = self._plans[_part_size(x)]
+        t = _as_tensor(x, kind)
+        squeeze = t.ndim == 2
+        if squeeze:
+            t = t[None]
+        h, w = t.shape[-2:]
+        if top or left or rh != h or rw != w:  # the whole image is neither cropped nor padded
+            t = self._crop_pad(t, top, left, rh, rw, kind)
+        if rh != oh or rw != ow:
+            if kind == "mask":
+                t = tvf.resize_image(t, [oh, ow], interpolation=tvf.InterpolationMode.NEAREST_EXACT, antialias=False)
+            else:
+                t = tvf.resize_image(t, [oh, ow], interpolation=tvf.InterpolationMode.BILINEAR, antialias=True)
         return t[0] if squeeze else t
 
     def _crop_pad(self, t: torch.Tensor, top: int, left: int, rh: int, rw: int, kind: str) -> torch.Tensor:

@@ -92,3 +92,33 @@ def test_tensor_image_shows_itself_and_stays_out_of_the_model():
     assert ax.get_title() == "decoded" and ax.images[0].get_array().shape[:2] == (4, 5)
     assert type(t.float() / 255) is torch.Tensor                # operations give plain tensors
     assert type(torch.nn.Conv2d(3, 1, 1)(TensorImage(torch.zeros(1, 3, 4, 4)))) is torch.Tensor
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+@pytest.mark.parametrize("shape", [(6, 8, 3), (9, 5, 3), (7, 7)])
+def test_load_image_gives_torchvisions_pixels_for_files_bytes_and_bytearrays(tmp_path, suffix, shape):
+    from torchvision.io import ImageReadMode, decode_image
+    array = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    path = tmp_path / f"img{suffix}"
+    PIL.Image.fromarray(array).save(path)
+    raw = path.read_bytes()
+    for mode, read_mode in (("RGB", ImageReadMode.RGB), ("L", ImageReadMode.GRAY)):
+        expected = decode_image(str(path), mode=read_mode)
+        assert expected.shape[0] == (3 if mode == "RGB" else 1)
+        for source in (path, str(path), raw, bytearray(raw)):
+            got = load_image(source, mode=mode)
+            assert got.dtype == torch.uint8 and torch.equal(got, expected)
+    given = bytearray(raw)
+    load_image(given)
+    assert given == raw  # decoded where it lies, not changed
+
+
+def test_empty_files_and_folders_are_refused_naming_them(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"cannot decode image {empty}: ValueError: the file is empty"):
+        load_image(empty)
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=f"cannot read image {folder}: it is a folder"):
+        load_image(folder)

@@ -96,3 +96,27 @@ def test_images_of_different_sizes_in_one_sample_each_get_their_own_crop():
     assert int(out[0].max()) == 10 and int(out[1].min()) == 200   # no padding pulled into either crop
     padded = Resize(16, method="pad")(fastuple(small, large))
     assert padded[0].shape == padded[1].shape == (3, 16, 16)
+
+
+def reference_resize(img, size, train, rng):
+    """What ``Resize(size)`` (crop) must give, written with plain slicing and torchvision: the
+    largest square region (drawn from ``rng`` with two ``randint`` on training), resized bilinearly."""
+    import torchvision.transforms.v2.functional as tvf
+    h, w = img.shape[-2:]
+    side = min(h, w)
+    top, left = (rng.randint(0, h - side), rng.randint(0, w - side)) if train else ((h - side) // 2, (w - side) // 2)
+    region = img[..., top:top + side, left:left + side]
+    return region if side == size else tvf.resize(region, [size, size], antialias=True)
+
+
+@pytest.mark.parametrize("h, w", [(32, 32), (28, 28), (40, 28), (28, 45), (64, 64), (5, 9)])
+@pytest.mark.parametrize("split_idx", [0, 1])
+def test_resize_gives_the_reference_pixels_on_square_right_sized_and_oblong_images(h, w, split_idx):
+    img = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(h * w))
+    mask = img[0] // 64
+    out, out_mask = Resize(32).call_sample((img, mask), ("image", "mask"), split_idx, random.Random(7))
+    expected = reference_resize(img, 32, split_idx == 0, random.Random(7))
+    assert out.dtype == torch.uint8 and out.shape == (3, 32, 32) and torch.equal(out, expected)
+    assert out_mask.shape == (32, 32) and set(out_mask.unique().tolist()) <= {0, 1, 2, 3}
+    if (h, w) == (32, 32):  # already the right size: the pixels pass through unchanged
+        assert torch.equal(out, img) and torch.equal(out_mask, mask)
