@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import time
 from pathlib import Path
 
 from fastlearn.paths import Path as LsPath
@@ -130,9 +131,42 @@ def default_config_files() -> list[Path]:
 
 
 def get_config() -> Config:
-    """Read the configuration now (files are re-read on every call, so tests can swap them).
+    """Read the configuration now (a file changed since the last call is read again, so tests
+    can swap them).
 
     >>> get_config().get("defaults", "device")
     'auto'
     """
-    return Config()
+    global _last
+    key = _signature()
+    if _last is not None and key is not None and _last[0] == key:
+        return _last[1]
+    config = Config(default_config_files())
+    _last = (key, config) if key is not None else None
+    return config
+
+
+# the files' identities and times when last read, and what they gave; reused only while no file
+# changed: written less than _SETTLE_S before the read, a change in the same timestamp tick could
+# go unseen, so such a read is not kept (the next call reads again)
+_last: tuple[tuple, Config] | None = None
+_SETTLE_S = 2.0
+
+
+def _signature() -> tuple | None:
+    """What identifies the config files' contents now (path, device, inode, size, times), or None
+    when one was changed too recently to be told apart from a later change."""
+    key, now = [], time.time()
+    named = os.environ.get("FASTLEARN_CONFIG")
+    for file in (os.path.expanduser("~/.fastlearn/config.ini"), os.path.expanduser(named) if named else None):
+        if file is None:
+            continue
+        try:
+            info = os.stat(file)
+        except OSError:
+            key.append((file, None))
+            continue
+        if now - max(info.st_mtime, info.st_ctime) < _SETTLE_S:
+            return None
+        key.append((file, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    return tuple(key)

@@ -162,3 +162,23 @@ def test_console_table_keeps_columns_apart_when_a_value_is_wider_than_its_header
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["epoch", "valid_loss"]
     assert lines[1].split() == ["0", "123456.789000"]
+
+
+def test_config_is_read_again_whenever_a_file_changes(home, tmp_path, monkeypatch):
+    env_file = tmp_path / "fl.ini"
+    env_file.write_text("[defaults]\nbs = 16\n")
+    monkeypatch.setenv("FASTLEARN_CONFIG", str(env_file))
+    assert get_config().get("defaults", "bs") == 16
+    env_file.write_text("[defaults]\nbs = 32\n")  # same size, within the same timestamp tick
+    assert get_config().get("defaults", "bs") == 32
+    monkeypatch.setattr(config_module, "_SETTLE_S", 0.0)  # files count as settled at once
+    first = get_config()
+    assert get_config() is first  # unchanged files: the last read is reused
+    env_file.write_text("[defaults]\nbs = 128\n")
+    assert get_config() is not first and get_config().get("defaults", "bs") == 128
+    other = tmp_path / "other.ini"
+    other.write_text("[defaults]\nbs = 8\n")
+    monkeypatch.setenv("FASTLEARN_CONFIG", str(other))
+    assert get_config().get("defaults", "bs") == 8
+    monkeypatch.delenv("FASTLEARN_CONFIG")
+    assert get_config().get("defaults", "bs") == 64

@@ -231,3 +231,15 @@ def test_flush_denormal_keeps_a_users_own_setting_and_obeys_the_config(tmp_path,
     config.write_text("[defaults]\nflush_denormal = sometimes\n")
     with pytest.raises(ValueError, match="flush_denormal = 'sometimes'; expected true or false"):
         make_learner().fit(1, 1e-2)
+
+
+def test_the_flush_probe_agrees_with_torchs_arithmetic_in_both_modes():
+    tiny = torch.tensor(1e-40)  # subnormal in float32
+    try:
+        for flush in (True, False):
+            if not torch.set_flush_denormal(flush):
+                pytest.skip("this CPU cannot flush subnormal floats")
+            assert precision_module.denormals_flushed_now() is flush
+            assert (tiny.mul(1.0).item() == 0.0) is flush
+    finally:
+        torch.set_flush_denormal(False)
