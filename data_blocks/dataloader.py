@@ -136,7 +136,7 @@ class _ItemDataset(Dataset):
     def __init__(self, dataset, after_item: Pipeline | None, kinds: tuple[str, ...] | None,
                  split_idx: int | None):
         self.dataset, self.after_item, self.kinds, self.split_idx = dataset, after_item, kinds, split_idx
-        self.rng = random.Random()
+        self.rng = random.Random(0)  # re-seeded for every batch (a seed from the OS costs more)
         self.plans: dict[int, SamplePlan] = {}  # by the number of parts of a sample
 
     def __len__(self) -> int:
@@ -179,7 +179,20 @@ class _Collate:
     def __call__(self, samples: list):
         if self.before_batch is not None:
             samples = self.before_batch(samples)
+        if len(samples) == 1 and self.collate_fn is default_collate:
+            return _collate_one(samples[0])
         return self.collate_fn(samples)
+
+
+def _collate_one(sample):
+    """What ``default_collate([sample])`` gives, but each tensor keeps its memory layout: a decoded
+    image is channels-last in memory, and a one-image batch (``predict``) laid out so runs a
+    convolutional model faster than the contiguous copy ``torch.stack`` makes. The values are the same."""
+    if type(sample) is torch.Tensor:
+        return sample[None].clone()
+    if type(sample) is tuple and all(type(part) is torch.Tensor for part in sample):
+        return [part[None].clone() for part in sample]
+    return default_collate([sample])
 
 
 class DataLoader:
@@ -335,7 +348,7 @@ class DataLoader:
         else:
             batches = self._torch_loader(pass_seed)
             non_blocking = bool(batches.pin_memory)
-        rng, plans = random.Random(), {}
+        rng, plans = random.Random(0), {}  # re-seeded for every batch
         for b, batch in enumerate(batches):
             was_tuple = isinstance(batch, (list, tuple))
             batch = tuple(batch) if was_tuple else (batch,)

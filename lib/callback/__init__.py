@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import re
 import warnings
 from collections.abc import Iterator
@@ -131,7 +132,7 @@ class Callback:
     @property
     def name(self) -> str:
         """The attribute name under which the learner exposes this callback (``learn.recorder``)."""
-        return camel_to_snake(re.sub(r"Callback$", "", type(self).__name__) or "callback")
+        return _class_name(type(self).__name__)
 
     def __getattr__(self, name: str):
         learn = self.__dict__.get("learn") or type(self).learn
@@ -158,6 +159,12 @@ class Callback:
 
     def __repr__(self) -> str:
         return type(self).__name__
+
+
+@functools.lru_cache(maxsize=None)
+def _class_name(class_name: str) -> str:
+    """``learn.<name>`` of a callback class (worked out once per class name: the loop asks often)."""
+    return camel_to_snake(re.sub(r"Callback$", "", class_name) or "callback")
 
 
 def check_event_names(callback: Callback) -> None:
@@ -223,6 +230,9 @@ def callbacks_added(learn, cbs) -> Iterator:
     ...     learn.fit(1)
     """
     cbs = [cb() if isinstance(cb, type) else cb for cb in listify(cbs)]
+    if not cbs:  # nothing to add (get_preds and predict without cbs=): nothing to undo
+        yield learn
+        return
     names = {cb.name for cb in cbs if isinstance(cb, Callback)}
     replaced = [cb for cb in learn.cbs if cb.name in names]
     learn.add_cbs(cbs)

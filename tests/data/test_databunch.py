@@ -237,3 +237,15 @@ def test_a_dataset_pickles_small_for_spawned_workers():
     assert len(back) == len(view) == 30
     for i in (0, 7, 29):
         assert all(torch.equal(a, b) for a, b in zip(back[i], view[i]))
+
+
+def test_a_batch_of_one_keeps_the_items_memory_layout_and_values():
+    channels_last = torch.arange(4 * 5 * 3, dtype=torch.uint8).reshape(4, 5, 3).permute(2, 0, 1)  # as decoded
+    items = [(channels_last, torch.tensor(1)), (channels_last + 1, torch.tensor(0))]
+    xb, yb = DataLoader(items[:1], bs=4).one_batch()
+    assert xb.is_contiguous(memory_format=torch.channels_last) and not xb.is_contiguous()
+    assert torch.equal(xb, channels_last[None]) and yb.tolist() == [1]
+    assert xb.data_ptr() != channels_last.data_ptr()  # a copy: changing the batch leaves the item alone
+    xb2, yb2 = DataLoader(items, bs=4).one_batch()  # several items: stacked, contiguous
+    assert xb2.is_contiguous() and torch.equal(xb2[:1], xb) and yb2.tolist() == [1, 0]
+    assert DataLoader([3], bs=1).one_batch().tolist() == [3]  # not tensors: torch's collation
