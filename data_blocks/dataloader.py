@@ -348,21 +348,22 @@ class DataLoader:
         else:
             batches = self._torch_loader(pass_seed)
             non_blocking = bool(batches.pin_memory)
-        rng, plans = random.Random(0), {}  # re-seeded for every batch
+        rng, plans = None, {}
         for b, batch in enumerate(batches):
             was_tuple = isinstance(batch, (list, tuple))
             batch = tuple(batch) if was_tuple else (batch,)
             if self.device is not None:
                 batch = to_device(batch, self.device, non_blocking=non_blocking)
-            rng.seed(hash((pass_seed, b, 1)))
+            plan = None
             if isinstance(self.after_batch, Pipeline):
                 plan = plans.get(len(batch))
                 if plan is None:
                     plan = plans[len(batch)] = self.after_batch.plan(
                         _kinds_for(self.kinds, len(batch)), self.split_idx)
-                batch = plan(batch, rng)
-            else:
-                batch = self.apply_after_batch(batch, rng)
+            if plan is None or plan.draws:  # seeded per batch; batch transforms that draw nothing need none
+                rng = rng if rng is not None else random.Random(0)
+                rng.seed(hash((pass_seed, b, 1)))
+            batch = plan(batch, rng) if plan is not None else self.apply_after_batch(batch, rng)
             yield batch if was_tuple else batch[0]
         if self.shuffle and self.seed is not None:
             self.epoch += 1

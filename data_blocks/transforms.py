@@ -439,6 +439,8 @@ class SamplePlan:
             draws = _overrides(t, "before_call")
             if parts or draws:
                 self.steps.append((t, parts, draws))
+        # whether a step may draw from ``rng`` (a transform walking the sample its own way may)
+        self.draws = any(parts is None or draws for _, parts, draws in self.steps)
 
     def __call__(self, sample: tuple, rng: random.Random | None = None) -> tuple:
         kinds, split_idx = self.kinds, self.split_idx

@@ -34,7 +34,7 @@ def _concat(batches: list):
     if isinstance(first, torch.Tensor):
         if first.ndim == 0:
             return torch.stack(batches)
-        return torch.cat(batches)
+        return torch.cat(batches) if len(batches) > 1 else first  # one batch (predict): no copy
     return batches
 
 

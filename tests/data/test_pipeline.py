@@ -204,3 +204,22 @@ def test_int_to_float_and_normalize():
     assert torch.allclose(normed.std((0, 2, 3)), torch.ones(3), atol=1e-4)
     assert transform_from_description(learnt.describe()).mean.flatten().tolist() == pytest.approx(
         learnt.mean.flatten().tolist())
+
+
+def test_a_plan_says_whether_it_draws_random_numbers():
+    class Jitter(Transform):
+        kinds = ("image",)
+
+        def before_call(self, sample, kinds, split_idx, rng):
+            self.shift = rng.random()
+
+        def encode_part(self, x, kind):
+            return x + self.shift
+
+    kinds = ("image", "category")
+    assert not Pipeline([IntToFloatTensor(), Normalize.from_stats([0.5], [0.5])]).plan(kinds, 1).draws
+    assert Pipeline([IntToFloatTensor(), Jitter()]).plan(kinds, 1).draws
+    assert not Pipeline([Jitter(split_idx=0)]).plan(kinds, 1).draws  # training only: not on validation
+    images = torch.zeros(2, 1, 2, 2)
+    out = Pipeline([Jitter()]).plan(kinds, 0)((images, torch.tensor([0, 1])), random.Random(3))[0]
+    assert torch.allclose(out, torch.full_like(images, random.Random(3).random()))
