@@ -138,9 +138,9 @@ def _read_regular_file(path: str) -> bytearray:
         if _READV is None:
             data = bytearray(os.read(fd, size + 1))
         else:
-            data = bytearray(size + 1)  # one byte more than the file: a short read means its end
+            data = bytearray(size + 1)  # one byte more than fstat says: the read ends where the file does
             del data[_READV(fd, [data]):]
-        if len(data) > size:  # the file grew since fstat: read on to its end
+        if len(data) != size:  # it changed since fstat, or the read stopped early: read on to the end
             while chunk := os.read(fd, 1 << 20):
                 data += chunk
         return data

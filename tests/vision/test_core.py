@@ -1,5 +1,6 @@
 """Images: PILImage / PILImageBW, decoding to tensors, bad files named, show_image."""
 import io
+import os
 
 import numpy as np
 import PIL.Image
@@ -122,3 +123,22 @@ def test_empty_files_and_folders_are_refused_naming_them(tmp_path):
     folder.mkdir()
     with pytest.raises(ValueError, match=f"cannot read image {folder}: it is a folder"):
         load_image(folder)
+
+
+def test_a_file_read_in_pieces_or_grown_since_its_size_was_taken_is_read_whole(png, monkeypatch):
+    from fastlearn.vision import image as image_module
+    path, array = png
+    expected = torch.from_numpy(array).permute(2, 0, 1)
+    monkeypatch.setattr(image_module, "_READV", lambda fd, buffers: os.readv(fd, [memoryview(buffers[0])[:10]]))
+    assert torch.equal(load_image(path), expected)  # a first read of 10 bytes: the rest follows
+    class SmallerSize:  # the module's os, whose fstat says the file has 5 bytes (it grew since)
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def fstat(self, fd):
+            info = os.fstat(fd)
+            return os.stat_result((*info[:6], 5, *info[7:]))
+
+    monkeypatch.setattr(image_module, "os", SmallerSize())
+    monkeypatch.setattr(image_module, "_READV", os.readv)
+    assert torch.equal(load_image(path), expected)  # fstat said 5 bytes: read on to the end
