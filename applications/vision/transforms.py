@@ -69,7 +69,8 @@ def _as_tensor(x, kind: str) -> torch.Tensor:
 
 def _part_size(part) -> tuple[int, int]:
     if isinstance(part, torch.Tensor):
-        return tuple(part.shape[-2:])
+        h, w = part.shape[-2:]
+        return h, w
     h, w = (part.size[1], part.size[0]) if isinstance(part, PIL.Image.Image) else part.shape[-2:]
     return int(h), int(w)
 
