@@ -37,6 +37,7 @@ class Recorder(Callback):
     """
 
     order = 50
+    _epoch_open = False  # between before_epoch and after_epoch of a fit
 
     def __init__(self, add_time: bool = True, train_metrics: bool = False, valid_metrics: bool = True,
                  beta: float = 0.98):
@@ -49,6 +50,7 @@ class Recorder(Callback):
         self.losses: list[float] = []
         self.values: list[list] = []
         self.log: list = []
+        self._epoch_open = False
 
     @contextlib.contextmanager
     def silenced(self) -> Iterator["Recorder"]:
@@ -77,6 +79,7 @@ class Recorder(Callback):
     def before_epoch(self):
         self.start_time = time.perf_counter()
         self.log = [self.epoch]
+        self._epoch_open = True
 
     def before_train(self):
         for metric in self._metrics_for(training=True):
@@ -125,14 +128,20 @@ class Recorder(Callback):
         self.log += [m.value for m in self._metrics_for(training=True)]
 
     def after_validate(self):
-        if self.valid_metrics:
+        # a row is written only in an epoch of a fit: validate, get_preds and predict outside one
+        # add nothing (a server's millionth predict finds the log as the last fit left it)
+        if self.valid_metrics and self._epoch_open:
             self.log.append(self.loss_meter.value)
             self.log += [m.value for m in self._metrics_for(training=False)]
 
     def after_cancel_train(self):
         self.cancel_train = True
 
+    def cleanup(self):
+        self._epoch_open = False  # a fit that ended with an exception leaves no epoch open
+
     def after_epoch(self):
+        self._epoch_open = False
         row = list(self.log)
         self.values.append(row[1:])
         if self.add_time:

@@ -329,3 +329,18 @@ def test_a_seeded_loader_moves_on_across_fits_instead_of_replaying_its_first_epo
         two_fits.fit(2, 0.01, cbs=in_parts)   # ...then its unfrozen ones
     assert in_parts.seen == in_one_go.seen
     assert len({str(s) for s in in_one_go.seen}) == 3  # every epoch its own order
+
+
+def test_passes_outside_a_fit_add_nothing_to_the_recorders_log():
+    learn = classification_learner(metrics=accuracy)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-2)
+    log, values = list(learn.recorder.log), list(learn.recorder.values)
+    assert len(log) >= 3 and log[0] == 0 and values[0] == log[1:]  # epoch, train loss, valid loss...
+    for _ in range(3):
+        learn.validate()
+        learn.get_preds()
+    assert learn.recorder.log == log and learn.recorder.values == values
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=1e-2)  # the next fit's rows are written as before
+    assert len(learn.recorder.values) == 1 and len(learn.recorder.log) == len(log)
