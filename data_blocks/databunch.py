@@ -215,6 +215,21 @@ class DataBunch:
             changes["num_workers"] = resolve_num_workers(num_workers)
         return self.valid.new(test_ds, **changes)
 
+    def test_batch(self, items, bs: int | None = None):
+        """The one batch ``test_dl(items, bs=bs, num_workers=0)`` would yield, built directly
+        (encoded, collated, through the batch transforms and on the device) without a loader; None
+        where that cannot be sure to give the same batch: these loaders have a ``test_dl`` or a
+        validation loader class of their own, or the items do not fit in one batch.
+
+        >>> xb, = dls.test_batch(["cat.png"])   # doctest: +SKIP
+        """
+        valid = self.valid
+        if (type(self).test_dl is not DataBunch.test_dl or type(valid) is not DataLoader
+                or not 0 < len(items) <= (bs if bs is not None else valid.bs)
+                or not hasattr(self.valid_ds, "test_set")):
+            return None
+        return valid.batch_of(self.valid_ds.test_set(items))
+
     def new(self, bs: int | None = None, num_workers: int | str | None = _UNSET,
             device: torch.device | str | None = None, seed: int | None = _UNSET) -> "DataBunch":
         """A copy with a new batch size (validation gets twice it), workers, device or seed."""

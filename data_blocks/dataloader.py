@@ -113,6 +113,23 @@ def _tensors(value):
             yield from _tensors(v)
 
 
+def _item_seed(pass_seed: int, b: int) -> int:
+    """The seed of batch ``b``'s item transforms in a pass."""
+    return hash((pass_seed, b, 0))
+
+
+def _batch_seed(pass_seed: int, b: int) -> int:
+    """The seed of batch ``b``'s batch transforms in a pass."""
+    return hash((pass_seed, b, 1))
+
+
+def _draw_torch_base_seed() -> None:
+    """torch's loader draws its base seed from the global generator when a pass starts: drawn
+    wherever fastlearn builds a pass's batches itself, a seeded run goes on with the same random
+    numbers (dropout...) as through torch's loader."""
+    torch.empty((), dtype=torch.int64).random_()
+
+
 class _SeededBatches:
     """The batch sampler torch sees: ``(seed, [index, ...])`` per batch, the seed depending only
     on the pass's seed and the batch's position, so any worker building a batch draws the same
@@ -123,7 +140,7 @@ class _SeededBatches:
 
     def __iter__(self):
         for b, indices in enumerate(BatchSampler(self.base, self.bs, self.drop_last)):
-            yield hash((self.pass_seed, b, 0)), [int(i) for i in indices]
+            yield _item_seed(self.pass_seed, b), [int(i) for i in indices]
 
     def __len__(self) -> int:
         return len(BatchSampler(self.base, self.bs, self.drop_last))
@@ -275,11 +292,11 @@ class DataLoader:
         if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
 
-    def _pass_seed(self) -> int:
-        """The seed of one pass over the data: ``seed + epoch``, or drawn from torch's global
-        generator when the loader has no ``seed``."""
+    def _pass_seed(self, epoch: int | None = None) -> int:
+        """The seed of one pass over the data: ``seed + epoch`` (this loader's epoch unless given),
+        or drawn from torch's global generator when the loader has no ``seed``."""
         if self.seed is not None:
-            return self.seed + self.epoch
+            return self.seed + (self.epoch if epoch is None else epoch)
         return int(torch.randint(2**62, ()).item())
 
     def _base_sampler(self, pass_seed: int | None = None):
@@ -325,19 +342,19 @@ class DataLoader:
         without building one per pass."""
         dataset = _ItemDataset(self.dataset, self.after_item, self.kinds, self.split_idx)
         collate = _Collate(self.before_batch, self.collate_fn)
-        # torch's loader draws its base seed from the global generator when a pass starts: drawn here
-        # too, a seeded run goes on with the same random numbers (dropout...) as through torch's loader
-        torch.empty((), dtype=torch.int64).random_()
+        _draw_torch_base_seed()
         for seeded_batch in _SeededBatches(self._base_sampler(pass_seed), self.bs, self.drop_last, pass_seed):
             yield collate(dataset.__getitems__(seeded_batch))
 
     def apply_after_batch(self, batch: tuple, rng=None) -> tuple:
         """Run the batch transforms on a batch tuple already on the device."""
+        return self._apply_after_batch(batch, self.kinds, rng)
+
+    def _apply_after_batch(self, batch: tuple, kinds, rng=None) -> tuple:
         if self.after_batch is None:
             return batch
         if isinstance(self.after_batch, Pipeline):
-            return self.after_batch.apply_sample(batch, _kinds_for(self.kinds, len(batch)),
-                                                 self.split_idx, rng)
+            return self.after_batch.apply_sample(batch, _kinds_for(kinds, len(batch)), self.split_idx, rng)
         result = self.after_batch(batch)
         return tuple(result) if isinstance(result, (list, tuple)) else (result,)
 
@@ -348,25 +365,51 @@ class DataLoader:
         else:
             batches = self._torch_loader(pass_seed)
             non_blocking = bool(batches.pin_memory)
-        rng, plans = None, {}
+        state = {}  # the batch transforms' plans and random generator, kept through the pass
         for b, batch in enumerate(batches):
-            was_tuple = isinstance(batch, (list, tuple))
-            batch = tuple(batch) if was_tuple else (batch,)
-            if self.device is not None:
-                batch = to_device(batch, self.device, non_blocking=non_blocking)
-            plan = None
-            if isinstance(self.after_batch, Pipeline):
-                plan = plans.get(len(batch))
-                if plan is None:
-                    plan = plans[len(batch)] = self.after_batch.plan(
-                        _kinds_for(self.kinds, len(batch)), self.split_idx)
-            if plan is None or plan.draws:  # seeded per batch; batch transforms that draw nothing need none
-                rng = rng if rng is not None else random.Random(0)
-                rng.seed(hash((pass_seed, b, 1)))
-            batch = plan(batch, rng) if plan is not None else self.apply_after_batch(batch, rng)
-            yield batch if was_tuple else batch[0]
+            yield self._finish_batch(batch, b, pass_seed, self.kinds, non_blocking, state)
         if self.shuffle and self.seed is not None:
             self.epoch += 1
+
+    def _finish_batch(self, batch, b: int, pass_seed: int, kinds, non_blocking: bool, state: dict):
+        """A collated batch ``b`` of a pass moved to the device, through the batch transforms."""
+        was_tuple = isinstance(batch, (list, tuple))
+        batch = tuple(batch) if was_tuple else (batch,)
+        if self.device is not None:
+            batch = to_device(batch, self.device, non_blocking=non_blocking)
+        plan, rng = None, state.get("rng")
+        if isinstance(self.after_batch, Pipeline):
+            plans = state.setdefault("plans", {})
+            plan = plans.get(len(batch))
+            if plan is None:
+                plan = plans[len(batch)] = self.after_batch.plan(_kinds_for(kinds, len(batch)), self.split_idx)
+        if self.after_batch is None:
+            return batch if was_tuple else batch[0]
+        if plan is None or plan.draws:  # seeded per batch; batch transforms that draw nothing need none
+            rng = state["rng"] = rng if rng is not None else random.Random(0)
+            rng.seed(_batch_seed(pass_seed, b))
+        batch = plan(batch, rng) if plan is not None else self._apply_after_batch(batch, kinds, rng)
+        return batch if was_tuple else batch[0]
+
+    def batch_of(self, dataset):
+        """All of ``dataset`` as the one batch that a pass of ``self.new(dataset, shuffle=False,
+        drop_last=False, sampler=None, num_workers=0)`` yields when its batch size holds them all,
+        built here without a loader, sampler or iterator: the same samples, item and batch
+        transforms, random draws and device (``learn.predict`` of one item calls this).
+
+        >>> DataLoader([1.0, 2.0], bs=4).batch_of([3.0, 4.0])
+        tensor([3., 4.], dtype=torch.float64)
+        """
+        n = len(dataset)
+        if n == 0:
+            raise ValueError("batch_of got an empty dataset; pass at least one item")
+        kinds = dataset.kinds if hasattr(dataset, "kinds") else self.kinds  # as new(dataset) takes them
+        pass_seed = self._pass_seed(epoch=0)  # a new loader's first pass
+        items = _ItemDataset(dataset, self.after_item, kinds, self.split_idx)
+        _draw_torch_base_seed()
+        batch = _Collate(self.before_batch, self.collate_fn)(items.__getitems__((_item_seed(pass_seed, 0),
+                                                                                  list(range(n)))))
+        return self._finish_batch(batch, 0, pass_seed, kinds, False, {})
 
     def one_batch(self):
         """The first batch (for a look, or a model summary)."""

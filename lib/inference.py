@@ -3,7 +3,9 @@
 ``GatherPreds`` keeps every batch's predictions, targets and (optionally) inputs and per-item
 losses, on the CPU, and concatenates them at the end. ``get_preds`` hands it to the learner for the
 pass (``learn.gather_preds``), which feeds it after each batch's callbacks: nothing is added to or
-removed from ``learn.cbs``. ``predict`` and ``predict_batch`` run through the same pass.
+removed from ``learn.cbs``. ``predict`` and ``predict_batch`` run through the same pass, or, where
+no callback but the defaults acts during validation and the items fit in one batch, put the items'
+batch straight through the model (``Learner._predict_directly``): the same result without a loader.
 """
 from __future__ import annotations
 
@@ -127,12 +129,17 @@ def predict_items(learn, items, with_input: bool = False, bs: int | None = None)
     items = list(items) if not hasattr(items, "iloc") else items
     if not len(items):
         raise ValueError("predict_batch got no items; pass a list of items (file paths, images, rows...)")
-    # in this process (no worker started per call), where the loaders' test_dl takes these arguments
-    accepted = _parameters(type(learn.dls).test_dl)
-    options = {name: value for name, value in (("bs", bs), ("num_workers", 0))
-               if value is not None and name in accepted}
-    dl = learn.dls.test_dl(items, **options)
-    inputs, preds, _, decoded = learn.get_preds(dl=dl, with_input=True, with_decoded=True)
+    # items that fit in one batch go straight to the model where that gives what the pass gives
+    gather = learn._predict_directly(items, bs=bs)
+    if gather is not None:
+        inputs, preds, _, decoded = gather.result(learn.loss_func, with_decoded=True)
+    else:
+        # in this process (no worker started per call), where the loaders' test_dl takes these arguments
+        accepted = _parameters(type(learn.dls).test_dl)
+        options = {name: value for name, value in (("bs", bs), ("num_workers", 0))
+                   if value is not None and name in accepted}
+        dl = learn.dls.test_dl(items, **options)
+        inputs, preds, _, decoded = learn.get_preds(dl=dl, with_input=True, with_decoded=True)
     labels = learn.dls.decode_targets(inputs, decoded)
     results = [(label, decoded[i], preds[i]) for i, label in enumerate(labels)]
     if not with_input:

@@ -157,14 +157,19 @@ class SanityCheckCallback(Callback):
     def after_pred(self):
         if not self.checked:
             self.checked = True
-            pred = self.learn.pred
-            # without targets only the output's width is checked: once per model, data and width
-            # (one predict after another pays nothing)
-            key = None if len(self.learn.yb) or not isinstance(pred, torch.Tensor) else (
-                id(self.learn.model), id(self.learn.dls), tuple(pred.shape[1:]), getattr(self.learn.dls, "c", None))
-            if key is None or key != self._passed_without_targets:
-                check_output_fits_targets(self.learn)
-                self._passed_without_targets = key
+            self.check_prediction()
+
+    def check_prediction(self) -> None:
+        """Check the learner's ``pred`` against its ``yb`` and the data (what ``after_pred`` does
+        on a pass's first batch); ``learn.predict`` calls it when it runs no pass."""
+        pred = self.learn.pred
+        # without targets only the output's width is checked: once per model, data and width
+        # (one predict after another pays nothing)
+        key = None if len(self.learn.yb) or not isinstance(pred, torch.Tensor) else (
+            id(self.learn.model), id(self.learn.dls), tuple(pred.shape[1:]), getattr(self.learn.dls, "c", None))
+        if key is None or key != self._passed_without_targets:
+            check_output_fits_targets(self.learn)
+            self._passed_without_targets = key
 
     def after_batch(self):
         if self.training:
