@@ -249,3 +249,43 @@ def test_a_batch_of_one_keeps_the_items_memory_layout_and_values():
     xb2, yb2 = DataLoader(items, bs=4).one_batch()  # several items: stacked, contiguous
     assert xb2.is_contiguous() and torch.equal(xb2[:1], xb) and yb2.tolist() == [1, 0]
     assert DataLoader([3], bs=1).one_batch().tolist() == [3]  # not tensors: torch's collation
+
+
+class Noise(Transform):
+    """A random transform that also runs at validation (item or batch), drawn from the given rng."""
+
+    kinds = ("regression",)
+
+    def before_call(self, sample, kinds, split_idx, rng):
+        self.noise = rng.random()
+
+    def encodes(self, x):
+        return x + self.noise
+
+
+@pytest.mark.parametrize("seed", [3, None])
+def test_test_batch_is_the_first_batch_of_test_dl_built_without_a_loader(seed, monkeypatch):
+    dls = make_dls(seed=seed, item_tfms=[Noise()], batch_tfms=[Noise()])
+    items = [7.0, 8.0, 9.0]
+    torch.manual_seed(0)
+    expected = dls.test_dl(items, num_workers=0).one_batch()
+    after = torch.rand(2)  # what torch's generator gives next: a batch built directly draws the same
+    torch.manual_seed(0)
+    monkeypatch.setattr(DataLoader, "__iter__", lambda self: pytest.fail("a loader was iterated"))
+    batch = dls.test_batch(items)
+    assert isinstance(batch, tuple) and len(batch) == 1 and torch.equal(batch[0], expected[0])
+    assert batch[0].tolist() != items  # the random transforms did run
+    assert torch.equal(torch.rand(2), after)
+    assert dls.test_batch(items, bs=2) is None and dls.test_batch([0.0] * (dls.valid.bs + 1)) is None  # more than a batch
+    with pytest.raises(ValueError, match="batch_of got an empty dataset"):
+        dls.valid.batch_of([])
+
+
+def test_test_batch_leaves_loaders_of_their_own_to_test_dl():
+    class OwnLoader(DataLoader):
+        pass
+
+    dls = make_dls()
+    own = DataBunch(dls.train, OwnLoader(dls.valid_ds, bs=4), device="cpu")
+    assert own.test_batch([1.0]) is None
+    assert dls.test_batch([1.0])[0].tolist() == [1.0]
