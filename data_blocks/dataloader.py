@@ -153,7 +153,10 @@ class _ItemDataset(Dataset):
     def __init__(self, dataset, after_item: Pipeline | None, kinds: tuple[str, ...] | None,
                  split_idx: int | None):
         self.dataset, self.after_item, self.kinds, self.split_idx = dataset, after_item, kinds, split_idx
-        self.rng = random.Random(0)  # re-seeded for every batch (a seed from the OS costs more)
+        # re-seeded for every batch, when the batch's first draw comes (a seed from the OS costs more;
+        # item transforms that draw nothing, as at validation, pay for no seeding at all)
+        self.rng: random.Random | None = None
+        self._seed, self._seeded = 0, False
         self.plans: dict[int, SamplePlan] = {}  # by the number of parts of a sample
 
     def __len__(self) -> int:
@@ -163,8 +166,18 @@ class _ItemDataset(Dataset):
         seed, indices = seeded_batch
         if self.after_item is None:  # nothing to run per item: fetch them straight from the dataset
             return [self.dataset[i] for i in indices]
-        self.rng.seed(seed)
+        self._seed, self._seeded = seed, False
         return [self[i] for i in indices]
+
+    def _generator(self) -> random.Random:
+        """The generator, seeded with the batch's seed before its first draw."""
+        if not self._seeded:
+            if self.rng is None:
+                self.rng = random.Random(self._seed)
+            else:
+                self.rng.seed(self._seed)
+            self._seeded = True
+        return self.rng
 
     def __getitem__(self, index: int):
         sample = self.dataset[index]
@@ -177,7 +190,7 @@ class _ItemDataset(Dataset):
                                                                  self.split_idx)
         if not plan.steps:
             return sample
-        parts = plan(parts, self.rng)
+        parts = plan(parts, self._generator() if plan.draws else None)
         return parts if isinstance(sample, tuple) else parts[0]
 
 
