@@ -56,7 +56,7 @@ _DIRECT_SAFE = (TrainEvalCallback, Recorder, TerminateOnNaN, SanityCheckCallback
 
 
 @contextlib.contextmanager
-def modes_put_back(model: nn.Module):
+def _modes_put_back(model: nn.Module):
     """A model in training mode gets every module's mode back after the block (a BatchNorm frozen in
     eval mode stays so); one in eval mode is not walked at all."""
     modes = [m.training for m in model.modules()] if model.training else None
@@ -488,7 +488,7 @@ class Learner:
             gather.learn = self
         previous, self.gather_preds = self.gather_preds, gather
         try:
-            with (modes_put_back(self.model), self.no_bar(), self.no_logging(), self.added_cbs(cbs),
+            with (_modes_put_back(self.model), self.no_bar(), self.no_logging(), self.added_cbs(cbs),
                   cleanup_after(self), flushing_denormals(self.device)):
                 self._do_epoch_validate(dl=dl)
         finally:
@@ -519,7 +519,7 @@ class Learner:
         if test_batch is None or not self._predicts_directly():
             return None
         gather = GatherPreds(with_input=True)
-        with modes_put_back(self.model), flushing_denormals(self.device), torch.no_grad():
+        with _modes_put_back(self.model), flushing_denormals(self.device), torch.no_grad():
             batch = test_batch(items, bs=bs)
             if batch is None:
                 return None
