@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from fastlearn.callback import Callback
 from fastlearn.data.categorical import Categorize
 from fastlearn.data.datasets import Datasets
 from fastlearn.learner import Learner
@@ -98,3 +99,51 @@ def test_predict_adds_and_removes_no_callback():
     learn.get_preds(dl=learn.dls.test_dl(items))
     assert learn.cbs is cbs and list(learn.cbs) == before  # the same list object: never rebuilt
     assert learn.gather_preds is None and learn.muted == ()
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 2), nn.Linear(2, 2)
+
+    def forward(self, x, z):
+        return self.a(x) + self.b(z)
+
+
+class Listens(Callback):
+    """Acts during validation: predict runs the full pass for it."""
+
+    def __init__(self):
+        self.batches = 0
+
+    def after_batch(self):
+        self.batches += 1
+
+
+def test_two_inputs_predict_the_same_straight_to_the_model_and_through_the_pass(monkeypatch):
+    gen = torch.Generator().manual_seed(1)
+    xs, zs = torch.randn(40, 4, generator=gen), torch.randn(40, 2, generator=gen)
+    items = [(x.tolist(), z.tolist(), "pos" if x[0] + z[0] > 0 else "neg") for x, z in zip(xs, zs)]
+    # each input picks its part of the item, so predict takes (x, z) as it is
+    dsets = Datasets(items, tfms=[[itemgetter(0), _tensor], [itemgetter(1), _tensor], [Categorize()]], n_inp=2,
+                     getters=[None, None, itemgetter(2)], splits=(list(range(30)), list(range(30, 40))))
+    torch.manual_seed(0)
+    learn = Learner(dsets.dataloaders(bs=8, num_workers=0, device="cpu"), TwoInputs(),
+                    loss_func=CrossEntropyLossFlat(), device="cpu")
+    item = (items[35][0], items[35][1])
+    test_dl = type(learn.dls).test_dl
+    with monkeypatch.context() as patch:
+        patch.setattr(type(learn.dls), "test_dl", lambda *args, **kwargs: pytest.fail("a test loader was built"))
+        direct = learn.predict(item, with_input=True)
+    assert type(learn.dls).test_dl is test_dl
+    listens = Listens()
+    learn.add_cb(listens)
+    full = learn.predict(item, with_input=True)
+    assert listens.batches == 1
+    (x, z), label, index, probs = direct
+    assert torch.equal(x, torch.tensor(items[35][0])) and torch.equal(z, torch.tensor(items[35][1]))
+    assert label == full[1] and torch.equal(index, full[2]) and torch.equal(probs, full[3])
+    assert all(torch.equal(a, b) for a, b in zip(direct[0], full[0]))
+    with torch.no_grad():
+        expected = learn.model(torch.tensor([items[35][0]]), torch.tensor([items[35][1]])).softmax(1)[0]
+    torch.testing.assert_close(probs, expected)
