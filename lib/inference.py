@@ -5,19 +5,26 @@ losses, on the CPU, and concatenates them at the end. ``get_preds`` hands it to 
 pass (``learn.gather_preds``), which feeds it after each batch's callbacks: nothing is added to or
 removed from ``learn.cbs``. ``predict`` and ``predict_batch`` run through the same pass, or, where
 no callback but the defaults acts during validation and the items fit in one batch, put the items'
-batch straight through the model (``Learner._predict_directly``): the same result without a loader.
+batch straight through the model (:func:`predict_directly`): the same result without a loader.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
-from fastlearn.callback import Callback
+from fastlearn.callback import Callback, TrainEvalCallback
 from fastlearn.losses import loss_activation, loss_decodes, loss_with_reduction
-from fastlearn.torch_core import to_cpu
+from fastlearn.precision import flushing_denormals
+from fastlearn.progress import ProgressCallback
+from fastlearn.recorder import Recorder
+from fastlearn.sanity import SanityCheckCallback
+from fastlearn.tracker import TerminateOnNaN
+from fastlearn.torch_core import split_batch, to_cpu
 
 
 
@@ -121,6 +128,71 @@ def test_time_augmentation(learn, dl=None, n: int = 4, beta: float | None = 0.25
     return torch.lerp(augmented, preds, beta), targs
 
 
+# the events a validation pass sends (predict's pass is skipped only when no other callback acts on one)
+VALIDATION_EVENTS = ("before_validate", "before_batch", "after_pred", "after_loss", "after_cancel_batch",
+                     "after_batch", "after_cancel_validate", "after_validate", "cleanup")
+# default callbacks whose work in a prediction's pass the direct prediction does itself, or that do
+# nothing there without targets (the bars are muted in every such pass)
+_DIRECT_SAFE = (TrainEvalCallback, Recorder, TerminateOnNaN, SanityCheckCallback)
+
+
+@contextlib.contextmanager
+def modes_put_back(model: nn.Module):
+    """A model in training mode gets every module's mode back after the block (a BatchNorm frozen in
+    eval mode stays so); one in eval mode is not walked at all."""
+    modes = [m.training for m in model.modules()] if model.training else None
+    try:
+        yield
+    finally:
+        if modes is not None:
+            for module, mode in zip(model.modules(), modes):
+                module.training = mode
+
+
+def predicts_directly(learn) -> bool:
+    """Whether predictions may skip the validation pass: no loop is running, and every callback
+    acting on a validation event is a default one whose work there :func:`predict_directly`
+    does itself (eval mode, the output check) or that does nothing without targets."""
+    if learn.running:
+        return False
+    has_train_eval = False
+    for event in VALIDATION_EVENTS:
+        for cb in learn.callbacks_for(event):
+            if type(cb) not in _DIRECT_SAFE and not isinstance(cb, ProgressCallback):
+                return False
+            has_train_eval = has_train_eval or type(cb) is TrainEvalCallback
+    return has_train_eval
+
+
+def predict_directly(learn, items, bs: int | None = None) -> GatherPreds | None:
+    """The predictions for ``items`` (with their inputs) as a validation pass over
+    ``dls.test_dl(items)`` gathers them, built without a loader or the pass: the items encoded
+    as one batch (``dls.test_batch``), the model in eval mode (put back after), no gradients,
+    subnormal floats flushed on a CPU, the output checked as on a pass's first batch; ``xb``,
+    ``yb`` and ``pred`` are left set as the pass leaves them. None, having done nothing, where
+    that cannot give the same as the pass (see :func:`predicts_directly`)."""
+    test_batch = getattr(learn.dls, "test_batch", None)
+    if test_batch is None or not predicts_directly(learn):
+        return None
+    gather = GatherPreds(with_input=True)
+    with modes_put_back(learn.model), flushing_denormals(learn.device), torch.no_grad():
+        batch = test_batch(items, bs=bs)
+        if batch is None:
+            return None
+        if learn.model.training:  # as TrainEvalCallback.before_validate: eval mode, not walked again
+            learn.model.eval()
+        learn.training, learn.iter, learn.n_iter = False, 0, 1
+        learn.pred = learn.loss = learn.loss_grad = None
+        learn.xb, learn.yb = split_batch(batch, learn.dls.valid, learn.dls, learn.device)
+        learn.pred = learn.model(*learn.xb)
+        sanity = getattr(learn, "sanity_check", None)
+        if isinstance(sanity, SanityCheckCallback) and sanity in learn.callbacks_for("after_pred"):
+            sanity.check_prediction()
+        gather.learn = learn
+        gather.after_batch()
+    return gather
+
+
 def predict_items(learn, items, with_input: bool = False, bs: int | None = None) -> list[tuple]:
     """``learn.predict`` of each item, in batches of ``bs``: ``[(decoded_label, decoded_prediction,
     probabilities), ...]``, with the model's input first when ``with_input``; each label is read
@@ -130,7 +202,7 @@ def predict_items(learn, items, with_input: bool = False, bs: int | None = None)
     if not len(items):
         raise ValueError("predict_batch got no items; pass a list of items (file paths, images, rows...)")
     # items that fit in one batch go straight to the model where that gives what the pass gives
-    gather = learn._predict_directly(items, bs=bs)
+    gather = predict_directly(learn, items, bs=bs)
     if gather is not None:
         inputs, preds, _, decoded = gather.result(learn.loss_func, with_decoded=True)
     else:

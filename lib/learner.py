@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import difflib
 import gc
 import inspect
@@ -22,7 +21,8 @@ from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchEx
 from fastlearn.callback.profiler import profile_learner
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
-from fastlearn.inference import GatherPreds, loss_without_reduction, predict_items, test_time_augmentation
+from fastlearn.inference import (GatherPreds, loss_without_reduction, modes_put_back, predict_items,
+                                 test_time_augmentation)
 from fastlearn.losses import data_loss
 from fastlearn.metrics import wrap_metric
 from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitter_groups, norm_params, set_hyper,
@@ -46,27 +46,6 @@ from fastlearn.torch_core import default_device, is_main_process, split_batch, t
 
 # on in every Learner; ``learn.remove_cb(TerminateOnNaN)`` (or any of them) turns one off
 DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback, TerminateOnNaN, SanityCheckCallback)
-
-# the events a validation pass sends (predict's pass is skipped only when no other callback acts on one)
-VALIDATION_EVENTS = ("before_validate", "before_batch", "after_pred", "after_loss", "after_cancel_batch",
-                     "after_batch", "after_cancel_validate", "after_validate", "cleanup")
-# default callbacks whose work in a prediction's pass the direct prediction does itself, or that do
-# nothing there without targets (the bars are muted in every such pass)
-_DIRECT_SAFE = (TrainEvalCallback, Recorder, TerminateOnNaN, SanityCheckCallback)
-
-
-@contextlib.contextmanager
-def _modes_put_back(model: nn.Module):
-    """A model in training mode gets every module's mode back after the block (a BatchNorm frozen in
-    eval mode stays so); one in eval mode is not walked at all."""
-    modes = [m.training for m in model.modules()] if model.training else None
-    try:
-        yield
-    finally:
-        if modes is not None:
-            for module, mode in zip(model.modules(), modes):
-                module.training = mode
-
 
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func`` and an optimizer made by ``opt_func``.
@@ -488,53 +467,11 @@ class Learner:
             gather.learn = self
         previous, self.gather_preds = self.gather_preds, gather
         try:
-            with (_modes_put_back(self.model), self.no_bar(), self.no_logging(), self.added_cbs(cbs),
+            with (modes_put_back(self.model), self.no_bar(), self.no_logging(), self.added_cbs(cbs),
                   cleanup_after(self), flushing_denormals(self.device)):
                 self._do_epoch_validate(dl=dl)
         finally:
             self.gather_preds = previous
-
-    def _predicts_directly(self) -> bool:
-        """Whether predictions may skip the validation pass: no loop is running, and every callback
-        acting on a validation event is a default one whose work there :meth:`_predict_directly`
-        does itself (eval mode, the output check) or that does nothing without targets."""
-        if self.running:
-            return False
-        has_train_eval = False
-        for event in VALIDATION_EVENTS:
-            for cb in self.callbacks_for(event):
-                if type(cb) not in _DIRECT_SAFE and not isinstance(cb, ProgressCallback):
-                    return False
-                has_train_eval = has_train_eval or type(cb) is TrainEvalCallback
-        return has_train_eval
-
-    def _predict_directly(self, items, bs: int | None = None) -> GatherPreds | None:
-        """The predictions for ``items`` (with their inputs) as a validation pass over
-        ``dls.test_dl(items)`` gathers them, built without a loader or the pass: the items encoded
-        as one batch (``dls.test_batch``), the model in eval mode (put back after), no gradients,
-        subnormal floats flushed on a CPU, the output checked as on a pass's first batch; ``xb``,
-        ``yb`` and ``pred`` are left set as the pass leaves them. None, having done nothing, where
-        that cannot give the same as the pass (see :meth:`_predicts_directly`)."""
-        test_batch = getattr(self.dls, "test_batch", None)
-        if test_batch is None or not self._predicts_directly():
-            return None
-        gather = GatherPreds(with_input=True)
-        with _modes_put_back(self.model), flushing_denormals(self.device), torch.no_grad():
-            batch = test_batch(items, bs=bs)
-            if batch is None:
-                return None
-            if self.model.training:  # as TrainEvalCallback.before_validate: eval mode, not walked again
-                self.model.eval()
-            self.training, self.iter, self.n_iter = False, 0, 1
-            self.pred = self.loss = self.loss_grad = None
-            self.xb, self.yb = split_batch(batch, self.dls.valid, self.dls, self.device)
-            self.pred = self.model(*self.xb)
-            sanity = getattr(self, "sanity_check", None)
-            if isinstance(sanity, SanityCheckCallback) and sanity in self.callbacks_for("after_pred"):
-                sanity.check_prediction()
-            gather.learn = self
-            gather.after_batch()
-        return gather
 
     def no_bar(self):
         """Hide the progress bars inside a ``with`` block (the progress callbacks stay in
