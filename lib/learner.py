@@ -38,7 +38,7 @@ from fastlearn.debugging import debug_run, debug_settings
 from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
 from fastlearn.precision import flushing_denormals, set_precision
-from fastlearn.training import CleanEpochs
+from fastlearn.training import CleanEpochs, body_lr_mult, images_per_epoch
 from fastlearn.summary import model_summary
 from fastlearn.tracker import TerminateOnNaN
 from fastlearn.training import compile_model, to_channels_last
@@ -371,11 +371,16 @@ class Learner:
         scheds, n_epoch = sgdr_scheds(self._lr_array(lr_max, reset_opt), n_cycles, cycle_len, cycle_mult)
         self.fit(n_epoch, wd=wd, cbs=[ParamScheduler(scheds)] + listify(cbs), start_epoch=start_epoch)
 
-    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
+    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float | None = None,
                   pct_start: float = 0.3, div: float = 5.0, wd: float | None = None, cbs=None,
                   clean_epochs: int | None = None) -> None:
         """Transfer learning: ``freeze_epochs`` of one-cycle on the head with the body frozen, then
         unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
+
+        ``lr_mult`` None: from the number of images the unfrozen phase sees
+        (:func:`~fastlearn.training.body_lr_mult`): 100 (fastai's) up to 2,500, so a body shown a
+        few hundred images stays near its pretrained features, falling to 3 from 5,000, where there
+        is the evidence to adapt it to the data.
 
         The last ``clean_epochs`` of the unfrozen phase train without the training-only transforms
         (:class:`~fastlearn.training.CleanEpochs`); None: the last epoch when ``epochs >= 2``, none
@@ -383,6 +388,8 @@ class Learner:
         """
         if clean_epochs is None:
             clean_epochs = 1 if epochs >= 2 else 0
+        if lr_mult is None:
+            lr_mult = self.default_lr_mult(epochs)
         self.freeze()
         if freeze_epochs:
             self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, wd=wd, cbs=cbs)
@@ -390,6 +397,12 @@ class Learner:
         self.unfreeze()
         self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd,
                            cbs=([CleanEpochs(clean_epochs)] if clean_epochs else []) + listify(cbs))
+
+    def default_lr_mult(self, epochs: int) -> float:
+        """``fine_tune(epochs)``'s ``lr_mult`` when none is passed: :func:`~fastlearn.training.body_lr_mult`
+        of the images the unfrozen phase sees (``epochs`` times an epoch of the training loader)."""
+        per_epoch = images_per_epoch(self.dls.train)
+        return body_lr_mult(None if per_epoch is None else epochs * per_epoch)
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
                 show_plot: bool = True, suggest_funcs: Sequence[Callable] | None = None):

@@ -58,6 +58,11 @@ class TextLearner(Learner):
         cbs = extra + ([] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs])
         super().__init__(dls, model, cbs=cbs, moms=moms, **learner_kwargs("TextLearner", learner_args))
 
+    def default_lr_mult(self, epochs: int) -> float:
+        """``fine_tune``'s ``lr_mult`` for a recurrent text model: fastai's 100 (the rule for
+        pretrained image bodies, ``Learner.default_lr_mult``, was measured on those only)."""
+        return 100.0
+
     def _encoder_file(self, name: str) -> PlainPath:
         return PlainPath(self.path) / self.model_dir / f"{name}.pth"
 

@@ -269,3 +269,40 @@ def test_clean_epochs_reaches_item_transforms_in_kept_worker_processes():
     fit(learn, epochs=3, cbs=[scale, CleanEpochs(1)])
     assert [s < 6 for s in scale.seen] == [False, False, True]
     assert learn.dls.train.split_idx == 0
+
+
+def test_body_lr_mult_falls_from_fastais_100_to_3_with_the_images_seen():
+    from fastlearn.training import FEW_IMAGES, MANY_IMAGES, body_lr_mult
+    assert body_lr_mult(None) == body_lr_mult(1) == body_lr_mult(FEW_IMAGES) == 100
+    assert body_lr_mult(MANY_IMAGES) == body_lr_mult(10 * MANY_IMAGES) == 3
+    between = [body_lr_mult(n) for n in range(FEW_IMAGES, MANY_IMAGES + 1, 250)]
+    assert all(a > b for a, b in zip(between, between[1:]))
+    assert body_lr_mult((FEW_IMAGES * MANY_IMAGES) ** 0.5) == pytest.approx((100 * 3) ** 0.5)
+
+
+class UnfrozenRates(Callback):
+    def __init__(self):
+        self.fits, self.rates = 0, []
+
+    def before_fit(self):
+        self.fits += 1
+
+    def before_step(self):
+        if self.fits == 2:
+            self.rates.append([group["lr"] for group in self.opt.param_groups])
+
+
+@pytest.mark.parametrize("n, bs, epochs, lr_mult, expected", [(256, 32, 2, None, 100),     # 512 images seen
+                                                              (256, 32, 40, None, 3),      # 10,240
+                                                              (256, 32, 40, 100, 100),     # asked for
+                                                              (256, 32, 12, None, 35.26)])  # 3,072: in between
+def test_fine_tune_body_rates_follow_the_images_the_unfrozen_phase_sees(n, bs, epochs, lr_mult, expected):
+    model = nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 1))
+    learn = learner(regression_dls(bs, n=n), model=model,
+                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+    rates = UnfrozenRates()
+    with learn.no_bar(), learn.no_logging():
+        learn.fine_tune(epochs, freeze_epochs=1, lr_mult=lr_mult, cbs=rates)
+    assert rates.rates
+    for lrs in rates.rates:
+        assert max(lrs) / min(lrs) == pytest.approx(expected, rel=0.01)

@@ -59,6 +59,11 @@ def test_freeze_to_trains_only_the_last_groups(lm_learner):
     learn.unfreeze()
 
 
+def test_recurrent_text_fine_tune_keeps_fastais_lr_mult_for_any_amount_of_data(lm_learner):
+    learn, _ = lm_learner
+    assert learn.default_lr_mult(1) == learn.default_lr_mult(10_000) == 100
+
+
 def test_ulmfit_encoder_to_classifier_export_and_predict(lm_learner, food_path, tmp_path):
     lm, _ = lm_learner
     lm.path = tmp_path
