@@ -38,7 +38,7 @@ from fastlearn.debugging import debug_run, debug_settings
 from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
 from fastlearn.precision import flushing_denormals, set_precision
-from fastlearn.training import CleanEpochs, body_lr_mult, images_per_epoch
+from fastlearn.training import default_lr_mult, fine_tune
 from fastlearn.summary import model_summary
 from fastlearn.tracker import TerminateOnNaN
 from fastlearn.training import compile_model, to_channels_last
@@ -375,34 +375,13 @@ class Learner:
                   pct_start: float = 0.3, div: float = 5.0, wd: float | None = None, cbs=None,
                   clean_epochs: int | None = None) -> None:
         """Transfer learning: ``freeze_epochs`` of one-cycle on the head with the body frozen, then
-        unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
-
-        ``lr_mult`` None: from the number of images the unfrozen phase sees
-        (:func:`~fastlearn.training.body_lr_mult`): 100 (fastai's) up to 2,500, so a body shown a
-        few hundred images stays near its pretrained features, falling to 3 from 5,000, where there
-        is the evidence to adapt it to the data.
-
-        The last ``clean_epochs`` of the unfrozen phase train without the training-only transforms
-        (:class:`~fastlearn.training.CleanEpochs`); None: the last epoch when ``epochs >= 2``, none
-        otherwise; 0 keeps augmenting to the end (fastai's ``fine_tune``).
-        """
-        if clean_epochs is None:
-            clean_epochs = 1 if epochs >= 2 else 0
-        if lr_mult is None:
-            lr_mult = self.default_lr_mult(epochs)
-        self.freeze()
-        if freeze_epochs:
-            self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, wd=wd, cbs=cbs)
-        base_lr /= 2
-        self.unfreeze()
-        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd,
-                           cbs=([CleanEpochs(clean_epochs)] if clean_epochs else []) + listify(cbs))
+        ``epochs`` unfrozen with rates ``slice(base_lr/2/lr_mult, base_lr/2)``, the last
+        ``clean_epochs`` without training-only transforms (:func:`~fastlearn.training.fine_tune`)."""
+        fine_tune(self, epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, wd, cbs, clean_epochs)
 
     def default_lr_mult(self, epochs: int) -> float:
-        """``fine_tune(epochs)``'s ``lr_mult`` when none is passed: :func:`~fastlearn.training.body_lr_mult`
-        of the images the unfrozen phase sees (``epochs`` times an epoch of the training loader)."""
-        per_epoch = images_per_epoch(self.dls.train)
-        return body_lr_mult(None if per_epoch is None else epochs * per_epoch)
+        """``fine_tune(epochs)``'s ``lr_mult`` when none is passed (:func:`~fastlearn.training.body_lr_mult`)."""
+        return default_lr_mult(self, epochs)
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, stop_div: bool = True,
                 show_plot: bool = True, suggest_funcs: Sequence[Callable] | None = None):

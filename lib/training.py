@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from fastlearn.callback import Callback, CancelBatchException
+from fastlearn.foundation import listify
 from fastlearn.precision import MixedPrecision
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
@@ -180,6 +181,42 @@ def images_per_epoch(dl) -> int | None:
         return len(dl) * int(dl.bs)
     except (TypeError, AttributeError):
         return None
+
+
+def default_lr_mult(learn, epochs: int) -> float:
+    """:func:`body_lr_mult` of the images ``learn.fine_tune(epochs)``'s unfrozen phase sees
+    (``epochs`` times an epoch of the training loader)."""
+    per_epoch = images_per_epoch(learn.dls.train)
+    return body_lr_mult(None if per_epoch is None else epochs * per_epoch)
+
+
+def fine_tune(learn, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float | None = None,
+              pct_start: float = 0.3, div: float = 5.0, wd: float | None = None, cbs=None,
+              clean_epochs: int | None = None) -> None:
+    """``learn.fine_tune``: ``freeze_epochs`` of one-cycle on the head with the body frozen, then
+    unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
+
+    ``lr_mult`` None: ``learn.default_lr_mult(epochs)``, from the number of images the unfrozen
+    phase sees (:func:`body_lr_mult`): 100 (fastai's) up to 2,500, so a body shown a few hundred
+    images stays near its pretrained features, falling to 3 from 5,000, where there is the
+    evidence to adapt it to the data.
+
+    The last ``clean_epochs`` of the unfrozen phase train without the training-only transforms
+    (:class:`CleanEpochs`); None: the last epoch when ``epochs >= 2``, none otherwise; 0 keeps
+    augmenting to the end (fastai's ``fine_tune``).
+    """
+    if clean_epochs is None:
+        clean_epochs = 1 if epochs >= 2 else 0
+    if lr_mult is None:
+        lr_mult = learn.default_lr_mult(epochs)
+    learn.freeze()
+    if freeze_epochs:
+        learn.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, wd=wd, cbs=cbs)
+    base_lr /= 2
+    learn.unfreeze()
+    extra = [CleanEpochs(clean_epochs)] if clean_epochs else []
+    learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, wd=wd,
+                        cbs=extra + listify(cbs))
 
 
 class CleanEpochs(Callback):
