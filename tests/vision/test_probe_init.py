@@ -46,6 +46,27 @@ def test_fit_linear_layer_classifies_separable_data_and_is_deterministic():
     assert float((first(features).argmax(1) == targets).float().mean()) > 0.95
 
 
+def test_fit_linear_layer_searches_with_short_fits_and_ends_with_a_full_one(monkeypatch):
+    import fastlearn.vision.probe_init as probe_init
+    calls, real = [], probe_init._lbfgs
+
+    def recording(features, targets, loss_func, after, linear, weight_decay, max_iter, start):
+        calls.append((len(features), weight_decay, max_iter))
+        return real(features, targets, loss_func, after, linear, weight_decay, max_iter, start)
+
+    monkeypatch.setattr(probe_init, "_lbfgs", recording)
+    features, targets = blobs(n_per_class=40)
+    short, full = nn.Linear(5, 3), nn.Linear(5, 3)
+    wd_short = fit_linear_layer(short, features, targets, nn.functional.cross_entropy, search_iter=10)
+    assert calls[:-1] == [(90, wd, 10) for wd in sorted(probe_init.WEIGHT_DECAYS, reverse=True)]
+    assert calls[-1] == (120, wd_short, 100)  # every row, max_iter
+    calls.clear()
+    wd_full = fit_linear_layer(full, features, targets, nn.functional.cross_entropy)
+    assert {c[2] for c in calls} == {100}  # search_iter None: the search fits run max_iter too
+    assert wd_short == wd_full
+    assert torch.allclose(short.weight, full.weight, atol=1e-3)
+
+
 def test_fit_linear_layer_uses_the_loss_and_the_activation_after_it():
     features = torch.rand(60, 4)
     targets = features @ torch.tensor([0.5, -0.3, 0.2, 0.1]) - 0.1  # within (-1, 1)
