@@ -139,8 +139,8 @@ class ProbeInit(Callback):
     (``learn.load``) is left alone. ``lr_find`` runs on the probed head and puts back the head
     it found, so the probe is reapplied (not recomputed) before the next fit.
     ``vision_learner(..., probe_init=False)`` leaves the head random. The search for the L2
-    strength fits for ``search_iter`` L-BFGS iterations each (the final fit for 100): a third of the
-    probe's L-BFGS time, the same strengths chosen on the benchmark's tasks.
+    strength fits for ``search_iter`` L-BFGS iterations each (the final fit for 100): about half the
+    L-BFGS time of full fits, the same strengths chosen on the transfer benchmark's tasks.
 
     >>> learn = vision_learner(dls, "efficientnet_lite0")   # doctest: +SKIP
     >>> learn.probe_init.weight_decay                         # doctest: +SKIP
