@@ -310,8 +310,7 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     """A Learner fine-tuning ``arch`` (``resnet34``, ``"efficientnet_lite0"``, ...) on images.
 
     The model is ``nn.Sequential(body, head)``; the splitter gives body groups then the head, and a
-    pretrained model starts frozen (only the head and norm layers train) until ``unfreeze`` or
-    ``fine_tune``. With ``pretrained`` and ``normalize`` the arch's normalization stats are added to
+    pretrained model starts frozen (only the head trains) until ``unfreeze`` or ``fine_tune``. With ``pretrained`` and ``normalize`` the arch's normalization stats are added to
     the batch transforms. ``learn.model_spec`` describes the model for ``export``.
 
     The defaults for a pretrained body are the ones that measured best on small data
@@ -324,7 +323,12 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
       body's features of the training images (``ProbeInit``), so fine-tuning starts from a linear
       probe rather than from random weights;
     - ``keep_bn_stats``: the body's BatchNorm layers keep their pretrained statistics while
-      training (``BnFreeze("body")``); their scale and shift still train.
+      training (``BnFreeze("body")``); their scale and shift train once the body is unfrozen;
+    - ``train_bn=False`` (``Learner``'s default is True): a frozen body is frozen whole, its
+      BatchNorm scales and shifts included, as Keras freezes a layer. The frozen phase then trains
+      the head on fixed features and no gradient flows through the body, which measured as well as
+      training the scales and costs a forward pass instead of a forward and a backward one.
+      ``train_bn=True`` is fastai's.
 
     Every other argument (``loss_func``, ``metrics``, ``lr``, ``wd``, ``opt_func``, ``train_bn``,
     ``moms``, ``wd_bn_bias``, ``device``, ``precision``, ``path``, ``model_dir``... : any of
@@ -333,7 +337,7 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     >>> learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)   # doctest: +SKIP
     >>> learn.fine_tune(1)                                                       # doctest: +SKIP
     """
-    learner_args = learner_kwargs("vision_learner", learner_args)
+    learner_args = {"train_bn": not pretrained, **learner_kwargs("vision_learner", learner_args)}
     if n_out is None:
         n_out = getattr(dls, "c", None)
         if not n_out:

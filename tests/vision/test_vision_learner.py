@@ -41,7 +41,11 @@ def test_model_layout_freezing_and_normalization(fashion_mnist_path):
     assert convs and not any(p.requires_grad for m in convs for p in m.parameters())
     assert all(p.requires_grad for p in head.parameters())
     bns = [m for m in body.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert all(p.requires_grad for m in bns for p in m.parameters())  # train_bn
+    assert bns and not any(p.requires_grad for m in bns for p in m.parameters())  # train_bn=False
+    fastai_like = vision_learner(dls, "efficientnet_lite0", train_bn=True)
+    assert fastai_like.train_bn and not learn.train_bn
+    assert all(p.requires_grad for m in fastai_like.model[0].modules() if isinstance(m, nn.BatchNorm2d)
+               for p in m.parameters())
     norms = _normalizers(dls)
     assert len(norms) == 2
     for norm in norms:
@@ -96,7 +100,7 @@ class PhaseWatcher(Callback):
     """Snapshots around the two fits of fine_tune and the learning rates of the second."""
 
     def __init__(self):
-        self.fits, self.lrs, self.trainable = 0, [], []
+        self.fits, self.lrs, self.trainable, self.body_grads = 0, [], [], []
 
     def before_fit(self):
         self.fits += 1
@@ -104,6 +108,10 @@ class PhaseWatcher(Callback):
             self.start = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
         else:
             self.trainable.append(all(p.requires_grad for p in self.learn.model.parameters()))
+
+    def after_backward(self):
+        if self.fits == 1 and not self.body_grads:
+            self.body_grads.append(any(p.grad is not None for p in self.learn.model[0].parameters()))
 
     def after_fit(self):
         if self.fits == 1:
@@ -127,7 +135,8 @@ def test_fine_tune_freezes_the_body_then_uses_discriminative_rates(fashion_mnist
     bn_scale_keys = [k[:-len("running_mean")] + "weight" for k in body_keys if k.endswith("running_mean")]
     assert conv_keys and all(torch.equal(start[k], frozen[k]) for k in conv_keys)
     assert bn_stat_keys and all(torch.equal(start[k], frozen[k]) for k in bn_stat_keys)  # keep_bn_stats
-    assert any(not torch.equal(start[k], frozen[k]) for k in bn_scale_keys)  # train_bn: scale and shift train
+    assert bn_scale_keys and all(torch.equal(start[k], frozen[k]) for k in bn_scale_keys)  # train_bn=False
+    assert watcher.body_grads == [False]  # no gradient reached the frozen body
     head_keys = [k for k in start if k.startswith("1.") and k.endswith("weight")]
     assert all(not torch.equal(start[k], frozen[k]) for k in head_keys)
     assert watcher.trainable == [True]
@@ -137,6 +146,7 @@ def test_fine_tune_freezes_the_body_then_uses_discriminative_rates(fashion_mnist
     assert max(max(lrs) for lrs in watcher.lrs) == pytest.approx(1e-3, rel=0.05)
     final = learn.model.state_dict()
     assert any(not torch.equal(frozen[k], final[k]) for k in conv_keys)
+    assert any(not torch.equal(frozen[k], final[k]) for k in bn_scale_keys)  # scales train once unfrozen
     assert all(torch.equal(start[k], final[k]) for k in bn_stat_keys)  # unfrozen too
 
 
