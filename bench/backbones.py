@@ -3,7 +3,7 @@
 For every Lite variant: the parameter count, the ImageNet top-1 class of two real photos
 (``skimage.data.chelsea()``, a cat, and ``coffee()``, an espresso) at the variant's own resolution,
 and the seconds per training epoch of ``vision_learner`` on Fashion-MNIST (``--n-per-class`` images
-per class, ``--size`` px, batch 64, with augmentation): one frozen epoch (head and norm layers) and
+per class, ``--size`` px, batch 64, with augmentation): one frozen epoch (the head only: ``vision_learner``'s ``train_bn=False``) and
 one unfrozen epoch, the training pass only (validation excluded), median over ``--runs``. The
 1-minute load average is printed beside the timings: on a shared machine they mean little without it.
 

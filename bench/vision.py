@@ -98,7 +98,9 @@ def main() -> None:
     block = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
                       splitter=GrandparentSplitter(), item_tfms=Resize(args.size), batch_tfms=aug_transforms())
     dls = block.dataloaders(path, bs=64, num_workers=0, seed=0)
-    learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate)
+    # train_bn=True: the hand loop's frozen epoch trains the body's BatchNorm too (fastai's frozen
+    # phase); the library's default (False) would do less work than the loop it is timed against
+    learn = vision_learner(dls, "efficientnet_lite0", metrics=error_rate, train_bn=True)
     start_state = {k: v.clone() for k, v in learn.model.state_dict().items()}
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f}, "
