@@ -1,4 +1,5 @@
-"""``read_csv_file``: a CSV file as a DataFrame, with the file named in every error.
+"""``read_csv_file``: a CSV file as a DataFrame, with the file named in every error; and
+``column_codes``, a column as integer codes over its distinct values.
 
 pandas' own messages ("No columns to parse from file", "Could not determine delimiter") do not
 say which file; the ``from_csv`` constructors of every application read through this.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import os
 
+import numpy as np
 import pandas as pd
 
 
@@ -46,3 +48,25 @@ def read_csv_file(path: str | os.PathLike, header: int | str | None = "infer", d
         raise ValueError(f"the CSV file {path} has a header ({list(frame.columns)}) but no rows; add "
                          "one row per item")
     return frame
+
+
+def column_codes(column: pd.Series) -> tuple[np.ndarray, object]:
+    """``(codes, uniques)`` of a DataFrame column: row ``i`` holds ``uniques[codes[i]]``, and code
+    -1 marks a missing value (None, NaN, NA). The rows are hashed once; what depends on the values
+    (blank strings, a vocab, codes in a vocab) is then worked out on the few ``uniques`` and
+    spread to the rows by indexing with ``codes``. ``uniques`` is an array (pandas' own for
+    extension dtypes); unhashable values (lists) raise TypeError.
+
+    >>> codes, uniques = column_codes(pd.Series(["b", None, "a", "b"]))
+    >>> codes.tolist(), list(uniques)
+    ([0, -1, 1, 0], ['b', 'a'])
+    """
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(dtype=np.int64), column.cat.categories.to_numpy()
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "python"):
+        values = column.to_numpy()  # object strings hash twice as fast as through pandas' string array
+    else:
+        values = column.array  # other extension arrays (nullable ints, Arrow) factorize natively
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64, copy=False), uniques

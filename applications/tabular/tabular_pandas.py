@@ -29,13 +29,36 @@ from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
 from fastlearn.data.databunch import DataBunch
 from fastlearn.data.splitters import RandomSplitter
-from fastlearn.data.tables import read_csv_file
+from fastlearn.data.tables import column_codes, read_csv_file
 from fastlearn.registry import register_code
 from fastlearn.tabular.columns import check_columns, column_list, target_kind
 from fastlearn.tabular.loader import TabularDataLoader, TabularSplit, display_table, table_tensors
 from fastlearn.tabular.procs import TabularProc, as_proc, proc_from_description
 
 SPEC_FORMAT = "fastlearn.tabular/1"
+
+
+def private_copy(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose changes never reach ``df``: shallow under pandas' copy-on-write
+    (pandas 3, or the option on), where it costs nothing; a deep copy otherwise."""
+    cow = int(pd.__version__.split(".")[0]) >= 3
+    if not cow:
+        try:
+            cow = pd.get_option("mode.copy_on_write") is True
+        except (KeyError, pd.errors.OptionError):
+            cow = False
+    return df.copy(deep=not cow)
+
+
+def as_slice(rows: np.ndarray) -> slice | np.ndarray:
+    """``rows`` as a slice when they are consecutive positions (a view, no copy), else unchanged.
+
+    >>> as_slice(np.arange(3, 7)), as_slice(np.array([0, 2]))
+    (slice(3, 7, None), array([0, 2]))
+    """
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) == 1 or bool((np.diff(rows) == 1).all())):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 class TabularPandas:
@@ -71,7 +94,7 @@ class TabularPandas:
         self.y_vocab: CategoryMap | None = given_vocab if self.y_kind == "category" else None
         self.reduce_memory, self.with_cont = reduce_memory, with_cont
         self.splits = self._check_splits(splits, len(df))
-        self.items = self._without_missing_targets(df.copy(), check_missing_targets_arg(missing_targets))
+        self.items = self._without_missing_targets(private_copy(df), check_missing_targets_arg(missing_targets))
         self._tensors: tuple[torch.Tensor, ...] | None = None
         if do_setup:
             self.setup()
@@ -80,7 +103,7 @@ class TabularPandas:
     def _check_splits(splits, n: int) -> list[np.ndarray]:
         if splits is None:
             return [np.arange(n), np.arange(0)]
-        splits = [np.asarray(list(s), dtype=np.int64) for s in splits]
+        splits = [np.array(s if isinstance(s, (np.ndarray, list, tuple)) else list(s), dtype=np.int64) for s in splits]
         for i, split in enumerate(splits):
             if len(split) and (split.min() < 0 or split.max() >= n):
                 raise ValueError(f"splits[{i}] holds positions outside 0..{n - 1} (min {split.min()}, max "
@@ -115,15 +138,18 @@ class TabularPandas:
     def setup(self) -> None:
         """Learn every proc on the training rows and process all rows."""
         df = self._prepare(self.items, "the data")
+        train_rows = as_slice(self.splits[0])
         if self.y_kind == "category" and self.y_vocab is None:
-            self.y_vocab = CategoryMap(df[self.y_names[0]].iloc[self.splits[0]].dropna().unique())
+            codes, uniques = column_codes(df[self.y_names[0]])
+            seen = np.zeros(len(uniques), dtype=bool)
+            seen[codes[train_rows][codes[train_rows] >= 0]] = True
+            self.y_vocab = CategoryMap(uniques[seen])
         for proc in self.procs:
-            proc.setup(self, df.iloc[self.splits[0]])
-            df = proc.apply(df, self)
+            df = proc.setup_apply(self, df, train_rows)
         self.items = self._finish(df, "the data")
 
     def _prepare(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
-        df = df.copy()
+        df = private_copy(df)
         for name in self.cont_names:
             if not pd.api.types.is_numeric_dtype(df[name]) or pd.api.types.is_bool_dtype(df[name]):
                 converted = pd.to_numeric(df[name], errors="coerce")
@@ -152,7 +178,9 @@ class TabularPandas:
         if len(self.y_names) != 1:
             raise ValueError(f"y_names={self.y_names}: a categorical target is one column; pass one name, or "
                              "y_block=RegressionBlock for several float targets")
-        codes = pd.Index(list(self.y_vocab.items)).get_indexer(column)
+        row_codes, uniques = column_codes(column)
+        in_vocab = pd.Index(list(self.y_vocab.items)).get_indexer(uniques)
+        codes = np.append(in_vocab, -1)[row_codes]  # code -1 (missing) stays -1: not in the vocab
         bad = codes < 0
         if bad.any():
             raise ValueError(f"target column {column.name!r} of {source} has label(s) not in the training "
