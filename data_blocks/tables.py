@@ -1,5 +1,6 @@
-"""``read_csv_file``: a CSV file as a DataFrame, with the file named in every error; and
-``column_codes``, a column as integer codes over its distinct values.
+"""``read_csv_file``: a CSV file as a DataFrame, with the file named in every error; and the
+whole-column helpers of the tabular set-up: ``column_codes`` (a column as integer codes over its
+distinct values), ``values_in_rows``, ``as_slice`` and ``private_copy``.
 
 pandas' own messages ("No columns to parse from file", "Could not determine delimiter") do not
 say which file; the ``from_csv`` constructors of every application read through this.
@@ -70,3 +71,41 @@ def column_codes(column: pd.Series) -> tuple[np.ndarray, object]:
         values = column.array  # other extension arrays (nullable ints, Arrow) factorize natively
     codes, uniques = pd.factorize(values)
     return codes.astype(np.int64, copy=False), uniques
+
+
+def values_in_rows(codes: np.ndarray, uniques, rows: slice | np.ndarray):
+    """The ``uniques`` that the rows ``rows`` hold (missing values left out), in ``uniques`` order:
+    the distinct values of those rows, from :func:`column_codes` without hashing them again.
+
+    >>> codes, uniques = column_codes(pd.Series(["b", "a", None, "c"]))
+    >>> list(values_in_rows(codes, uniques, slice(1, 3)))
+    ['a']
+    """
+    seen = np.zeros(len(uniques), dtype=bool)
+    row_codes = codes[rows]
+    seen[row_codes[row_codes >= 0]] = True
+    return uniques[seen]
+
+
+def private_copy(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose changes never reach ``df``: shallow under pandas' copy-on-write
+    (pandas 3, or the option on), where it costs nothing; a deep copy otherwise."""
+    cow = int(pd.__version__.split(".")[0]) >= 3
+    if not cow:
+        try:
+            cow = pd.get_option("mode.copy_on_write") is True
+        except (KeyError, pd.errors.OptionError):
+            cow = False
+    return df.copy(deep=not cow)
+
+
+def as_slice(rows: np.ndarray) -> slice | np.ndarray:
+    """``rows`` as a slice when they are consecutive positions (a view, no copy), else unchanged.
+
+    >>> as_slice(np.arange(3, 7)), as_slice(np.array([0, 2]))
+    (slice(3, 7, None), array([0, 2]))
+    """
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and bool((np.diff(rows) == 1).all()):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+

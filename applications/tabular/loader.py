@@ -15,6 +15,7 @@ import torch
 
 from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.dataloader import DataLoader
+from fastlearn.data.tables import as_slice
 
 
 def table_tensors(to) -> tuple[torch.Tensor, ...]:
@@ -78,7 +79,7 @@ class TabularSplit:
 
     @property
     def items(self) -> pd.DataFrame:
-        return self.tabular.items.iloc[self.idxs]
+        return self.tabular.items.iloc[as_slice(self.idxs)]
 
     @property
     def xs(self) -> pd.DataFrame:
@@ -92,7 +93,8 @@ class TabularSplit:
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """``(cats, conts, ys)`` for these rows (``conts`` left out when ``with_cont`` is False,
         ``ys`` when there is no target)."""
-        index = torch.from_numpy(self.idxs)
+        rows = as_slice(self.idxs)  # consecutive rows (a split cut from an ordered table): views, no copies
+        index = rows if isinstance(rows, slice) else torch.from_numpy(rows)
         return tuple(t[index] for t in self.tabular.tensors())
 
     @property

@@ -26,7 +26,7 @@ import pandas as pd
 
 from fastlearn.data.batch_transforms import Normalize as BatchNormalize
 from fastlearn.data.categorical import CategoryMap
-from fastlearn.data.tables import column_codes
+from fastlearn.data.tables import column_codes, values_in_rows
 from fastlearn.registry import code_from_name
 
 PROCS: dict[str, type] = {}
@@ -168,10 +168,7 @@ class Categorify(RowsProc):
     @staticmethod
     def _vocab(codes: np.ndarray, uniques, rows: slice | np.ndarray) -> CategoryMap:
         """The sorted values of ``rows`` (missing ones left out), ``#na#`` first."""
-        seen = np.zeros(len(uniques), dtype=bool)
-        row_codes = codes[rows]
-        seen[row_codes[row_codes >= 0]] = True
-        return CategoryMap(uniques[seen], sort=True, add_na=True)
+        return CategoryMap(values_in_rows(codes, uniques, rows), sort=True, add_na=True)
 
     def _encode(self, column: pd.Series, codes: np.ndarray, uniques, vocab: CategoryMap) -> np.ndarray:
         """Each row's index in ``vocab``: 0 for a missing value or one not in the vocab (reported
@@ -246,12 +243,14 @@ class FillMissing(RowsProc):
         """The value to fill ``name`` with, from its training values (NaN where missing)."""
         if self.fill_strategy == "constant":
             return self.fill_val
-        values = pd.Series(values[~np.isnan(values)])  # pandas' median and mode, as they always were
-        if values.empty:
+        values = values[~np.isnan(values)]
+        if not len(values):
             raise ValueError(f"continuous column {name!r} has no value in the training rows, so "
                              f"FillMissing cannot compute its {self.fill_strategy}; drop the column or use "
                              "FillMissing(fill_strategy='constant', fill_val=...)")
-        return float(values.median() if self.fill_strategy == "median" else values.mode().iloc[0])
+        if self.fill_strategy == "median":
+            return float(np.median(values))  # what pandas' median computes on the values, without its copies
+        return float(pd.Series(values).mode().iloc[0])
 
     def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:
         self.fill_values, self.na_cols = {}, []

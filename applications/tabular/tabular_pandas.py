@@ -29,36 +29,13 @@ from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
 from fastlearn.data.databunch import DataBunch
 from fastlearn.data.splitters import RandomSplitter
-from fastlearn.data.tables import column_codes, read_csv_file
+from fastlearn.data.tables import as_slice, column_codes, private_copy, read_csv_file, values_in_rows
 from fastlearn.registry import register_code
 from fastlearn.tabular.columns import check_columns, column_list, target_kind
 from fastlearn.tabular.loader import TabularDataLoader, TabularSplit, display_table, table_tensors
 from fastlearn.tabular.procs import TabularProc, as_proc, proc_from_description
 
 SPEC_FORMAT = "fastlearn.tabular/1"
-
-
-def private_copy(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` whose changes never reach ``df``: shallow under pandas' copy-on-write
-    (pandas 3, or the option on), where it costs nothing; a deep copy otherwise."""
-    cow = int(pd.__version__.split(".")[0]) >= 3
-    if not cow:
-        try:
-            cow = pd.get_option("mode.copy_on_write") is True
-        except (KeyError, pd.errors.OptionError):
-            cow = False
-    return df.copy(deep=not cow)
-
-
-def as_slice(rows: np.ndarray) -> slice | np.ndarray:
-    """``rows`` as a slice when they are consecutive positions (a view, no copy), else unchanged.
-
-    >>> as_slice(np.arange(3, 7)), as_slice(np.array([0, 2]))
-    (slice(3, 7, None), array([0, 2]))
-    """
-    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) == 1 or bool((np.diff(rows) == 1).all())):
-        return slice(int(rows[0]), int(rows[-1]) + 1)
-    return rows
 
 
 class TabularPandas:
@@ -139,14 +116,9 @@ class TabularPandas:
         """Learn every proc on the training rows and process all rows."""
         df = self._prepare(self.items, "the data")
         train_rows = as_slice(self.splits[0])
-        if self.y_kind == "category" and self.y_vocab is None:
-            codes, uniques = column_codes(df[self.y_names[0]])
-            seen = np.zeros(len(uniques), dtype=bool)
-            seen[codes[train_rows][codes[train_rows] >= 0]] = True
-            self.y_vocab = CategoryMap(uniques[seen])
         for proc in self.procs:
             df = proc.setup_apply(self, df, train_rows)
-        self.items = self._finish(df, "the data")
+        self.items = self._finish(df, "the data", train_rows)
 
     def _prepare(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         df = private_copy(df)
@@ -162,10 +134,10 @@ class TabularPandas:
             df[name] = df[name].astype("float64")
         return df
 
-    def _finish(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
+    def _finish(self, df: pd.DataFrame, source: str, train_rows: slice | np.ndarray | None = None) -> pd.DataFrame:
         present = [name for name in self.y_names if name in df.columns]
         if self.y_kind == "category" and present:
-            df[present[0]] = self._encode_target(df[present[0]], source)
+            df[present[0]] = self._encode_target(df[present[0]], source, train_rows)
         elif self.y_kind == "regression" and present:
             for name in present:
                 df[name] = pd.to_numeric(df[name], errors="raise").astype("float32")
@@ -174,11 +146,16 @@ class TabularPandas:
                 df[name] = df[name].astype("float32")
         return df
 
-    def _encode_target(self, column: pd.Series, source: str) -> np.ndarray:
+    def _encode_target(self, column: pd.Series, source: str, train_rows: slice | np.ndarray | None = None
+                       ) -> np.ndarray:
+        """The class codes of ``column``; in ``setup`` (``train_rows`` given) the vocab, unless one
+        was given, is first learnt from those rows (sorted), from the same one hashing of the column."""
         if len(self.y_names) != 1:
             raise ValueError(f"y_names={self.y_names}: a categorical target is one column; pass one name, or "
                              "y_block=RegressionBlock for several float targets")
         row_codes, uniques = column_codes(column)
+        if self.y_vocab is None and train_rows is not None:
+            self.y_vocab = CategoryMap(values_in_rows(row_codes, uniques, train_rows))
         in_vocab = pd.Index(list(self.y_vocab.items)).get_indexer(uniques)
         codes = np.append(in_vocab, -1)[row_codes]  # code -1 (missing) stays -1: not in the vocab
         bad = codes < 0
