@@ -27,12 +27,11 @@ def table_tensors(to) -> tuple[torch.Tensor, ...]:
         if not (pd.api.types.is_integer_dtype(df[name]) or pd.api.types.is_bool_dtype(df[name])):
             raise ValueError(f"categorical column {name!r} holds {df[name].dtype} values, not codes; add "
                              "Categorify to procs")
-    cats = torch.from_numpy(df[to.cat_names].to_numpy(dtype=np.int64, copy=True).reshape(len(df), -1))
-    parts = [cats]
+    parts = [torch.from_numpy(_row_major(df, to.cat_names, np.int64))]
     if to.with_cont:
-        conts = df[to.cont_names].to_numpy(dtype=np.float32, copy=True).reshape(len(df), -1)
-        nan_rows, nan_cols = np.nonzero(np.isnan(conts))
-        if len(nan_rows):
+        conts = _row_major(df, to.cont_names, np.float32)
+        if np.isnan(conts).any():
+            nan_rows, nan_cols = np.nonzero(np.isnan(conts))
             name = to.cont_names[nan_cols[0]]
             raise ValueError(f"continuous column {name!r} has missing values (NaN), first at row "
                              f"{df.index[nan_rows[0]]!r} ({len(nan_rows)} in all); add FillMissing to "
@@ -42,9 +41,15 @@ def table_tensors(to) -> tuple[torch.Tensor, ...]:
         if to.y_kind == "category":
             parts.append(torch.from_numpy(df[to.y_names[0]].to_numpy(dtype=np.int64, copy=True)))
         else:
-            ys = df[to.y_names].to_numpy(dtype=np.float32, copy=True)
+            ys = _row_major(df, to.y_names, np.float32)
             parts.append(torch.from_numpy(ys[:, 0].copy() if ys.shape[1] == 1 else ys))
     return tuple(parts)
+
+
+def _row_major(df: pd.DataFrame, names: list[str], dtype) -> np.ndarray:
+    """The columns ``names`` as a new ``(N, len(names))`` array in row order (C-contiguous): pandas
+    hands columns back column-major, and a batch gathers rows."""
+    return np.array(df[names].to_numpy(dtype=dtype), order="C").reshape(len(df), -1)
 
 
 def display_table(df: pd.DataFrame) -> None:

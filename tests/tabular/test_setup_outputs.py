@@ -134,6 +134,7 @@ def test_loader_tensors_are_the_processed_rows_of_each_split(built):
         cats, conts, ys = dl.dataset.tensors()
         rows = to.items.iloc[split]
         assert cats.dtype == torch.int64 and conts.dtype == torch.float32 and ys.dtype == torch.int64
+        assert cats.is_contiguous() and conts.is_contiguous()  # rows in memory order: batches gather rows
         assert cats.shape == (len(split), n_cat) and conts.shape == (len(split), len(CONTS))
         assert torch.equal(cats, torch.tensor(rows[to.cat_names].to_numpy(np.int64)))
         assert torch.equal(conts, torch.tensor(rows[CONTS].to_numpy(np.float32)))
