@@ -1,6 +1,6 @@
 """``read_csv_file``: a CSV file as a DataFrame, with the file named in every error; and the
 whole-column helpers of the tabular set-up: ``column_codes`` (a column as integer codes over its
-distinct values), ``values_in_rows``, ``as_slice`` and ``private_copy``.
+distinct values), ``values_in_rows``, ``as_slice``, ``private_copy`` and ``set_column``.
 
 pandas' own messages ("No columns to parse from file", "Could not determine delimiter") do not
 say which file; the ``from_csv`` constructors of every application read through this.
@@ -90,13 +90,21 @@ def values_in_rows(codes: np.ndarray, uniques, rows: slice | np.ndarray):
 def private_copy(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose changes never reach ``df``: shallow under pandas' copy-on-write
     (pandas 3, or the option on), where it costs nothing; a deep copy otherwise."""
-    cow = int(pd.__version__.split(".")[0]) >= 3
-    if not cow:
-        try:
-            cow = pd.get_option("mode.copy_on_write") is True
-        except (KeyError, pd.errors.OptionError):
-            cow = False
-    return df.copy(deep=not cow)
+    return df.copy(deep=not _copy_on_write())
+
+
+def _copy_on_write() -> bool:
+    return int(pd.__version__.split(".")[0]) >= 3 or pd.get_option("mode.copy_on_write") is True
+
+
+def set_column(df: pd.DataFrame, name: str, values: np.ndarray) -> None:
+    """``df[name] = values`` for a new array nothing else holds: kept as it is rather than copied
+    (pandas copies a bare array it is given, to guard the caller's).
+
+    >>> df = pd.DataFrame({"a": [1, 2]}); set_column(df, "b", np.array([3, 4])); df["b"].tolist()
+    [3, 4]
+    """
+    df[name] = pd.Series(values, index=df.index, copy=False)
 
 
 def as_slice(rows: np.ndarray) -> slice | np.ndarray:

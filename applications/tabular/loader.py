@@ -47,9 +47,11 @@ def table_tensors(to) -> tuple[torch.Tensor, ...]:
 
 
 def _row_major(df: pd.DataFrame, names: list[str], dtype) -> np.ndarray:
-    """The columns ``names`` as a new ``(N, len(names))`` array in row order (C-contiguous): pandas
-    hands columns back column-major, and a batch gathers rows."""
-    return np.array(df[names].to_numpy(dtype=dtype), order="C").reshape(len(df), -1)
+    """The columns ``names`` as a new ``(N, len(names))`` array in row order (C-contiguous, one
+    allocation): pandas hands a frame's columns back column-major, and a batch gathers rows."""
+    if not names:
+        return np.empty((len(df), 0), dtype=dtype)
+    return np.stack([df[name].to_numpy(dtype=dtype) for name in names], axis=1)
 
 
 def display_table(df: pd.DataFrame) -> None:

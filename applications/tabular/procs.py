@@ -26,7 +26,7 @@ import pandas as pd
 
 from fastlearn.data.batch_transforms import Normalize as BatchNormalize
 from fastlearn.data.categorical import CategoryMap
-from fastlearn.data.tables import column_codes, values_in_rows
+from fastlearn.data.tables import column_codes, set_column, values_in_rows
 from fastlearn.registry import code_from_name
 
 PROCS: dict[str, type] = {}
@@ -153,7 +153,7 @@ class Categorify(RowsProc):
 
     def apply(self, df: pd.DataFrame, to) -> pd.DataFrame:
         for name, vocab in self.classes.items():
-            df[name] = self._encode(df[name], *column_codes(df[name]), vocab)
+            set_column(df, name, self._encode(df[name], *column_codes(df[name]), vocab))
         return df
 
     def setup_apply(self, to, df: pd.DataFrame, train_rows: slice | np.ndarray) -> pd.DataFrame:
@@ -162,7 +162,7 @@ class Categorify(RowsProc):
         for name in to.cat_names:
             codes, uniques = column_codes(df[name])
             self.classes[name] = vocab = self._vocab(codes, uniques, train_rows)
-            df[name] = self._encode(df[name], codes, uniques, vocab)
+            set_column(df, name, self._encode(df[name], codes, uniques, vocab))
         return df
 
     @staticmethod
@@ -249,7 +249,7 @@ class FillMissing(RowsProc):
                              f"FillMissing cannot compute its {self.fill_strategy}; drop the column or use "
                              "FillMissing(fill_strategy='constant', fill_val=...)")
         if self.fill_strategy == "median":
-            return float(np.median(values))  # what pandas' median computes on the values, without its copies
+            return float(np.median(values, overwrite_input=True))  # pandas' median of the values, without its copies
         return float(pd.Series(values).mode().iloc[0])
 
     def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:
@@ -309,7 +309,9 @@ class NormalizeTab(RowsProc):
 
     def apply(self, df: pd.DataFrame, to) -> pd.DataFrame:
         for name, mean in self.means.items():
-            df[name] = (df[name] - mean) / self.stds[name]
+            scaled = df[name].to_numpy(dtype=np.float64) - mean
+            scaled /= self.stds[name]
+            set_column(df, name, scaled)
         return df
 
     def decode(self, df: pd.DataFrame, to) -> pd.DataFrame:

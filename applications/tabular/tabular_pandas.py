@@ -29,7 +29,7 @@ from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
 from fastlearn.data.databunch import DataBunch
 from fastlearn.data.splitters import RandomSplitter
-from fastlearn.data.tables import as_slice, column_codes, private_copy, read_csv_file, values_in_rows
+from fastlearn.data.tables import as_slice, column_codes, private_copy, read_csv_file, set_column, values_in_rows
 from fastlearn.registry import register_code
 from fastlearn.tabular.columns import check_columns, column_list, target_kind
 from fastlearn.tabular.loader import TabularDataLoader, TabularSplit, display_table, table_tensors
@@ -137,7 +137,7 @@ class TabularPandas:
     def _finish(self, df: pd.DataFrame, source: str, train_rows: slice | np.ndarray | None = None) -> pd.DataFrame:
         present = [name for name in self.y_names if name in df.columns]
         if self.y_kind == "category" and present:
-            df[present[0]] = self._encode_target(df[present[0]], source, train_rows)
+            set_column(df, present[0], self._encode_target(df[present[0]], source, train_rows))
         elif self.y_kind == "regression" and present:
             for name in present:
                 df[name] = pd.to_numeric(df[name], errors="raise").astype("float32")
