@@ -80,8 +80,12 @@ def missing_in_columns(df, columns: Sequence[str]) -> np.ndarray:
         if column.dtype.kind in "OSU":  # strings: blank ones are missing too, judged once per distinct value
             try:
                 codes, uniques = column_codes(column)
-            except TypeError:  # unhashable values (lists): none is a blank string
+            except TypeError:  # unhashable values (lists): the strings among them one by one
                 missing |= column.isna().to_numpy()
+                try:
+                    missing |= column.str.strip().eq("").to_numpy(dtype=bool, na_value=False)
+                except AttributeError:  # no strings in the column
+                    pass
                 continue
             blank = [isinstance(value, str) and value.strip() == "" for value in uniques]
             missing |= np.array(blank + [True], dtype=bool)[codes]  # code -1 (missing) takes the last

@@ -249,7 +249,7 @@ class FillMissing(RowsProc):
                              f"FillMissing cannot compute its {self.fill_strategy}; drop the column or use "
                              "FillMissing(fill_strategy='constant', fill_val=...)")
         if self.fill_strategy == "median":
-            return float(np.median(values, overwrite_input=True))  # pandas' median of the values, without its copies
+            return float(np.median(values, overwrite_input=True))  # pandas' median, without its copies
         return float(pd.Series(values).mode().iloc[0])
 
     def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:

@@ -80,7 +80,8 @@ class TabularPandas:
     def _check_splits(splits, n: int) -> list[np.ndarray]:
         if splits is None:
             return [np.arange(n), np.arange(0)]
-        splits = [np.array(s if isinstance(s, (np.ndarray, list, tuple)) else list(s), dtype=np.int64) for s in splits]
+        splits = [np.array(s if isinstance(s, (np.ndarray, list, tuple)) else list(s), dtype=np.int64)
+                  for s in splits]
         for i, split in enumerate(splits):
             if len(split) and (split.min() < 0 or split.max() >= n):
                 raise ValueError(f"splits[{i}] holds positions outside 0..{n - 1} (min {split.min()}, max "

@@ -206,14 +206,14 @@ def test_blank_and_missing_targets_are_found_per_column_kind():
         "o": pd.Series([1, "x", " ", None, 2.5, "y"], dtype=object),
         "c": pd.Categorical(["u", None, " ", "u", "v", "v"]),
         "n": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
-        "lists": pd.Series([["a"], [], None, ["b"], ["c"], ["d"]], dtype=object),
+        "lists": pd.Series([["a"], [], None, ["b"], " ", ["d"]], dtype=object),
         "f": [1.0, np.inf, 2.0, np.nan, 3.0, 4.0],
     })
     assert missing_in_columns(df, ["s"]).tolist() == [False, True, True, False, True, True]
     assert missing_in_columns(df, ["o"]).tolist() == [False, False, True, True, False, False]
     assert missing_in_columns(df, ["c"]).tolist() == [False, True, True, False, False, False]
     assert missing_in_columns(df, ["n"]).tolist() == [False, True, False, False, False, False]
-    assert missing_in_columns(df, ["lists"]).tolist() == [False, False, True, False, False, False]
+    assert missing_in_columns(df, ["lists"]).tolist() == [False, False, True, False, True, False]
     assert missing_in_columns(df, ["f", "n"]).tolist() == [False, True, False, True, False, False]
 
 
