@@ -73,18 +73,26 @@ def missing_in_columns(df, columns: Sequence[str]) -> np.ndarray:
     >>> missing_in_columns(pd.DataFrame({"y": ["a", " ", None], "z": [1.0, 2.0, 3.0]}), ["y", "z"]).tolist()
     [False, True, True]
     """
+    from fastlearn.data.tables import column_codes  # pandas is loaded: df is a DataFrame
     missing = np.zeros(len(df), dtype=bool)
     for name in columns:
         column = df[name]
+        if column.dtype.kind in "OSU":  # strings: blank ones are missing too, judged once per distinct value
+            try:
+                codes, uniques = column_codes(column)
+            except TypeError:  # unhashable values (lists): the strings among them one by one
+                missing |= column.isna().to_numpy()
+                try:
+                    missing |= column.str.strip().eq("").to_numpy(dtype=bool, na_value=False)
+                except AttributeError:  # no strings in the column
+                    pass
+                continue
+            blank = [isinstance(value, str) and value.strip() == "" for value in uniques]
+            missing |= np.array(blank + [True], dtype=bool)[codes]  # code -1 (missing) takes the last
+            continue
         missing |= column.isna().to_numpy()
         if column.dtype.kind == "f":
             missing |= ~np.isfinite(column.to_numpy())
-        elif column.dtype.kind in "OSU":
-            try:
-                blank = column.str.strip().eq("")
-            except AttributeError:  # no strings in the column
-                continue
-            missing |= blank.to_numpy(dtype=bool, na_value=False)
     return missing
 
 

@@ -15,6 +15,7 @@ import torch
 
 from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.dataloader import DataLoader
+from fastlearn.data.tables import as_slice
 
 
 def table_tensors(to) -> tuple[torch.Tensor, ...]:
@@ -26,12 +27,11 @@ def table_tensors(to) -> tuple[torch.Tensor, ...]:
         if not (pd.api.types.is_integer_dtype(df[name]) or pd.api.types.is_bool_dtype(df[name])):
             raise ValueError(f"categorical column {name!r} holds {df[name].dtype} values, not codes; add "
                              "Categorify to procs")
-    cats = torch.from_numpy(df[to.cat_names].to_numpy(dtype=np.int64, copy=True).reshape(len(df), -1))
-    parts = [cats]
+    parts = [torch.from_numpy(_row_major(df, to.cat_names, np.int64))]
     if to.with_cont:
-        conts = df[to.cont_names].to_numpy(dtype=np.float32, copy=True).reshape(len(df), -1)
-        nan_rows, nan_cols = np.nonzero(np.isnan(conts))
-        if len(nan_rows):
+        conts = _row_major(df, to.cont_names, np.float32)
+        if np.isnan(conts).any():
+            nan_rows, nan_cols = np.nonzero(np.isnan(conts))
             name = to.cont_names[nan_cols[0]]
             raise ValueError(f"continuous column {name!r} has missing values (NaN), first at row "
                              f"{df.index[nan_rows[0]]!r} ({len(nan_rows)} in all); add FillMissing to "
@@ -41,9 +41,17 @@ def table_tensors(to) -> tuple[torch.Tensor, ...]:
         if to.y_kind == "category":
             parts.append(torch.from_numpy(df[to.y_names[0]].to_numpy(dtype=np.int64, copy=True)))
         else:
-            ys = df[to.y_names].to_numpy(dtype=np.float32, copy=True)
+            ys = _row_major(df, to.y_names, np.float32)
             parts.append(torch.from_numpy(ys[:, 0].copy() if ys.shape[1] == 1 else ys))
     return tuple(parts)
+
+
+def _row_major(df: pd.DataFrame, names: list[str], dtype) -> np.ndarray:
+    """The columns ``names`` as a new ``(N, len(names))`` array in row order (C-contiguous, one
+    allocation): pandas hands a frame's columns back column-major, and a batch gathers rows."""
+    if not names:
+        return np.empty((len(df), 0), dtype=dtype)
+    return np.stack([df[name].to_numpy(dtype=dtype) for name in names], axis=1)
 
 
 def display_table(df: pd.DataFrame) -> None:
@@ -78,7 +86,7 @@ class TabularSplit:
 
     @property
     def items(self) -> pd.DataFrame:
-        return self.tabular.items.iloc[self.idxs]
+        return self.tabular.items.iloc[as_slice(self.idxs)]
 
     @property
     def xs(self) -> pd.DataFrame:
@@ -92,7 +100,8 @@ class TabularSplit:
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """``(cats, conts, ys)`` for these rows (``conts`` left out when ``with_cont`` is False,
         ``ys`` when there is no target)."""
-        index = torch.from_numpy(self.idxs)
+        rows = as_slice(self.idxs)  # consecutive rows (a split cut from an ordered table): views, no copies
+        index = rows if isinstance(rows, slice) else torch.from_numpy(rows)
         return tuple(t[index] for t in self.tabular.tensors())
 
     @property

@@ -2,8 +2,9 @@
 
 ``FillMissing`` fills missing continuous values (and adds ``<col>_na`` flags), ``Categorify``
 turns categorical columns into integer codes (``#na#`` is 0), ``NormalizeTab`` scales continuous
-columns to mean 0, std 1. Each works on whole pandas columns at once, and describes its state
-(vocabularies, fill values, means and stds) as JSON for export.
+columns to mean 0, std 1. Each works on whole columns at once (NumPy arrays, each string column
+hashed once), reads only the columns it needs, and describes its state (vocabularies, fill
+values, means and stds) as JSON for export.
 
 In ``procs=[...]`` the data layer's ``Normalize`` (the name course code uses) stands for
 ``NormalizeTab``: see :func:`as_proc`, the one place this mapping happens.
@@ -25,6 +26,7 @@ import pandas as pd
 
 from fastlearn.data.batch_transforms import Normalize as BatchNormalize
 from fastlearn.data.categorical import CategoryMap
+from fastlearn.data.tables import column_codes, set_column, values_in_rows
 from fastlearn.registry import code_from_name
 
 PROCS: dict[str, type] = {}
@@ -64,6 +66,14 @@ class TabularProc:
         """Transform ``df`` (a copy owned by the caller) and return it."""
         return df
 
+    def setup_apply(self, to, df: pd.DataFrame, train_rows: slice | np.ndarray) -> pd.DataFrame:
+        """``setup`` on the rows ``train_rows`` of ``df`` (a slice or row positions), then ``apply``
+        to all of ``df``: what ``TabularPandas`` calls. The built-in procs read only their columns'
+        training rows here instead of a copy of the whole training frame; a custom proc needs only
+        ``setup`` and ``apply``."""
+        self.setup(to, df.iloc[train_rows])
+        return self.apply(df, to)
+
     def decode(self, df: pd.DataFrame, to) -> pd.DataFrame:
         """Undo ``apply`` on ``df`` where possible (e.g. codes back to labels)."""
         return df
@@ -86,6 +96,21 @@ class TabularProc:
         return f"{type(self).__name__}()"
 
 
+class RowsProc(TabularProc):
+    """A proc that learns from the training rows of its own columns, ``_learn(to, df, rows)``,
+    so that ``setup_apply`` needs no copy of the training frame (the built-in procs)."""
+
+    def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:
+        raise NotImplementedError
+
+    def setup(self, to, train: pd.DataFrame) -> None:
+        self._learn(to, train, slice(None))
+
+    def setup_apply(self, to, df: pd.DataFrame, train_rows: slice | np.ndarray) -> pd.DataFrame:
+        self._learn(to, df, train_rows)
+        return self.apply(df, to)
+
+
 def proc_from_description(description: dict) -> TabularProc:
     """Rebuild a proc from :meth:`TabularProc.describe` (importing its module so it registers)."""
     module = description.get("module")
@@ -99,7 +124,7 @@ def proc_from_description(description: dict) -> TabularProc:
 
 
 @register_proc
-class Categorify(TabularProc):
+class Categorify(RowsProc):
     """Categorical columns to integer codes: the vocab of each column is built from the training
     rows (sorted, ``#na#`` at index 0); missing values get 0.
 
@@ -123,19 +148,37 @@ class Categorify(TabularProc):
         self.unseen = unseen
         self.classes: dict[str, CategoryMap] = {}
 
-    def setup(self, to, train: pd.DataFrame) -> None:
-        self.classes = {name: CategoryMap(train[name].dropna().unique(), sort=True, add_na=True)
-                        for name in to.cat_names}
+    def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:
+        self.classes = {name: self._vocab(*column_codes(df[name]), rows) for name in to.cat_names}
 
     def apply(self, df: pd.DataFrame, to) -> pd.DataFrame:
         for name, vocab in self.classes.items():
-            column = df[name]
-            codes = pd.Index(list(vocab.items)[1:]).get_indexer(column) + 1
-            unseen = (codes == 0) & column.notna().to_numpy()
-            if unseen.any():
-                self._report_unseen(name, column, unseen, vocab)
-            df[name] = codes.astype(np.int64)
+            set_column(df, name, self._encode(df[name], *column_codes(df[name]), vocab))
         return df
+
+    def setup_apply(self, to, df: pd.DataFrame, train_rows: slice | np.ndarray) -> pd.DataFrame:
+        """Each column hashed once: its codes give both the training vocab and the rows' codes."""
+        self.classes = {}
+        for name in to.cat_names:
+            codes, uniques = column_codes(df[name])
+            self.classes[name] = vocab = self._vocab(codes, uniques, train_rows)
+            set_column(df, name, self._encode(df[name], codes, uniques, vocab))
+        return df
+
+    @staticmethod
+    def _vocab(codes: np.ndarray, uniques, rows: slice | np.ndarray) -> CategoryMap:
+        """The sorted values of ``rows`` (missing ones left out), ``#na#`` first."""
+        return CategoryMap(values_in_rows(codes, uniques, rows), sort=True, add_na=True)
+
+    def _encode(self, column: pd.Series, codes: np.ndarray, uniques, vocab: CategoryMap) -> np.ndarray:
+        """Each row's index in ``vocab``: 0 for a missing value or one not in the vocab (reported
+        as ``unseen`` says). The vocab is looked up once per distinct value."""
+        in_vocab = pd.Index(list(vocab.items)[1:]).get_indexer(uniques) + 1
+        out = np.append(in_vocab, 0).astype(np.int64)[codes]  # code -1 (missing) takes the last: 0
+        unseen = (out == 0) & (codes >= 0)
+        if unseen.any():
+            self._report_unseen(column.name, column, unseen, vocab)
+        return out
 
     def _report_unseen(self, name: str, column: pd.Series, unseen: np.ndarray, vocab: CategoryMap) -> None:
         rows = column.index[unseen]
@@ -172,7 +215,7 @@ class Categorify(TabularProc):
 
 
 @register_proc
-class FillMissing(TabularProc):
+class FillMissing(RowsProc):
     """Fill missing continuous values with the training rows' ``median`` (default), ``mode`` or a
     ``constant`` (``fill_val``); with ``add_col`` each column that had missing values in training
     gets a ``<col>_na`` boolean column, added to the categorical columns.
@@ -196,19 +239,26 @@ class FillMissing(TabularProc):
         self.fill_values: dict[str, float] = {}
         self.na_cols: list[str] = []
 
-    def _fill_value(self, column: pd.Series) -> float:
+    def _fill_value(self, name: str, values: np.ndarray) -> float:
+        """The value to fill ``name`` with, from its training values (NaN where missing)."""
         if self.fill_strategy == "constant":
             return self.fill_val
-        values = column.dropna()
-        if values.empty:
-            raise ValueError(f"continuous column {column.name!r} has no value in the training rows, so "
+        values = values[~np.isnan(values)]
+        if not len(values):
+            raise ValueError(f"continuous column {name!r} has no value in the training rows, so "
                              f"FillMissing cannot compute its {self.fill_strategy}; drop the column or use "
                              "FillMissing(fill_strategy='constant', fill_val=...)")
-        return float(values.median() if self.fill_strategy == "median" else values.mode().iloc[0])
+        if self.fill_strategy == "median":
+            return float(np.median(values, overwrite_input=True))  # pandas' median, without its copies
+        return float(pd.Series(values).mode().iloc[0])
 
-    def setup(self, to, train: pd.DataFrame) -> None:
-        self.fill_values = {name: self._fill_value(train[name]) for name in to.cont_names}
-        self.na_cols = [name for name in to.cont_names if train[name].isna().any()]
+    def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:
+        self.fill_values, self.na_cols = {}, []
+        for name in to.cont_names:
+            values = _float_values(df[name])[rows]
+            self.fill_values[name] = self._fill_value(name, values)
+            if np.isnan(values).any():
+                self.na_cols.append(name)
         if self.add_col:
             to.cat_names = list(to.cat_names) + [f"{n}_na" for n in self.na_cols if f"{n}_na" not in to.cat_names]
 
@@ -216,7 +266,10 @@ class FillMissing(TabularProc):
         if self.add_col:
             for name in self.na_cols:
                 df[f"{name}_na"] = df[name].isna()
-        return df.fillna(value={name: value for name, value in self.fill_values.items() if name in df})
+        for name, value in self.fill_values.items():
+            if name in df and df[name].hasnans:
+                df[name] = df[name].fillna(value)
+        return df
 
     def state(self) -> dict:
         return {"fill_strategy": self.fill_strategy, "add_col": self.add_col, "fill_val": self.fill_val,
@@ -227,7 +280,7 @@ class FillMissing(TabularProc):
 
 
 @register_proc
-class NormalizeTab(TabularProc):
+class NormalizeTab(RowsProc):
     """Continuous columns to mean 0 and std 1, with the mean and std of the training rows.
 
     Course code writes ``Normalize`` in ``procs=[...]``; it is mapped to this proc.
@@ -246,14 +299,19 @@ class NormalizeTab(TabularProc):
         self.means: dict[str, float] = {}
         self.stds: dict[str, float] = {}
 
-    def setup(self, to, train: pd.DataFrame) -> None:
-        conts = train[list(to.cont_names)].astype("float64")
-        self.means = {name: float(v) for name, v in conts.mean().items()}
-        self.stds = {name: float(v) + 1e-7 for name, v in conts.std(ddof=0).fillna(0.0).items()}
+    def _learn(self, to, df: pd.DataFrame, rows: slice | np.ndarray) -> None:
+        self.means, self.stds = {}, {}
+        for name in to.cont_names:
+            values = pd.Series(_float_values(df[name])[rows])  # pandas' mean and std: NaN left out
+            std = values.std(ddof=0)
+            self.means[name] = float(values.mean())
+            self.stds[name] = (0.0 if np.isnan(std) else float(std)) + 1e-7
 
     def apply(self, df: pd.DataFrame, to) -> pd.DataFrame:
         for name, mean in self.means.items():
-            df[name] = (df[name] - mean) / self.stds[name]
+            scaled = df[name].to_numpy(dtype=np.float64) - mean
+            scaled /= self.stds[name]
+            set_column(df, name, scaled)
         return df
 
     def decode(self, df: pd.DataFrame, to) -> pd.DataFrame:
@@ -264,6 +322,11 @@ class NormalizeTab(TabularProc):
 
     def state(self) -> dict:
         return {"means": self.means, "stds": self.stds}
+
+
+def _float_values(column: pd.Series) -> np.ndarray:
+    """A continuous column as float64 NumPy values (a view when it is float64 already)."""
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def as_proc(proc) -> TabularProc:

@@ -29,7 +29,7 @@ from fastlearn.data.categorical import CategoryMap
 from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
 from fastlearn.data.databunch import DataBunch
 from fastlearn.data.splitters import RandomSplitter
-from fastlearn.data.tables import read_csv_file
+from fastlearn.data.tables import as_slice, column_codes, private_copy, read_csv_file, set_column, values_in_rows
 from fastlearn.registry import register_code
 from fastlearn.tabular.columns import check_columns, column_list, target_kind
 from fastlearn.tabular.loader import TabularDataLoader, TabularSplit, display_table, table_tensors
@@ -71,7 +71,7 @@ class TabularPandas:
         self.y_vocab: CategoryMap | None = given_vocab if self.y_kind == "category" else None
         self.reduce_memory, self.with_cont = reduce_memory, with_cont
         self.splits = self._check_splits(splits, len(df))
-        self.items = self._without_missing_targets(df.copy(), check_missing_targets_arg(missing_targets))
+        self.items = self._without_missing_targets(private_copy(df), check_missing_targets_arg(missing_targets))
         self._tensors: tuple[torch.Tensor, ...] | None = None
         if do_setup:
             self.setup()
@@ -80,7 +80,8 @@ class TabularPandas:
     def _check_splits(splits, n: int) -> list[np.ndarray]:
         if splits is None:
             return [np.arange(n), np.arange(0)]
-        splits = [np.asarray(list(s), dtype=np.int64) for s in splits]
+        splits = [np.array(s if isinstance(s, (np.ndarray, list, tuple)) else list(s), dtype=np.int64)
+                  for s in splits]
         for i, split in enumerate(splits):
             if len(split) and (split.min() < 0 or split.max() >= n):
                 raise ValueError(f"splits[{i}] holds positions outside 0..{n - 1} (min {split.min()}, max "
@@ -115,15 +116,13 @@ class TabularPandas:
     def setup(self) -> None:
         """Learn every proc on the training rows and process all rows."""
         df = self._prepare(self.items, "the data")
-        if self.y_kind == "category" and self.y_vocab is None:
-            self.y_vocab = CategoryMap(df[self.y_names[0]].iloc[self.splits[0]].dropna().unique())
+        train_rows = as_slice(self.splits[0])
         for proc in self.procs:
-            proc.setup(self, df.iloc[self.splits[0]])
-            df = proc.apply(df, self)
-        self.items = self._finish(df, "the data")
+            df = proc.setup_apply(self, df, train_rows)
+        self.items = self._finish(df, "the data", train_rows)
 
     def _prepare(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
-        df = df.copy()
+        df = private_copy(df)
         for name in self.cont_names:
             if not pd.api.types.is_numeric_dtype(df[name]) or pd.api.types.is_bool_dtype(df[name]):
                 converted = pd.to_numeric(df[name], errors="coerce")
@@ -136,10 +135,10 @@ class TabularPandas:
             df[name] = df[name].astype("float64")
         return df
 
-    def _finish(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
+    def _finish(self, df: pd.DataFrame, source: str, train_rows: slice | np.ndarray | None = None) -> pd.DataFrame:
         present = [name for name in self.y_names if name in df.columns]
         if self.y_kind == "category" and present:
-            df[present[0]] = self._encode_target(df[present[0]], source)
+            set_column(df, present[0], self._encode_target(df[present[0]], source, train_rows))
         elif self.y_kind == "regression" and present:
             for name in present:
                 df[name] = pd.to_numeric(df[name], errors="raise").astype("float32")
@@ -148,11 +147,18 @@ class TabularPandas:
                 df[name] = df[name].astype("float32")
         return df
 
-    def _encode_target(self, column: pd.Series, source: str) -> np.ndarray:
+    def _encode_target(self, column: pd.Series, source: str, train_rows: slice | np.ndarray | None = None
+                       ) -> np.ndarray:
+        """The class codes of ``column``; in ``setup`` (``train_rows`` given) the vocab, unless one
+        was given, is first learnt from those rows (sorted), from the same one hashing of the column."""
         if len(self.y_names) != 1:
             raise ValueError(f"y_names={self.y_names}: a categorical target is one column; pass one name, or "
                              "y_block=RegressionBlock for several float targets")
-        codes = pd.Index(list(self.y_vocab.items)).get_indexer(column)
+        row_codes, uniques = column_codes(column)
+        if self.y_vocab is None and train_rows is not None:
+            self.y_vocab = CategoryMap(values_in_rows(row_codes, uniques, train_rows))
+        in_vocab = pd.Index(list(self.y_vocab.items)).get_indexer(uniques)
+        codes = np.append(in_vocab, -1)[row_codes]  # code -1 (missing) stays -1: not in the vocab
         bad = codes < 0
         if bad.any():
             raise ValueError(f"target column {column.name!r} of {source} has label(s) not in the training "
