@@ -129,7 +129,8 @@ def run_library(side: str, workload: str, data: dict, cfg: dict) -> dict:
                                        metrics=[accuracy, Perplexity()], cbs=timer)
     else:
         items = lambda split: list(zip(data[f"{split}_ids"], data[f"{split}_labels"]))  # noqa: E731
-        train = [items("train")[i] for i in clas_order(data, cfg["batches"] + 2)]
+        train = items("train")
+        train = [train[i] for i in clas_order(data, cfg["batches"] + 2)]
         dls = make_dls(sorted_dl(train, False), sorted_dl(items("test")[:cfg["acc_valid"]], False))
         dls.vocab, dls.c = clas_vocab(), len(data["classes"])
         learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, pretrained=False, metrics=accuracy, cbs=timer,
