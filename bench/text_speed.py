@@ -9,7 +9,8 @@ measurement is its own process (fastai's with ``.venv-bench/bin/python``, ``make
 
 - ``lm``: language-model training batches of 32 × 48 tokens (``awd_lstm_lm_config``,
   ``drop_mult=0.3``), the seconds between one batch's end and the next, after two warm-up batches;
-- ``clas``: classifier training batches of 32 reviews (``awd_lstm_clas_config``, ``drop_mult=0.5``);
+- ``clas``: classifier training batches of 32 reviews (``awd_lstm_clas_config``, ``drop_mult=0.5``),
+  the same padded batches on every side (``clas_order``);
 - ``lm_acc``: one ``fit_one_cycle`` epoch of the language model on the first ``acc_docs`` reviews,
   then next-token accuracy on the first ``acc_valid`` test reviews ("at equal accuracy"); its CPU
   seconds per batch over the whole epoch are the headline: after a few steps an AWD-LSTM's values
@@ -128,7 +129,9 @@ def run_library(side: str, workload: str, data: dict, cfg: dict) -> dict:
                                        metrics=[accuracy, Perplexity()], cbs=timer)
     else:
         items = lambda split: list(zip(data[f"{split}_ids"], data[f"{split}_labels"]))  # noqa: E731
-        dls = make_dls(sorted_dl(items("train"), True), sorted_dl(items("test")[:cfg["acc_valid"]], False))
+        train = items("train")
+        train = [train[i] for i in clas_order(data, cfg["batches"] + 2)]
+        dls = make_dls(sorted_dl(train, False), sorted_dl(items("test")[:cfg["acc_valid"]], False))
         dls.vocab, dls.c = clas_vocab(), len(data["classes"])
         learn = text_classifier_learner(dls, AWD_LSTM, drop_mult=0.5, pretrained=False, metrics=accuracy, cbs=timer,
                                         loss_func=CrossEntropyLossFlat())
@@ -144,6 +147,24 @@ def run_library(side: str, workload: str, data: dict, cfg: dict) -> dict:
             loss, acc = learn.validate()[:2]
         result.update(valid_loss=float(loss), accuracy=float(acc), batches=len(timer.wall))
     return result
+
+
+def clas_order(data: dict, n_batches: int) -> list[int]:
+    """The training reviews every side's classifier trains on, in order: ``n_batches`` batches of
+    ``BS`` drawn as a shuffled ``SortedDL`` epoch draws them (the items shuffled, sorted by length
+    in chunks of 50 batches, the batches shuffled), then put longest first (a stable sort, so
+    fastai's unshuffled ``SortedDL``, which sorts, and fastlearn's, which keeps the order, batch
+    them alike). The sides time the same padded batches: with each side's own shuffle they would
+    not, and s per 1,000 padded tokens depends on the batch (its length in chunks of 72, and how
+    much of it is padding)."""
+    import torch
+    ids = data["train_ids"]
+    shuffled = torch.randperm(len(ids), generator=torch.Generator().manual_seed(0)).tolist()
+    order = [i for k in range(0, len(shuffled), BS * 50)
+             for i in sorted(shuffled[k:k + BS * 50], key=lambda i: -len(ids[i]))]
+    chunks = [order[i:i + BS] for i in range(0, len(order) - BS + 1, BS)]
+    chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=torch.Generator().manual_seed(1))]
+    return sorted((i for c in chunks[:n_batches] for i in c), key=lambda i: -len(ids[i]))
 
 
 def run_plain(side: str, workload: str, data: dict, cfg: dict) -> dict:
@@ -170,12 +191,8 @@ def run_plain(side: str, workload: str, data: dict, cfg: dict) -> dict:
         step = lambda b: lm_step(model, opt, sched, *b)  # noqa: E731
     else:
         ids, labels = data["train_ids"], data["train_labels"]
-        shuffled = torch.randperm(len(ids), generator=torch.Generator().manual_seed(0)).tolist()
-        order = [i for k in range(0, len(shuffled), BS * 50)  # as SortedDL: sorted chunks, batches shuffled
-                 for i in sorted(shuffled[k:k + BS * 50], key=lambda i: -len(ids[i]))]
-        chunks = [order[i:i + BS] for i in range(0, len(order) - BS + 1, BS)]
-        chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=torch.Generator().manual_seed(1))]
-        chunks = chunks[:cfg["batches"] + 2]
+        order = clas_order(data, cfg["batches"] + 2)
+        chunks = [order[i:i + BS] for i in range(0, len(order), BS)]
         train = [(torch.nn.utils.rnn.pad_sequence([ids[i] for i in c], batch_first=True, padding_value=1),
                   labels[c]) for c in chunks]
         model = PlainAWDLSTM(vocab_sz, n_class=len(data["classes"]), drop_mult=0.5, lower=lower).train()
