@@ -61,7 +61,7 @@ class CollabDataLoaders(TabularDataLoaders):
         splits = RandomSplitter(valid_pct, seed=seed)(range(len(ratings)))
         to = TabularPandas(ratings, [Categorify(unseen="na")], cat_names=[user_name, item_name],
                            y_names=[rating_name], y_block=RegressionBlock, splits=splits, with_cont=False,
-                           missing_targets=missing_targets)
+                           missing_targets=missing_targets, flat_target=True)
         return cls.from_tabular(to, bs=bs, shuffle_train=shuffle, val_bs=val_bs, path=path, device=device, seed=seed)
 
     @classmethod

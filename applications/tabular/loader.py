@@ -41,8 +41,12 @@ def table_tensors(to) -> tuple[torch.Tensor, ...]:
         if to.y_kind == "category":
             parts.append(torch.from_numpy(df[to.y_names[0]].to_numpy(dtype=np.int64, copy=True)))
         else:
+            # (N, n_targets) even for one target, as a tabular model's output is (N, n_out): a loss such
+            # as F.mse_loss would otherwise broadcast (N,) against (N, 1) into an (N, N) difference.
+            # flat_target: (N,) for one target, as collaborative filtering's dot model predicts
             ys = _row_major(df, to.y_names, np.float32)
-            parts.append(torch.from_numpy(ys[:, 0].copy() if ys.shape[1] == 1 else ys))
+            flat = getattr(to, "flat_target", False) and ys.shape[1] == 1
+            parts.append(torch.from_numpy(ys[:, 0].copy() if flat else ys))
     return tuple(parts)
 
 

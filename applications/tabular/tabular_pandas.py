@@ -47,7 +47,9 @@ class TabularPandas:
     training rows) or a regression (floats): ``y_block`` says which, else float columns mean
     regression. ``items`` is the processed DataFrame; ``classes`` the categorical vocabs;
     ``reduce_memory`` stores continuous columns as float32. Rows without a target are an error
-    naming them, or left out with ``missing_targets="drop"``.
+    naming them, or left out with ``missing_targets="drop"``. Regression targets come out of the
+    loaders as ``(N, n_targets)``, the shape of a tabular model's output, so ``F.mse_loss`` does not
+    broadcast; ``flat_target=True`` gives one target as ``(N,)`` (ratings: the dot model's output).
 
     >>> to = TabularPandas(df, [Categorify, FillMissing, Normalize], cat_names=["Home"],
     ...                    cont_names=["Income"], y_names="Status", splits=splits)   # doctest: +SKIP
@@ -56,7 +58,8 @@ class TabularPandas:
 
     def __init__(self, df: pd.DataFrame, procs=None, cat_names=None, cont_names=None, y_names=None,
                  y_block=None, splits: tuple[Sequence[int], Sequence[int]] | None = None, do_setup: bool = True,
-                 reduce_memory: bool = True, with_cont: bool = True, missing_targets: str = "raise") -> None:
+                 reduce_memory: bool = True, with_cont: bool = True, missing_targets: str = "raise",
+                 flat_target: bool = False) -> None:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"TabularPandas takes a pandas DataFrame, got {type(df).__name__}")
         self.cat_names, self.cont_names = column_list(cat_names, "cat_names"), column_list(cont_names, "cont_names")
@@ -69,7 +72,7 @@ class TabularPandas:
         self.y_kind = target_kind(df, self.y_names, y_block)
         given_vocab = getattr(as_block(y_block).type_tfms[0], "vocab", None) if y_block is not None else None
         self.y_vocab: CategoryMap | None = given_vocab if self.y_kind == "category" else None
-        self.reduce_memory, self.with_cont = reduce_memory, with_cont
+        self.reduce_memory, self.with_cont, self.flat_target = reduce_memory, with_cont, flat_target
         self.splits = self._check_splits(splits, len(df))
         self.items = self._without_missing_targets(private_copy(df), check_missing_targets_arg(missing_targets))
         self._tensors: tuple[torch.Tensor, ...] | None = None

@@ -97,7 +97,10 @@ def test_float_target_is_regression(frame):
     assert to.y_kind == "regression" and to.c == 1 and to.vocab is None
     assert type(to.loss_func).__name__ == "MSELossFlat"
     cats, conts, ys = to.train.tensors()
-    assert ys.dtype == torch.float32 and ys.tolist() == [1.0, 3.0, 5.0]
+    # one column per target, as the model's output (N, 1): F.mse_loss(out, y) does not broadcast
+    assert ys.dtype == torch.float32 and ys.tolist() == [[1.0], [3.0], [5.0]]
+    out = torch.tensor([[0.0], [1.0], [2.0]])
+    assert float(torch.nn.functional.mse_loss(out, ys)) == pytest.approx((1 + 4 + 9) / 3)
 
 
 def test_missing_column_error_names_it(frame):
