@@ -62,9 +62,9 @@ class Learner:
       the weights (``TerminateOnNaN``), and ``SanityCheckCallback`` checks the loaders and the
       model's output against the targets on the first batch; ``learn.remove_cb(...)`` turns either off.
     - Debugging (:mod:`fastlearn.debugging`): ``sanity_val_steps`` validation batches run before
-      each fit's first training batch (0 turns it off); ``fast_dev_run`` (True, or n) makes each fit
-      one epoch of 1 (n) batches that writes nothing; ``overfit_batches=n`` trains and validates on
-      the same n batches.
+      the first training batch (once per validation path, :mod:`fastlearn.sanity`; 0 turns it
+      off); ``fast_dev_run`` (True, or n) makes each fit one epoch of 1 (n) batches that writes
+      nothing; ``overfit_batches=n`` trains and validates on the same n batches.
     - A custom training step (two optimizers for a GAN...): override :meth:`training_step`.
 
     >>> learn = Learner(dls, nn.Linear(2, 1), loss_func=MSELossFlat())   # doctest: +SKIP

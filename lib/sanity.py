@@ -14,12 +14,14 @@ nothing, trains silently wrong, or fails deep inside torch. Every Learner has on
 
 Turn it off with ``learn.remove_cb(SanityCheckCallback)``.
 
-Before the first training batch of every fit, :func:`sanity_validate` runs
+Before the first training batch of a Learner's first fit, :func:`sanity_validate` runs
 ``Learner(sanity_val_steps=2)`` validation batches through the model, the loss and the metrics,
 so a mistake in the validation path (a model output the targets or a metric cannot take) shows
-within seconds instead of after a whole training epoch. It changes no weight and no random state;
-``sanity_val_steps=0`` turns it off. Callbacks see its validation events, with
-``learn.sanity_checking`` True meanwhile.
+within seconds instead of after a whole training epoch. A later fit runs it again only when
+something it went through was replaced (the model, the validation loader, the loss function, a
+metric) or a kind of callback it has not run with takes part (``fine_tune``'s second phase and
+gradual unfreezing do not pay for it twice). It changes no weight and no random state; ``sanity_val_steps=0`` turns it off.
+Callbacks see its validation events, with ``learn.sanity_checking`` True meanwhile.
 
 >>> learn = Learner(dls, nn.Linear(4, 1))   # a model with 1 output for 3 classes   # doctest: +SKIP
 >>> learn.fit(1)                                                                      # doctest: +SKIP
@@ -28,7 +30,9 @@ ValueError: the model gives 1 class score per item ... but the data has 3 classe
 from __future__ import annotations
 
 import math
+import types
 import warnings
+import weakref
 
 import torch
 from torch import nn
@@ -193,13 +197,49 @@ class SanityCheckCallback(Callback):
                       RuntimeWarning, stacklevel=2)
 
 
+class _Same:
+    """Whether an object is still the one seen when this was made, held weakly so that a replaced
+    model or loader is not kept alive by the check."""
+
+    def __init__(self, obj):
+        try:
+            self.ref = weakref.WeakMethod(obj) if isinstance(obj, types.MethodType) else weakref.ref(obj)
+        except TypeError:  # a builtin function...: compared by equality, held
+            self.ref = lambda obj=obj: obj
+
+    def holds(self, obj) -> bool:
+        seen = self.ref()
+        return seen is obj or (seen is not None and type(seen) is type(obj) and seen == obj)
+
+
+def validation_path(learn) -> tuple[tuple, frozenset]:
+    """What the sanity validation goes through: the model, the validation loader, the loss
+    function and each metric; and the kinds of callbacks (a fit's new scheduler is the same kind)."""
+    return (learn.model, learn.dls.valid, learn.loss_func, *learn.metrics), frozenset(type(cb) for cb in learn.cbs)
+
+
+def _checked_kinds(learn, parts) -> frozenset:
+    """The kinds of callbacks that a sanity validation through these same parts ran with."""
+    checked = getattr(learn, "_sanity_checked", None)
+    if checked is None:
+        return frozenset()
+    seen, kinds = checked
+    same = len(seen) == len(parts) and all(was.holds(part) for was, part in zip(seen, parts))
+    return kinds if same else frozenset()
+
+
 def sanity_validate(learn) -> None:
-    """Run ``learn.sanity_val_steps`` validation batches (model, loss, metrics) before training;
-    the random state is put back afterwards, so the run trains as it would without it. An error
-    says it came from this check; a validation loss that is not finite is a warning."""
+    """Run ``learn.sanity_val_steps`` validation batches (model, loss, metrics) before training,
+    unless a fit of this learner already did through the same validation path with callbacks of
+    the same kinds (see :func:`validation_path`); the random state is put back afterwards, so the run trains as it
+    would without it. An error says it came from this check; a validation loss that is not finite
+    is a warning."""
     n = learn.sanity_val_steps
     valid = learn.dls.valid if len(learn.dls) > 1 else None
-    if not n or valid is None or not len(valid) or learn.start_epoch >= learn.n_epoch or dev_run_active(learn):
+    parts, kinds = validation_path(learn)
+    checked = _checked_kinds(learn, parts)
+    if (not n or valid is None or not len(valid) or learn.start_epoch >= learn.n_epoch or dev_run_active(learn)
+            or (checked and kinds <= checked)):
         return
     states = get_rng_states()
     learn.sanity_checking = True
@@ -214,6 +254,7 @@ def sanity_validate(learn) -> None:
     finally:
         learn.sanity_checking = False
         set_rng_states(states)
+    learn._sanity_checked = (tuple(_Same(part) for part in parts), kinds | checked)
     if loss is not None and not math.isfinite(loss):
         warnings.warn(f"the validation loss on the first {n} validation batches is {loss} before training; check the "
                       "validation data for NaN or infinite inputs and targets, and the loss function",

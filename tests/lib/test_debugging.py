@@ -129,6 +129,41 @@ def test_sanity_validation_runs_before_the_first_training_batch_and_changes_noth
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # same shuffling, same dropout: the same run
 
 
+def sanity_passes(events):
+    return sum(1 for event, checking in events if event == "before_validate" and checking)
+
+
+def test_the_sanity_validation_runs_once_per_validation_path():
+    count = Batches()
+    learn = make_learner(cbs=count)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+        learn.fit_one_cycle(1)   # with a scheduler, a kind of callback the first pass did not run with
+        learn.fit_one_cycle(1)   # a new scheduler of the same kind, as fine_tune's second phase
+        learn.fit(1)
+        assert sanity_passes(count.events) == 2
+        learn.fit(1, cbs=[SaveModelCallback(fname="unused", every_epoch=False)])
+        learn.fit(1)
+        assert sanity_passes(count.events) == 3
+        learn.loss_func = nn.CrossEntropyLoss()   # each replaced part is checked again
+        learn.fit(1)
+        learn.metrics = [accuracy, lambda pred, targ: (pred.argmax(1) != targ).float().mean()]
+        learn.fit(1)
+        learn.model = nn.Sequential(nn.Linear(10, 3))
+        learn.fit(1)
+        learn.dls = random_label_dls(seed=1)
+        learn.fit(1)
+        learn.fit(1)
+    assert sanity_passes(count.events) == 7
+
+
+def test_a_failed_sanity_validation_runs_again_on_the_next_fit():
+    learn = make_learner(cbs=BrokenMetricForValidation())
+    for _ in range(2):
+        with pytest.raises(IndexError, match="metric cannot read"), learn.no_bar():
+            learn.fit(1)
+
+
 class BrokenMetricForValidation(Callback):
     """A metric-like failure that only shows on validation batches."""
 
