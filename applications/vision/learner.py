@@ -303,7 +303,7 @@ def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]], n_in:
 def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
                    pretrained: bool = True, splitter: Callable | None = None, cbs=None,
                    cut: int | Callable | None = None, init: Callable | None = None, concat_pool: bool = False,
-                   pool: bool = True, lin_ftrs: Sequence[int] | None = (), ps: float | Sequence[float] | None = None,
+                   pool: bool = True, lin_ftrs: Sequence[int] | None = (), ps: float | Sequence[float] = 0.5,
                    first_bn: bool | None = None, bn_final: bool = False, lin_first: bool = False,
                    y_range: tuple[float, float] | None = None, n_in: int = 3, keep_bn_stats: bool = True,
                    probe_init: bool = True, **learner_args):
@@ -322,9 +322,6 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     - ``probe_init``: before the first training step the linear layer is fitted to the frozen
       body's features of the training images (``ProbeInit``), so fine-tuning starts from a linear
       probe rather than from random weights;
-    - ``ps=None``: no dropout before a probe-fitted linear layer, whose L2 strength the probe
-      chose by cross-validation on the training features (:func:`default_ps`); fastai's 0.5
-      for any other head;
     - ``keep_bn_stats``: the body's BatchNorm layers keep their pretrained statistics while
       training (``BnFreeze("body")``); their scale and shift train once the body is unfrozen;
     - ``train_bn=False`` (``Learner``'s default is True): a frozen body is frozen whole, its
@@ -348,8 +345,6 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
                              "classes or outputs)")
     if first_bn is None:
         first_bn = lin_ftrs is None or len(lin_ftrs) > 0
-    if ps is None:
-        ps = default_ps(pretrained, probe_init, lin_ftrs, first_bn)
     meta = arch_meta(arch)
     model = vision_model(arch, n_out, pretrained=pretrained, cut=cut, n_in=n_in, init=init,
                          concat_pool=concat_pool, pool=pool, lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn,
@@ -368,23 +363,6 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     if pretrained:
         learn.freeze()
     return learn
-
-
-def default_ps(pretrained: bool, probe_init: bool, lin_ftrs: Sequence[int] | None, first_bn: bool) -> float:
-    """``vision_learner``'s head dropout when ``ps=None``: none before a linear layer that
-    ``ProbeInit`` fits (a pretrained body, ``probe_init``, no hidden layers, no BatchNorm first),
-    0.5 (fastai's) for any other head.
-
-    The probe picks the linear layer's L2 strength by cross-validation on the training features;
-    dropout 0.5 on top of it is a second regulariser nobody chose, and fine-tuning with it moved
-    the probed layer away from the probe's solution: MNIST digits x 50, error 0.189 / 0.202 with
-    dropout 0.5 against 0.134 without (``docs/transfer.md``, ``bench/TRANSFER.md``).
-
-    >>> default_ps(True, True, (), False), default_ps(True, True, None, True), default_ps(False, True, (), False)
-    (0.0, 0.5, 0.5)
-    """
-    probed = pretrained and probe_init and lin_ftrs is not None and len(lin_ftrs) == 0 and not first_bn
-    return 0.0 if probed else 0.5
 
 
 def _transfer_callbacks(body: nn.Module, head: nn.Module, pretrained: bool, keep_bn_stats: bool,
