@@ -236,10 +236,11 @@ def sanity_validate(learn) -> None:
     is a warning."""
     n = learn.sanity_val_steps
     valid = learn.dls.valid if len(learn.dls) > 1 else None
+    if not n or valid is None or not len(valid) or learn.start_epoch >= learn.n_epoch or dev_run_active(learn):
+        return
     parts, kinds = validation_path(learn)
     checked = _checked_kinds(learn, parts)
-    if (not n or valid is None or not len(valid) or learn.start_epoch >= learn.n_epoch or dev_run_active(learn)
-            or (checked and kinds <= checked)):
+    if checked and kinds <= checked:
         return
     states = get_rng_states()
     learn.sanity_checking = True
