@@ -61,6 +61,20 @@ def test_classifier_pools_over_padding_and_splits_into_groups():
     assert len(groups) == 4 and sum(len(g) for g in groups) == len(list(model.parameters()))
 
 
+def test_a_short_text_batched_with_one_longer_than_max_len_is_still_read():
+    torch.manual_seed(0)
+    model = get_text_classifier(AWD_LSTM, 48, 3, seq_len=4, config=CONFIG, max_len=8).eval()
+    short, long = torch.randint(2, 48, (1, 5)), torch.randint(2, 48, (1, 20))
+    batch = torch.cat([long, torch.cat([short, torch.ones(1, 15, dtype=torch.long)], 1)])  # padded at the end
+    outputs, mask = model[0](batch)
+    assert outputs.shape[1] == 8 and (~mask).sum(1).tolist() == [8, 5]  # the last 8 tokens of each text
+    padding_only = model(torch.ones(1, 20, dtype=torch.long))
+    assert not torch.allclose(model(batch)[1], padding_only[0])   # not read as padding only
+    front = torch.cat([torch.cat([torch.ones(1, 15, dtype=torch.long), short], 1), long])  # padded in front
+    torch.testing.assert_close(model(batch)[1], model(front)[0])   # as the same batch padded in front
+    torch.testing.assert_close(model(batch)[0], model(long)[0])
+
+
 def test_unknown_arch_and_config_are_clear_errors():
     with pytest.raises(ValueError, match="unknown text architecture"):
         get_language_model("GPT9", 10)

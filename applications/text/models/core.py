@@ -107,9 +107,29 @@ def get_language_model(arch: type | str, vocab_sz: int, config: dict | None = No
     return SequentialRNN(encoder, decoder)
 
 
+def right_aligned(inp: torch.Tensor, pad_idx: int) -> torch.Tensor:
+    """Each row of ``inp`` turned so that its text ends at the last position: the padding after a
+    text moves in front of it (rows padded in front, or not padded, stay as they are).
+
+    >>> right_aligned(torch.tensor([[5, 6, 1, 1], [7, 8, 9, 4]]), pad_idx=1).tolist()
+    [[1, 1, 5, 6], [7, 8, 9, 4]]
+    """
+    is_text = inp != pad_idx
+    positions = torch.arange(inp.size(1), device=inp.device)
+    last = torch.where(is_text, positions, torch.full_like(positions, -1)).max(1).values
+    trailing = torch.where(last < 0, 0, inp.size(1) - 1 - last)  # an all-padding row stays put
+    return inp.gather(1, (positions - trailing[:, None]) % inp.size(1))
+
+
 class SentenceEncoder(nn.Module):
     """Runs the encoder over a whole (padded) text, ``bptt`` tokens at a time, from a fresh state;
     returns the outputs of the last ``max_len`` tokens and their padding mask.
+
+    Only a batch longer than ``max_len`` is cut, and only after its rows are right-aligned (the
+    padding after each text moved in front, as ``pad_first`` pads): the last ``max_len``
+    positions then hold the end of every text, so a short text batched with a long one is still
+    read, and not left as padding only. Shorter batches run as they come (padding after a text
+    changes nothing then).
 
     >>> enc = SentenceEncoder(4, AWD_LSTM(20, emb_sz=6, n_hid=8, n_layers=1), pad_idx=1)
     >>> out, mask = enc(torch.tensor([[5, 6, 7, 8, 9, 1]]))
@@ -128,6 +148,8 @@ class SentenceEncoder(nn.Module):
     def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         length = inp.size(1)
         keep_from = 0 if self.max_len is None else max(0, length - self.max_len)
+        if keep_from:
+            inp = right_aligned(inp, self.pad_idx)
         self.reset()
         outputs = []
         for start in range(0, length, self.bptt):
