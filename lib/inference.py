@@ -56,9 +56,16 @@ class GatherPreds(Callback):
     def __init__(self, with_input: bool = False, with_loss: bool = False, per_item_loss: Callable | None = None):
         self.with_input, self.with_loss, self.per_item_loss = with_input, with_loss, per_item_loss
         self._preds, self._targets, self._inputs, self._losses = [], [], [], []
+        self._back: torch.Tensor | None = None  # puts a loader's own order (item_order) back in item order
 
     def before_validate(self):
         self._preds, self._targets, self._inputs, self._losses = [], [], [], []
+
+    def follow(self, dl) -> None:
+        """Gather from ``dl``: a loader that yields its items in an order of its own (a text
+        loader's longest first: ``item_order``) gets its results put back in item order."""
+        order = getattr(dl, "item_order", None)
+        self._back = torch.argsort(torch.as_tensor(order)) if order is not None else None
 
     def after_batch(self):
         pred = self.learn.pred
@@ -85,19 +92,30 @@ class GatherPreds(Callback):
 
     @property
     def preds(self):
-        return _concat(self._preds)
+        return self._in_item_order(_concat(self._preds))
 
     @property
     def targets(self):
-        return _concat(self._targets)
+        return self._in_item_order(_concat(self._targets))
 
     @property
     def inputs(self):
-        return _concat(self._inputs)
+        return self._in_item_order(_concat(self._inputs))
 
     @property
     def losses(self):
-        return _concat(self._losses)
+        return self._in_item_order(_concat(self._losses))
+
+    def _in_item_order(self, value):
+        """``value`` (gathered in the loader's order) in item order, where the loader chose its own."""
+        back = self._back
+        if back is None or value is None:
+            return value
+        if isinstance(value, tuple):
+            return tuple(self._in_item_order(v) for v in value)
+        if isinstance(value, torch.Tensor) and value.ndim and len(value) == len(back):
+            return value[back]
+        return value
 
 
 def test_time_augmentation(learn, dl=None, n: int = 4, beta: float | None = 0.25, ds_idx: int = 1,

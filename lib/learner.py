@@ -457,6 +457,7 @@ class Learner:
         dl = self.dls[ds_idx] if dl is None else dl
         if gather is not None:
             gather.learn = self
+            gather.follow(dl)
         previous, self.gather_preds = self.gather_preds, gather
         try:
             with (modes_put_back(self.model), self.no_bar(), self.no_logging(), self.added_cbs(cbs),

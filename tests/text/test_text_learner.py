@@ -105,3 +105,20 @@ def test_load_encoder_with_another_vocab_is_a_clear_error(lm_learner, food_path,
     learn = text_classifier_learner(dls, AWD_LSTM, config=TINY_CLAS, pretrained=False, path=tmp_path)
     with pytest.raises(ValueError, match="text_vocab=dls_lm.vocab"):
         learn.load_encoder("enc")
+
+
+def test_validation_comes_longest_first_and_get_preds_keeps_item_order(food_path, tmp_path):
+    dls = TextDataLoaders.from_folder(food_path, valid="test", bs=32, device="cpu")
+    longest = [int((x != 1).sum(1).max()) for x, _ in dls.valid]
+    assert longest == sorted(longest, reverse=True) and dls.valid.item_order is not None
+    in_order = dls.valid.new(sampler=torch.utils.data.SequentialSampler(range(len(dls.valid_ds))))
+    assert in_order.item_order is None
+    padded = {name: sum(x.numel() for x, _ in dl) for name, dl in (("sorted", dls.valid), ("in order", in_order))}
+    assert padded["sorted"] < 0.8 * padded["in order"]   # less padding (item order pads each batch to its longest)
+    set_seed(0)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=TINY_CLAS, pretrained=False, path=tmp_path, max_len=None)
+    preds, targs, losses = learn.get_preds(with_loss=True)
+    preds_in_order, targs_in_order, losses_in_order = learn.get_preds(dl=in_order, with_loss=True)
+    assert torch.equal(targs, targs_in_order)   # results in item order all the same
+    torch.testing.assert_close(preds, preds_in_order, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(losses, losses_in_order, atol=1e-5, rtol=1e-4)
