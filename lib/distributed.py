@@ -291,6 +291,9 @@ class DistributedTrainer(Callback):
         sharded = self._shard_valid(self.learn.dl)
         self._sampler = sharded.sampler
         self.learn.dl = sharded
+        gather = getattr(self.learn, "gather_preds", None)
+        if gather is not None:
+            gather.follow(sharded)  # the gathered shards come back in item order, whatever the loader's own
 
     def after_batch(self):
         if self.training or self._sampler is None:
