@@ -67,12 +67,13 @@ def test_a_short_text_batched_with_one_longer_than_max_len_is_still_read():
     short, long = torch.randint(2, 48, (1, 5)), torch.randint(2, 48, (1, 20))
     batch = torch.cat([long, torch.cat([short, torch.ones(1, 15, dtype=torch.long)], 1)])  # padded at the end
     outputs, mask = model[0](batch)
-    assert outputs.shape[1] == 8 and (~mask).sum(1).tolist() == [8, 5]  # the last 8 tokens of each text
-    padding_only = model(torch.ones(1, 20, dtype=torch.long))
-    assert not torch.allclose(model(batch)[1], padding_only[0])   # not read as padding only
-    front = torch.cat([torch.cat([torch.ones(1, 15, dtype=torch.long), short], 1), long])  # padded in front
-    torch.testing.assert_close(model(batch)[1], model(front)[0])   # as the same batch padded in front
+    assert (~mask).sum(1).tolist() == [8, 5]                  # the last 8 tokens of each text
+    assert (~mask[0, -8:]).all() and (~mask[1, :5]).all()      # the long one's last 8, the short one whole
+    torch.testing.assert_close(model(batch)[1], model(short)[0])  # as the short text alone
     torch.testing.assert_close(model(batch)[0], model(long)[0])
+    longer = torch.cat([torch.randint(2, 48, (1, 14)), torch.ones(1, 6, dtype=torch.long)], 1)  # 14 tokens
+    outputs, mask = model[0](torch.cat([long, longer]))
+    assert outputs.shape[1] == 20 - 6 and (~mask).sum(1).tolist() == [8, 8]  # from the first position a window needs
 
 
 def test_unknown_arch_and_config_are_clear_errors():

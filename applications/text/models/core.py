@@ -107,29 +107,33 @@ def get_language_model(arch: type | str, vocab_sz: int, config: dict | None = No
     return SequentialRNN(encoder, decoder)
 
 
-def right_aligned(inp: torch.Tensor, pad_idx: int) -> torch.Tensor:
-    """Each row of ``inp`` turned so that its text ends at the last position: the padding after a
-    text moves in front of it (rows padded in front, or not padded, stay as they are).
+def text_windows(inp: torch.Tensor, pad_idx: int, max_len: int) -> tuple[int, torch.Tensor]:
+    """Where each text's last ``max_len`` tokens lie in a padded batch: ``(keep_from, inside)``,
+    the first position any of them needs and, for the positions from there on, whether each one
+    is inside its row's window (a text ends at its last token that is not padding, wherever the
+    padding is).
 
-    >>> right_aligned(torch.tensor([[5, 6, 1, 1], [7, 8, 9, 4]]), pad_idx=1).tolist()
-    [[1, 1, 5, 6], [7, 8, 9, 4]]
+    >>> keep_from, inside = text_windows(torch.tensor([[5, 6, 7, 8, 9], [5, 6, 1, 1, 1]]), 1, 3)
+    >>> keep_from, inside.int().tolist()
+    (0, [[0, 0, 1, 1, 1], [1, 1, 0, 0, 0]])
     """
-    is_text = inp != pad_idx
     positions = torch.arange(inp.size(1), device=inp.device)
-    last = torch.where(is_text, positions, torch.full_like(positions, -1)).max(1).values
-    trailing = torch.where(last < 0, 0, inp.size(1) - 1 - last)  # an all-padding row stays put
-    return inp.gather(1, (positions - trailing[:, None]) % inp.size(1))
+    ends = torch.where(inp != pad_idx, positions + 1, 0).max(1).values  # one past each text's last token
+    starts = (ends - max_len).clamp(min=0)
+    keep_from = int(starts.min())
+    kept = positions[keep_from:]
+    return keep_from, (kept >= starts[:, None]) & (kept < ends[:, None])
 
 
 class SentenceEncoder(nn.Module):
     """Runs the encoder over a whole (padded) text, ``bptt`` tokens at a time, from a fresh state;
     returns the outputs of the last ``max_len`` tokens and their padding mask.
 
-    Only a batch longer than ``max_len`` is cut, and only after its rows are right-aligned (the
-    padding after each text moved in front, as ``pad_first`` pads): the last ``max_len``
-    positions then hold the end of every text, so a short text batched with a long one is still
-    read, and not left as padding only. Shorter batches run as they come (padding after a text
-    changes nothing then).
+    Each text is pooled over its own last ``max_len`` tokens (:func:`text_windows`), wherever its
+    padding is: a short text padded at the end and batched with one longer than ``max_len`` is
+    read from its own tokens, not from the padding after it. The outputs kept start at the first
+    position any text's window needs (all of them in a batch holding a short text), so a batch of
+    long texts only keeps about ``max_len`` positions.
 
     >>> enc = SentenceEncoder(4, AWD_LSTM(20, emb_sz=6, n_hid=8, n_layers=1), pad_idx=1)
     >>> out, mask = enc(torch.tensor([[5, 6, 7, 8, 9, 1]]))
@@ -147,16 +151,17 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         length = inp.size(1)
-        keep_from = 0 if self.max_len is None else max(0, length - self.max_len)
-        if keep_from:
-            inp = right_aligned(inp, self.pad_idx)
+        keep_from, inside = 0, None
+        if self.max_len is not None and length > self.max_len:
+            keep_from, inside = text_windows(inp, self.pad_idx, self.max_len)
         self.reset()
         outputs = []
         for start in range(0, length, self.bptt):
             out = self.module(inp[:, start:start + self.bptt])
             if start + self.bptt > keep_from:
                 outputs.append(out[:, max(0, keep_from - start):])
-        return torch.cat(outputs, dim=1), inp[:, keep_from:] == self.pad_idx
+        mask = inp[:, keep_from:] == self.pad_idx
+        return torch.cat(outputs, dim=1), mask if inside is None else mask | ~inside
 
 
 def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
