@@ -265,7 +265,8 @@ def report(quick: bool = False) -> str:
                                      for r in results.values()))
         lines += [f"- fastlearn at commit {', '.join(commits)} (each row names its own).",
                   f"- Machine: {_cpu()}, {os.cpu_count()} cores shared with other jobs (see the load average), "
-                  f"torch {any_r['torch']} with {any_r['threads']} threads, "
+                  f"torch {any_r['torch']} with torch threads "
+                  + ", ".join(f"{a} {r.get('threads', '?')}" for a, r in results.items()) + ", "
                   f"transformers {results.get('minilm', {}).get('transformers', '?')}, Python "
                   f"{platform.python_version()}; `OMP_WAIT_POLICY=PASSIVE`, run with `nice`.",
                   "- Finished: " + ", ".join(f"{a} {r['finished']}" for a, r in results.items()) + "."]
