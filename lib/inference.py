@@ -33,18 +33,39 @@ def loss_without_reduction(loss_func: Callable) -> Callable:
     return loss_with_reduction(loss_func, "none")
 
 
-def _concat(batches: list):
+def _concat(batches: list, pad_value: int | float = 0, pad_first: bool = False):
     if not batches:
         return None
     first = batches[0]
     if isinstance(first, (tuple, list)):
-        parts = [_concat([b[i] for b in batches]) for i in range(len(first))]
+        parts = [_concat([b[i] for b in batches], pad_value, pad_first) for i in range(len(first))]
         return parts[0] if len(parts) == 1 else tuple(parts)
     if isinstance(first, torch.Tensor):
         if first.ndim == 0:
             return torch.stack(batches)
-        return torch.cat(batches) if len(batches) > 1 else first  # one batch (predict): no copy
+        return torch.cat(_padded_alike(batches, pad_value, pad_first)) if len(batches) > 1 else first
     return batches
+
+
+def _padded_alike(tensors: list[torch.Tensor], value: int | float, first: bool) -> list[torch.Tensor]:
+    """``tensors`` padded with ``value`` to the largest size in every dimension after the first (at
+    the start where ``first``): the batches of texts a loader pads each to its own longest text.
+
+    >>> [t.tolist() for t in _padded_alike([torch.tensor([[5, 6, 7]]), torch.tensor([[8]])], 1, False)]
+    [[[5, 6, 7]], [[8, 1, 1]]]
+    """
+    if len({t.ndim for t in tensors}) > 1:
+        return tensors  # torch.cat says what does not fit
+    shape = [max(sizes) for sizes in zip(*(t.shape[1:] for t in tensors))]
+    if all(list(t.shape[1:]) == shape for t in tensors):
+        return tensors
+    padded = []
+    for t in tensors:
+        out = t.new_full((len(t), *shape), value)
+        where = tuple(slice(n - size, n) if first else slice(0, size) for size, n in zip(t.shape[1:], shape))
+        out[(slice(None), *where)] = t
+        padded.append(out)
+    return padded
 
 
 class GatherPreds(Callback):
@@ -57,15 +78,19 @@ class GatherPreds(Callback):
         self.with_input, self.with_loss, self.per_item_loss = with_input, with_loss, per_item_loss
         self._preds, self._targets, self._inputs, self._losses = [], [], [], []
         self._back: torch.Tensor | None = None  # puts a loader's own order (item_order) back in item order
+        self._pad_value, self._pad_first = 0, False  # how the loader pads inputs of different lengths
 
     def before_validate(self):
         self._preds, self._targets, self._inputs, self._losses = [], [], [], []
 
     def follow(self, dl) -> None:
         """Gather from ``dl``: a loader that yields its items in an order of its own (a text
-        loader's longest first: ``item_order``) gets its results put back in item order."""
+        loader's longest first: ``item_order``) gets its results put back in item order, and inputs
+        padded per batch (texts) are padded as the loader pads them to one length."""
         order = getattr(dl, "item_order", None)
         self._back = torch.argsort(torch.as_tensor(order)) if order is not None else None
+        padder = getattr(dl, "before_batch", None)
+        self._pad_value, self._pad_first = getattr(padder, "pad_idx", 0), getattr(padder, "pad_first", False)
 
     def after_batch(self):
         pred = self.learn.pred
@@ -100,7 +125,7 @@ class GatherPreds(Callback):
 
     @property
     def inputs(self):
-        return self._in_item_order(_concat(self._inputs))
+        return self._in_item_order(_concat(self._inputs, self._pad_value, self._pad_first))
 
     @property
     def losses(self):

@@ -122,3 +122,13 @@ def test_validation_comes_longest_first_and_get_preds_keeps_item_order(food_path
     assert torch.equal(targs, targs_in_order)   # results in item order all the same
     torch.testing.assert_close(preds, preds_in_order, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(losses, losses_in_order, atol=1e-5, rtol=1e-4)
+
+
+def test_get_preds_with_input_pads_texts_of_every_batch_to_one_length(food_path, tmp_path):
+    dls = TextDataLoaders.from_folder(food_path, valid="test", bs=8, device="cpu")
+    learn = text_classifier_learner(dls, AWD_LSTM, config=TINY_CLAS, pretrained=False, path=tmp_path)
+    inputs, preds, targs = learn.get_preds(with_input=True)
+    tokens = [dls.valid_ds[i][0] for i in range(len(dls.valid_ds))]   # item order, unpadded
+    assert inputs.shape == (len(tokens), max(len(t) for t in tokens)) and len(preds) == len(tokens)
+    for row, text in zip(inputs, tokens):   # each text, then the vocab's padding token
+        assert torch.equal(row[:len(text)], text) and bool((row[len(text):] == 1).all())
