@@ -132,3 +132,6 @@ def test_get_preds_with_input_pads_texts_of_every_batch_to_one_length(food_path,
     assert inputs.shape == (len(tokens), max(len(t) for t in tokens)) and len(preds) == len(tokens)
     for row, text in zip(inputs, tokens):   # each text, then the vocab's padding token
         assert torch.equal(row[:len(text)], text) and bool((row[len(text):] == 1).all())
+    texts = [p.read_text() for p in sorted((food_path / "test").rglob("*.txt"))][:20]   # several batches of 8
+    batch = learn.predict_batch(texts)
+    assert [label for label, *_ in batch] == [learn.predict(t)[0] for t in texts]
