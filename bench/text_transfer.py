@@ -15,9 +15,9 @@ process, one after the other (so their timings do not share the cores):
   last two layer groups, one with the last three, two with all, each stage at a lower rate),
   ``.to_fp16()`` too. The AWD-LSTM is sized to 4,000 reviews (``ULMFIT_CONFIG``: 2 layers, 128
   wide, embeddings of 64): an epoch is about 80 steps here, and the default configuration (3
-  layers, 1,152 wide) still predicted the most frequent token only after 4 epochs (next-token
-  accuracy 0.065, loss 5.88 at ``2e-2`` and at ``3e-3``), so a classifier on its encoder learned
-  the class prior and nothing more;
+  layers, 1,152 wide) still predicted the most frequent token only after 4 epochs at ``2e-2``
+  (next-token accuracy 0.065, validation loss 5.88), so a classifier on its encoder learned the
+  class prior and nothing more;
 - ``tfidf``: TF-IDF of words and word pairs with a logistic regression (scikit-learn), its
   regularisation chosen by 5-fold cross-validation on the training reviews.
 
