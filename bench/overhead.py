@@ -7,11 +7,15 @@ using the same hyper-parameters. The runs alternate (plain, learner, learner+bar
 so that contention from other processes hits all of them alike; the medians and their ratios
 are printed with the load average.
 
+``--diagnose`` then shows where the Learner's time goes: the call sites where it waits for the GPU
+(torch's sync debug mode, CUDA only) and the functions that take the most time in one run
+(cProfile).
+
 ``--clock cpu`` times the CPU seconds of this process instead of the wall clock (with one torch
 thread on a shared CPU, the steadier measure); ``--model mlp`` trains a small MLP on 64 features
 instead, whose step is short enough that the loop's own per-batch cost shows.
 
-    OMP_WAIT_POLICY=PASSIVE python bench/overhead.py --batches 300 --repeats 3 [--clock cpu] [--model mlp]
+    OMP_WAIT_POLICY=PASSIVE python bench/overhead.py --batches 300 --repeats 3 [--clock cpu] [--model mlp] [--diagnose]
 """
 from __future__ import annotations
 
@@ -20,10 +24,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
 
 import argparse
+import collections
 import contextlib
+import cProfile
 import io
+import pstats
 import statistics
 import time
+import warnings
 
 import torch
 from torch import nn
@@ -124,6 +132,35 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def sync_sites(x, y, bs: int, device) -> collections.Counter:
+    """Each call site where one Learner run waits for the GPU, with how often it does."""
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            learner_loop(x, y, bs, device, bar=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return collections.Counter(f"{w.filename}:{w.lineno} {str(w.message)[:60]}" for w in caught
+                               if "synchroniz" in str(w.message))
+
+
+def diagnose(x, y, bs: int, device, top: int = 30) -> None:
+    if device.type == "cuda":
+        sites = sync_sites(x, y, bs, device)
+        print(f"\nGPU waits in one Learner run of {len(x) // bs} batches: {sum(sites.values())}")
+        for site, count in sites.most_common(15):
+            print(f"  {count:>6}  {site}")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    learner_loop(x, y, bs, device, bar=False)
+    profiler.disable()
+    report = io.StringIO()
+    pstats.Stats(profiler, stream=report).sort_stats("tottime").print_stats(top)
+    print(f"\ncProfile of one Learner run, the {top} functions with the most own time:")
+    print("\n".join(line for line in report.getvalue().splitlines() if line.strip())[:8000])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=300)
@@ -134,6 +171,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: elapsed seconds; cpu: this process's CPU seconds")
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="then show the Learner's GPU waits (CUDA) and a cProfile of one run")
     args = parser.parse_args()
     global MODEL, CLOCK
     MODEL, CLOCK = MODELS[args.model], (time.process_time if args.clock == "cpu" else time.perf_counter)
@@ -158,8 +197,12 @@ def main() -> None:
         print(f"{name:>12}: median {medians[name]:.3f}s  runs {[round(v, 3) for v in values]}")
     print(f"ratio learner/plain     = {medians['learner'] / medians['plain']:.3f}")
     print(f"ratio learner+bar/plain = {medians['learner+bar'] / medians['plain']:.3f}")
+    per_batch = (medians["learner"] - medians["plain"]) / args.batches * 1e6
+    print(f"Learner overhead per batch: {per_batch:.0f} us (plain step {medians['plain'] / args.batches * 1e6:.0f} us)")
     print(f"load average before {tuple(round(v, 2) for v in load_before)}, "
           f"after {tuple(round(v, 2) for v in load_after)}")
+    if args.diagnose:
+        diagnose(x, y, args.bs, device)
 
 
 if __name__ == "__main__":

@@ -352,7 +352,10 @@ class AvgSmoothLoss(Metric):
 
     def accumulate(self, learn) -> None:
         self.count += 1
-        self.average = self.beta * self.average + (1 - self.beta) * learn.loss.detach().float().mean()
+        loss = learn.loss.detach().float()
+        loss = loss if loss.ndim == 0 else loss.mean()
+        # one kernel a batch on a GPU: average + (1 - beta) * (loss - average)
+        self.average = loss * (1 - self.beta) if self.count == 1 else torch.lerp(self.average, loss, 1 - self.beta)
 
     @property
     def value(self) -> float | None:

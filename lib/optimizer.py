@@ -199,10 +199,12 @@ def set_hyper(opt: torch.optim.Optimizer, name: str, values) -> None:
 
     ``mom`` is beta1 for Adam-style optimizers and ``momentum`` for SGD / RMSprop.
     """
-    values = np.atleast_1d(np.asarray(values, dtype=float))
+    if isinstance(values, (float, int)):  # the common case, once per batch: no numpy on the way
+        values = [float(values)]
+    else:
+        values = [float(v) for v in np.atleast_1d(np.asarray(values, dtype=float))]
     for group in opt.param_groups:
-        index = group.get("fl_group", 0)
-        value = float(values[index] if values.size > 1 else values[0])
+        value = values[group.get("fl_group", 0)] if len(values) > 1 else values[0]
         if name == "lr":
             group["lr"] = value
         elif name == "mom":

@@ -9,6 +9,7 @@ optimizer's ``lr`` / ``mom`` per batch from such functions.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -20,13 +21,19 @@ from fastlearn.optimizer import get_hyper, set_hyper
 
 
 class Scheduler:
-    """A schedule from ``start`` to ``end`` (scalars or one value per param group)."""
+    """A schedule from ``start`` to ``end`` (scalars or one value per param group).
+
+    With one value each it computes on Python floats (the loop asks once per batch, and numpy's
+    per-call cost on scalars is most of it); with one value per group, on arrays.
+    """
 
     def __init__(self, start, end=None):
         self.start = np.asarray(start, dtype=float)
         self.end = np.asarray(start if end is None else end, dtype=float)
+        scalar = self.start.size == 1 and self.end.size == 1
+        self._start, self._end = (self.start.item(), self.end.item()) if scalar else (self.start, self.end)
 
-    def __call__(self, pos: float) -> np.ndarray:
+    def __call__(self, pos: float) -> float | np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -36,44 +43,43 @@ class Scheduler:
 class SchedLin(Scheduler):
     """Linear from start to end."""
 
-    def __call__(self, pos: float) -> np.ndarray:
-        return self.start + pos * (self.end - self.start)
+    def __call__(self, pos: float) -> float | np.ndarray:
+        return self._start + pos * (self._end - self._start)
 
 
 class SchedCos(Scheduler):
     """Cosine from start to end (flat at both ends)."""
 
-    def __call__(self, pos: float) -> np.ndarray:
-        return self.start + (1 + math.cos(math.pi * (1 - pos))) * (self.end - self.start) / 2
+    def __call__(self, pos: float) -> float | np.ndarray:
+        return self._start + (1 + math.cos(math.pi * (1 - pos))) * (self._end - self._start) / 2
 
 
 class SchedExp(Scheduler):
     """Exponential from start to end."""
 
-    def __call__(self, pos: float) -> np.ndarray:
-        return self.start * (self.end / self.start) ** pos
+    def __call__(self, pos: float) -> float | np.ndarray:
+        return self._start * (self._end / self._start) ** pos
 
 
 class SchedNo(Scheduler):
     """Constant at start."""
 
-    def __call__(self, pos: float) -> np.ndarray:
-        return self.start
+    def __call__(self, pos: float) -> float | np.ndarray:
+        return self._start
 
 
-def combine_scheds(pcts: Sequence[float], scheds: Sequence[Callable]) -> Callable[[float], np.ndarray]:
+def combine_scheds(pcts: Sequence[float], scheds: Sequence[Callable]) -> Callable[[float], float | np.ndarray]:
     """Run ``scheds`` one after the other, each over its fraction ``pcts`` of training."""
     if len(pcts) != len(scheds):
         raise ValueError(f"{len(pcts)} fractions for {len(scheds)} schedules; give one fraction each")
     if not math.isclose(sum(pcts), 1.0, abs_tol=1e-6):
         raise ValueError(f"schedule fractions {list(pcts)} sum to {sum(pcts)}, expected 1")
-    bounds = np.cumsum([0.0, *pcts])
+    bounds = [float(b) for b in np.cumsum([0.0, *pcts])]
 
-    def combined(pos: float) -> np.ndarray:
+    def combined(pos: float) -> float | np.ndarray:
         if pos >= 1.0:
             return scheds[-1](1.0)
-        index = int(np.searchsorted(bounds, pos, side="right") - 1)
-        index = min(max(index, 0), len(scheds) - 1)
+        index = min(max(bisect.bisect_right(bounds, pos) - 1, 0), len(scheds) - 1)
         width = bounds[index + 1] - bounds[index]
         inner = (pos - bounds[index]) / width if width > 0 else 1.0
         return scheds[index](inner)
