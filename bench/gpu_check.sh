@@ -6,7 +6,8 @@
 #   2. a speed table: fp32 / fp16 / bf16 / channels_last / torch.compile, against a plain PyTorch loop;
 #   3. DDP on NCCL: 1 vs 2 processes with two or more GPUs, else DDP with one process on NCCL.
 # Usage: bash bench/gpu_check.sh        (PYTHON=/path/to/python to pick the interpreter holding torch;
-#        VENV=folder for the environment it makes, default .venv-gpu; QUICK=1 for fewer steps)
+#        VENV=folder for the environment it makes, default .venv-gpu; QUICK=1 for fewer steps;
+#        ONLY="0 2" to run only those parts)
 # It reuses the installed torch: the environment is made with --system-site-packages and only
 # fastlearn (editable, no dependencies) and, if missing, fastprogress are installed into it.
 set -u
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.." || exit 1
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv-gpu}
 STEPS=100
+ONLY=${ONLY:-0 1 2 3}
+part() { [[ " $ONLY " == *" $1 "* ]]; }
 [ "${QUICK:-0}" = "1" ] && STEPS=40
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
@@ -49,23 +52,31 @@ NGPU=$("$VPY" -c "import torch; print(torch.cuda.device_count())")
 [ "$NGPU" -ge 1 ] || { echo "gpu_check: torch sees no GPU" >&2; exit 1; }
 STATUS=0
 
+if part 0; then
 echo; echo "== 0. Loop overhead: tiny CNN, bs 64, 32 px, Learner vs plain loop (target: ratio <= 1.03)"
 "$VPY" bench/overhead.py --device cuda --batches "$((STEPS * 3))" --repeats 5 --diagnose || STATUS=1
+fi
 
+if part 1; then
 echo; echo "== 1. CUDA tests"
 # every file holding a test marked cuda (listed, so that the other files' optional imports are not needed)
 mapfile -t CUDA_TESTS < <(grep -rl --include='test_*.py' 'mark.cuda' tests | sort)
 "$VPY" -m pytest -q -m cuda -p no:cacheprovider "${CUDA_TESTS[@]}" || STATUS=1
+fi
 
+if part 2; then
 echo; echo "== 2. Speed: precision, channels_last, compile (resnet-ish CNN, synthetic 128 px images)"
 "$VPY" bench/gpu_check.py --steps "$STEPS" || STATUS=1
+fi
 
+if part 3; then
 echo; echo "== 3. DDP on NCCL"
 if [ "$NGPU" -ge 2 ]; then
     "$VPY" bench/ddp.py --device cuda --procs 1 2 --precision bf16 --steps "$STEPS" || STATUS=1
 else
     echo "one GPU: DDP with 2 processes cannot run here; running DDP with 1 process on NCCL to exercise the path"
     "$VPY" bench/ddp.py --device cuda --procs 1 --force-ddp --precision bf16 --steps "$STEPS" || STATUS=1
+fi
 fi
 
 echo

@@ -40,6 +40,7 @@ from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.optimizer import AdamW
+from fastlearn.tracker import TerminateOnNaN
 
 LR_MAX, DIV, DIV_FINAL, PCT_START = 3e-3, 25.0, 1e5, 0.25
 
@@ -108,13 +109,17 @@ def plain_loop(x, y, bs: int, device) -> float:
     return CLOCK() - start
 
 
-def learner_loop(x, y, bs: int, device, bar: bool) -> float:
+def learner_loop(x, y, bs: int, device, bar: bool, without: tuple = (), nan_check=None) -> float:
     torch.manual_seed(0)
     ds = TensorPairs(x, y)
     dls = DataBunch.from_dsets(ds, TensorPairs(x[:bs], y[:bs]), bs=bs, shuffle=False, device=device)
     dls.valid.dataset = TensorPairs(x[:0], y[:0])  # no validation pass: train time only
     learn = Learner(dls, MODEL(), loss_func=CrossEntropyLossFlat(), opt_func=AdamW, device=device)
     learn.create_opt()
+    for cb in without:
+        learn.remove_cb(cb)
+    if nan_check is not None:
+        learn.add_cb(nan_check)  # replaces the default one (the same name)
     sync(device)
     start = CLOCK()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -145,7 +150,42 @@ def sync_sites(x, y, bs: int, device) -> collections.Counter:
                                if "synchroniz" in str(w.message))
 
 
-def diagnose(x, y, bs: int, device, top: int = 30) -> None:
+class UnprotectedNaNCheck(TerminateOnNaN):
+    """The deferred check without its protection: the optimizer gets no ``found_inf`` (for timing)."""
+
+    def before_step(self):
+        pass
+
+
+def launch_cost(device, n: int = 3000) -> float:
+    """Seconds of host time to queue one tiny kernel (on a CPU: to run it)."""
+    x = torch.zeros((), device=device)
+    sync(device)
+    start = CLOCK()
+    for _ in range(n):
+        x.add_(1)
+    elapsed = CLOCK() - start
+    sync(device)
+    return elapsed / n
+
+
+def diagnose(x, y, bs: int, device, top: int = 30, repeats: int = 5) -> None:
+    print(f"\nOne tiny kernel costs {launch_cost(device) * 1e6:.1f} us of host time to queue")
+    variants = {"plain": lambda: plain_loop(x, y, bs, device),
+                "learner": lambda: learner_loop(x, y, bs, device, bar=False),
+                "learner, NaN check unprotected": lambda: learner_loop(x, y, bs, device, bar=False,
+                                                                       nan_check=UnprotectedNaNCheck()),
+                "learner without TerminateOnNaN": lambda: learner_loop(x, y, bs, device, bar=False,
+                                                                       without=(TerminateOnNaN,))}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            times[name].append(run())
+    plain = statistics.median(times["plain"])
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:>34}: median {median:.3f}s, {median / plain:.3f} of plain, "
+              f"{(median - plain) / (len(x) // bs) * 1e6:.0f} us per batch over it")
     if device.type == "cuda":
         sites = sync_sites(x, y, bs, device)
         print(f"\nGPU waits in one Learner run of {len(x) // bs} batches: {sum(sites.values())}")

@@ -29,7 +29,7 @@ from torch.utils.data import BatchSampler, Dataset, RandomSampler, SequentialSam
 from fastlearn.config import get_config
 from fastlearn.data.show import show_batch
 from fastlearn.data.transforms import Pipeline, SamplePlan, Transform
-from fastlearn.data.workers import resolve_num_workers, resolve_prefetch_factor, should_pin_memory
+from fastlearn.data.workers import iterate_loader, resolve_num_workers, resolve_prefetch_factor, should_pin_memory
 from fastlearn.torch_core import to_device
 
 
@@ -307,8 +307,8 @@ class DataLoader:
         if self.num_workers == 0 and not self._pin():
             batches, non_blocking = self._batches_here(pass_seed), False
         else:
-            batches = self._torch_loader(pass_seed)
-            non_blocking = bool(batches.pin_memory)
+            loader = self._torch_loader(pass_seed)
+            batches, non_blocking = iterate_loader(loader), bool(loader.pin_memory)
         state = {}  # the batch transforms' plans and random generator, kept through the pass
         for b, batch in enumerate(batches):
             yield self._finish_batch(batch, b, pass_seed, self.kinds, non_blocking, state)

@@ -10,6 +10,8 @@ than it saves.
 """
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
 
 import torch
@@ -72,6 +74,22 @@ def should_pin_memory(device: torch.device | str | None, sample, pin_memory: boo
         raise ValueError(f"pin_memory=True, but the dataset's items hold tensors on {elsewhere}; only "
                          "CPU tensors can be pinned: pass pin_memory=None (or False)")
     return not elsewhere
+
+
+def iterate_loader(loader: torch.utils.data.DataLoader):
+    """``iter(loader)``, with the parent's unreachable objects collected first where that forks
+    worker processes. A forked worker inherits the whole heap, garbage cycles included (a finished
+    Learner and its GPU tensors, say); if the worker's collector freed such a tensor, the worker
+    would call into CUDA, which a forked process cannot, and abort with "CUDA error:
+    initialization error". Persistent workers start once per loader, so this runs once per loader.
+    """
+    if loader.num_workers > 0 and not getattr(loader, "_iterator", None):  # workers about to start
+        context = loader.multiprocessing_context or multiprocessing.get_context()
+        if isinstance(context, str):
+            context = multiprocessing.get_context(context)
+        if context.get_start_method() == "fork":
+            gc.collect()
+    return iter(loader)
 
 
 def _tensors(value):

@@ -102,7 +102,7 @@ class Recorder(Callback):
             meter = self.smooth_meter
             meter.accumulate(self.learn)
             # kept as a tensor: reading it as a float every batch would wait for the GPU each time
-            self.learn.smooth_loss = meter.average / (1 - meter.beta ** meter.count)
+            self.learn.smooth_loss = meter.smoothed
             self._pending_losses.append(self.learn.smooth_loss)
             self.lrs.append(get_hyper(self.opt, "lr"))
             self.moms.append(get_hyper(self.opt, "mom"))

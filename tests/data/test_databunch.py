@@ -1,4 +1,6 @@
 """DataLoader and DataBunch: seeded shuffling, workers, item/batch pipelines, test_dl, show_batch."""
+import sys
+
 import pandas as pd
 import pytest
 import torch
@@ -224,6 +226,47 @@ def test_persistent_workers_and_prefetch_factor_can_be_set(tmp_path, monkeypatch
     assert dl.new(prefetch_factor=5).prefetch_factor == 5
     with pytest.raises(ValueError, match=r"prefetch_factor=0; expected a positive int"):
         DataLoader(list(range(4)), bs=2, prefetch_factor=0)
+
+
+class _DropsInWorkers:
+    """A dataset whose items run the collector, as a worker's allocations eventually do."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        import gc
+        gc.collect()
+        return torch.tensor(float(i))
+
+
+class _RecordsWhereFreed:
+    """Cyclic garbage (like a finished Learner holding GPU tensors) that notes which process frees it."""
+
+    def __init__(self, path):
+        self.path, self.cycle = path, self
+
+    def __del__(self):
+        import os
+        with open(self.path, "a") as file:
+            file.write(f"{os.getpid()}\n")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forked workers are the default on Linux only")
+def test_forked_workers_do_not_free_the_parents_garbage(tmp_path):
+    # a forked worker that freed a parent's CUDA tensor would abort ("CUDA error: initialization error")
+    import gc
+    import os
+    record = tmp_path / "freed_in.txt"
+    dl = DataLoader(_DropsInWorkers(), bs=4, num_workers=2)
+    gc.disable()  # the garbage stays until the loader starts its workers
+    try:
+        _RecordsWhereFreed(record)
+        assert [b.tolist() for b in dl] == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
+    finally:
+        gc.enable()
+        gc.collect()
+    assert record.read_text().split() == [str(os.getpid())]  # freed once, by this process
 
 
 def test_a_dataset_pickles_small_for_spawned_workers():
