@@ -63,7 +63,7 @@ CLOCK = time.perf_counter
 
 def synthetic_images(n_batches: int, bs: int, device: torch.device):
     gen = torch.Generator().manual_seed(0)
-    shape = (64,) if MODEL is small_mlp else (3, 32, 32)
+    shape = (64,) if MODEL is not small_cnn else (3, 32, 32)
     x = torch.randn(n_batches * bs, *shape, generator=gen)
     y = torch.randint(0, 10, (n_batches * bs,), generator=gen)
     return x, y  # on the CPU, like a dataset read from disk; both loops move batches to the device

@@ -14,9 +14,9 @@ from pathlib import Path as PlainPath
 import torch
 from torch import nn
 
-from fastlearn.callback import (Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
-                                CancelFitException, CancelStepException, CancelTrainException, CancelValidException,
-                                TrainEvalCallback, as_callback, callbacks_added, callbacks_muted, callbacks_removed,
+from fastlearn.callback import (INNER_LOOP, Callback, CancelBackwardException, CancelBatchException,
+                                CancelEpochException, CancelFitException, CancelStepException, CancelTrainException,
+                                CancelValidException, TrainEvalCallback, as_callback, callbacks_added, callbacks_muted, callbacks_removed,
                                 cleanup_after, events_table, sort_callbacks, training_loop_text)
 from fastlearn.callback.profiler import profile_learner
 from fastlearn.config import get_config
@@ -46,6 +46,9 @@ from fastlearn.torch_core import default_device, is_main_process, split_batch, t
 
 # on in every Learner; ``learn.remove_cb(TerminateOnNaN)`` (or any of them) turns one off
 DEFAULT_CALLBACKS = (TrainEvalCallback, Recorder, ProgressCallback, TerminateOnNaN, SanityCheckCallback)
+# the events around each stage of the loop, named once
+_EVENT_NAMES = {name: (f"before_{name}", f"after_{name}", f"after_cancel_{name}")
+                for name in ("fit", "epoch", "train", "validate", "batch", "backward", "step")}
 
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func`` and an optimizer made by ``opt_func``.
@@ -131,9 +134,18 @@ class Learner:
     def callbacks_for(self, event: str) -> tuple[Callback, ...]:
         """The callbacks that act on ``event`` now (those with a method for it, not muted), in order;
         the table is built once per set of callbacks, so the loop skips the others for free."""
+        return tuple(cb for cb, _ in self._handlers(event))
+
+    def _handlers(self, event: str) -> tuple[tuple[Callback, Callable | None], ...]:
+        """``(callback, its method for event)`` pairs of :meth:`callbacks_for` (None for a callback
+        with its own ``__call__``), so the loop calls the method without going through ``__call__``."""
         cached = self._events_tables.get(self.muted)
         if cached is None or cached[0] != len(self._cbs):  # also catches learn.cbs changed in place
-            cached = self._events_tables[self.muted] = (len(self._cbs), events_table(self._cbs, self.muted))
+            table = events_table(self._cbs, self.muted)
+            handlers = {event: tuple((cb, None if type(cb).__call__ is not Callback.__call__
+                                      else getattr(type(cb), event)) for cb in cbs)
+                        for event, cbs in table.items()}
+            cached = self._events_tables[self.muted] = (len(self._cbs), handlers)
         return cached[1][event]
 
     def add_cb(self, cb: Callback | type) -> "Learner":
@@ -177,8 +189,13 @@ class Learner:
         return callbacks_removed(self, cbs)
 
     def __call__(self, event: str) -> None:
-        for cb in self.callbacks_for(event):
-            cb(event)
+        # what Callback.__call__ does, inlined: the loop sends about ten events a batch
+        inner, training = event in INNER_LOOP, self.training
+        for cb, method in self._handlers(event):
+            if method is None:
+                cb(event)
+            elif not inner or (cb.run_train if training else cb.run_valid):
+                method(cb)
 
     def show_training_loop(self) -> None:
         """Print the loop's events, in order, with the callbacks that act on each."""
@@ -224,12 +241,13 @@ class Learner:
     # --- the loop --------------------------------------------------------------------------------
 
     def _with_events(self, f: Callable, name: str, exception: type) -> None:
+        before, after, after_cancel = _EVENT_NAMES[name]
         try:
-            self(f"before_{name}")
+            self(before)
             f()
         except exception:
-            self(f"after_cancel_{name}")
-        self(f"after_{name}")
+            self(after_cancel)
+        self(after)
 
     def _backward(self) -> None:
         self.loss_grad.backward()

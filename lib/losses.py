@@ -69,6 +69,8 @@ class BaseLoss(nn.Module):
         return new
 
     def _flat(self, inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.is_2d and inp.ndim == 2 and targ.ndim == 1 and self.axis in (-1, 1):
+            return inp, targ  # already (items, classes) and (items,): nothing to reshape
         same_rank = targ.ndim == inp.ndim
         if inp.ndim > 1 and self.axis not in (-1, inp.ndim - 1):
             inp = inp.movedim(self.axis, -1)
@@ -85,9 +87,10 @@ class BaseLoss(nn.Module):
             targ = targ.float()
         elif targ.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
             targ = targ.long()
-        buffer = next(self.func.buffers(), None)
-        if buffer is not None and buffer.device != inp.device:
-            self.func.to(inp.device)  # class weights follow the model's device
+        for buffer in self.func._buffers.values():  # the loss's own, e.g. class weights
+            if buffer is not None and buffer.device != inp.device:
+                self.func.to(inp.device)  # class weights follow the model's device
+                break
         return self.func(*self._flat(inp, targ))
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:

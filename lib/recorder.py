@@ -96,20 +96,22 @@ class Recorder(Callback):
         return list(self.learn.metrics) if self.valid_metrics else []
 
     def after_batch(self):
-        if not self.learn.yb or self.learn.loss is None:  # no targets, or cancelled before the loss
+        learn = self.learn  # read directly: this runs every batch
+        if not learn.yb or learn.loss is None:  # no targets, or cancelled before the loss
             return
-        if self.training:
+        if learn.training:
             meter = self.smooth_meter
-            meter.accumulate(self.learn)
+            meter.accumulate(learn)
             # kept as a tensor: reading it as a float every batch would wait for the GPU each time
-            self.learn.smooth_loss = meter.smoothed
-            self._pending_losses.append(self.learn.smooth_loss)
-            self.lrs.append(get_hyper(self.opt, "lr"))
-            self.moms.append(get_hyper(self.opt, "mom"))
+            learn.smooth_loss = meter.smoothed
+            self._pending_losses.append(meter.smoothed)
+            self.lrs.append(get_hyper(learn.opt, "lr"))
+            self.moms.append(get_hyper(learn.opt, "mom"))
         else:
-            self.loss_meter.accumulate(self.learn)
-        for metric in self._metrics_for(self.training):
-            metric.accumulate(self.learn)
+            self.loss_meter.accumulate(learn)
+        if learn.metrics:
+            for metric in self._metrics_for(learn.training):
+                metric.accumulate(learn)
 
     @property
     def losses(self) -> list[float]:

@@ -176,7 +176,7 @@ class SanityCheckCallback(Callback):
             self._passed_without_targets = key
 
     def after_batch(self):
-        if self.training:
+        if self.learn.training:
             self.batches_run += 1
 
     def after_step(self):

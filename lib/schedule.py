@@ -138,14 +138,17 @@ class ParamScheduler(Callback):
         self.hps: dict[str, list] = {name: [] for name in self.scheds}
 
     def before_batch(self):
-        pos = self.train_iter / (self.n_iter * self.n_epoch)
+        learn = self.learn
+        pos = learn.train_iter / (learn.n_iter * learn.n_epoch)
+        opts = learn.opts  # with a custom training step, its other optimizers too
         for name, sched in self.scheds.items():
-            for opt in self.learn.opts:  # with a custom training step, its other optimizers too
-                set_hyper(opt, name, sched(pos))
+            value = sched(pos)
+            for opt in opts:
+                set_hyper(opt, name, value)
 
     def after_batch(self):
         for name in self.scheds:
-            self.hps[name].append(get_hyper(self.opt, name))
+            self.hps[name].append(get_hyper(self.learn.opt, name))
 
 
 class LRFinder(Callback):

@@ -91,13 +91,14 @@ class TerminateOnNaN(Callback):
         return fused and not scaler and not is_distributed() and torch.device(self.learn.device).type == "cuda"
 
     def after_loss(self):
-        if self.loss is None:
+        learn = self.learn
+        if learn.loss is None:
             return
         if self.deferred:
             self._read_pending()
             # 1.0 where the loss is NaN or inf (x * 0 is NaN for those alone), the float found_inf
             # that the fused step reads: two small kernels and a copy to the host, no wait
-            bad = self.loss.detach().mul(0).ne_(0)
+            bad = learn.loss.detach().mul(0).ne_(0)
             self._bad = (bad if bad.ndim == 0 else bad.amax()).float()
             if self._flag is None:  # one pinned buffer and one event, reused: read before refilled
                 cuda = self._bad.device.type == "cuda"
@@ -106,9 +107,9 @@ class TerminateOnNaN(Callback):
             self._flag.copy_(self._bad, non_blocking=True)
             if self._event is not None:
                 self._event.record()
-            self._pending = (int(self.epoch), int(self.iter), int(self.n_iter))
+            self._pending = (int(learn.epoch), int(learn.iter), int(learn.n_iter))
             return
-        loss = self.loss.detach()
+        loss = learn.loss.detach()
         bad = not (math.isfinite(loss.item()) if loss.ndim == 0 else bool(torch.isfinite(loss).all()))
         if is_distributed():
             bad = any_process(bad, self.loss.device)
@@ -118,14 +119,16 @@ class TerminateOnNaN(Callback):
 
     def before_step(self):
         if self.deferred and self._bad is not None:
-            self.opt.found_inf = self._bad  # the fused step leaves the weights alone where it is 1
-            self._armed.append(self.opt)
+            opt = self.learn.opt
+            opt.found_inf = self._bad  # the fused step leaves the weights alone where it is 1
+            self._armed.append(opt)
 
     def _disarm(self):
-        for opt in self._armed:
-            if hasattr(opt, "found_inf"):
-                del opt.found_inf
-        self._armed = []
+        if self._armed:
+            for opt in self._armed:
+                if hasattr(opt, "found_inf"):
+                    del opt.found_inf
+            self._armed.clear()
 
     def after_step(self):
         self._disarm()

@@ -96,9 +96,9 @@ class CancelBackwardException(Exception):
 _EVENT_LIKE = re.compile(r"^((before|after|begin)_[a-z_]+|clean_?up\w*)$")
 
 # Learner attributes that a callback reads through forwarding and must not shadow by assignment.
-FORWARDED_STATE = ("model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
-                   "n_epoch", "iter", "n_iter", "training", "train_iter", "pct_train", "smooth_loss",
-                   "loss_func", "metrics")
+FORWARDED_STATE = frozenset({"model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
+                             "n_epoch", "iter", "n_iter", "training", "train_iter", "pct_train", "smooth_loss",
+                             "loss_func", "metrics"})
 
 
 def camel_to_snake(name: str) -> str:
@@ -376,10 +376,11 @@ class TrainEvalCallback(Callback):
         self.learn.training = True
 
     def after_batch(self):
-        if not self.training:
+        learn = self.learn
+        if not learn.training:
             return
-        self.learn.pct_train += 1.0 / (self.n_iter * self.n_epoch)
-        self.learn.train_iter += 1
+        learn.pct_train += 1.0 / (learn.n_iter * learn.n_epoch)
+        learn.train_iter += 1
 
     def before_validate(self):
         if self.model.training:  # a model already in eval mode is not walked again (predict, get_preds)

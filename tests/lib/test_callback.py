@@ -355,3 +355,38 @@ def test_train_eval_switches_model_mode():
     quiet_fit(learn)
     assert modes == [(True, True), (False, False)]
     assert isinstance(learn.cbs[0], TrainEvalCallback)
+
+
+def test_run_train_and_run_valid_are_read_at_each_event():
+    class Counts(Callback):
+        run_valid = False
+
+        def __init__(self):
+            self.seen = {True: 0, False: 0}
+
+        def after_batch(self):
+            self.seen[self.training] += 1
+
+        def after_epoch(self):  # not a batch event: runs whatever the flags say
+            self.run_train, self.run_valid = False, True  # from the next epoch on
+
+    counts = Counts()
+    learn = make_learner(cbs=counts, n_train=32, bs=8)
+    learn.fit(2)
+    n_train, n_valid = len(learn.dls.train), len(learn.dls.valid)
+    assert counts.seen == {True: n_train, False: n_valid}  # epoch 0 trained only, epoch 1 validated only
+
+
+def test_a_callback_with_its_own_call_gets_every_event_it_asks_for():
+    class Everything(Callback):
+        def __init__(self):
+            self.events = []
+
+        def __call__(self, event):
+            self.events.append(event)
+
+    cb = Everything()
+    learn = make_learner(cbs=cb)
+    learn.fit(1)
+    assert cb.events[0] == "before_fit" and "after_fit" in cb.events[-2:]
+    assert cb.events.count("after_batch") == len(learn.dls.train) + len(learn.dls.valid)
