@@ -129,24 +129,27 @@ class Learner:
     @cbs.setter
     def cbs(self, cbs) -> None:
         self._cbs = L(cbs)
-        self._events_tables: dict[tuple, tuple[int, dict]] = {}
+        self._events_tables: dict[tuple, tuple[int, dict, dict]] = {}
 
     def callbacks_for(self, event: str) -> tuple[Callback, ...]:
         """The callbacks that act on ``event`` now (those with a method for it, not muted), in order;
         the table is built once per set of callbacks, so the loop skips the others for free."""
-        return tuple(cb for cb, _ in self._handlers(event))
+        return self._tables()[0][event]
 
     def _handlers(self, event: str) -> tuple[tuple[Callback, Callable | None], ...]:
         """``(callback, its method for event)`` pairs of :meth:`callbacks_for` (None for a callback
         with its own ``__call__``), so the loop calls the method without going through ``__call__``."""
+        return self._tables()[1][event]
+
+    def _tables(self) -> tuple[dict, dict]:
         cached = self._events_tables.get(self.muted)
         if cached is None or cached[0] != len(self._cbs):  # also catches learn.cbs changed in place
             table = events_table(self._cbs, self.muted)
             handlers = {event: tuple((cb, None if type(cb).__call__ is not Callback.__call__
                                       else getattr(type(cb), event)) for cb in cbs)
                         for event, cbs in table.items()}
-            cached = self._events_tables[self.muted] = (len(self._cbs), handlers)
-        return cached[1][event]
+            cached = self._events_tables[self.muted] = (len(self._cbs), table, handlers)
+        return cached[1], cached[2]
 
     def add_cb(self, cb: Callback | type) -> "Learner":
         """Add a callback (an instance or a class); it is reachable as ``learn.<its name>``."""
