@@ -66,7 +66,8 @@ fi
 
 if part 2; then
 echo; echo "== 2. Speed: precision, channels_last, compile (resnet-ish CNN, synthetic 128 px images)"
-"$VPY" bench/gpu_check.py --steps "$STEPS" || STATUS=1
+# the compiled row was slower than eager channels_last at 489300e, with recompilations: log why
+TORCH_LOGS=recompiles "$VPY" bench/gpu_check.py --steps "$STEPS" || STATUS=1
 fi
 
 if part 3; then

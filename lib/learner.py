@@ -534,9 +534,11 @@ class Learner:
         to_channels_last(self)
         return self
 
-    def compile(self, mode: str | None = None, fullgraph: bool = False, dynamic: bool | None = None) -> "Learner":
-        """Compile the model with ``torch.compile``; freeze / unfreeze keep working."""
-        compile_model(self, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
+    def compile(self, mode: str | None = None, fullgraph: bool = False, dynamic: bool | None = None,
+                backend: str | Callable = "inductor") -> "Learner":
+        """Compile the model with ``torch.compile`` (:func:`fastlearn.training.compile_model`);
+        freeze / unfreeze keep working."""
+        compile_model(self, mode=mode, fullgraph=fullgraph, dynamic=dynamic, backend=backend)
         return self
 
     def distrib_ctx(self, sync_bn: bool = True, timeout_s: float = 600.0):

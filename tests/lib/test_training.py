@@ -144,6 +144,19 @@ def test_channels_last_model_and_batches_train_like_the_default_layout():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_learn_compile_takes_the_backend(tmp_path):
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    learn = learner(regression_dls(bs=32), path=tmp_path)
+    assert learn.compile(backend=counting_backend) is learn
+    fit(learn, epochs=1)
+    assert graphs, "learn.compile(backend=...) did not reach torch.compile"
+
+
 def test_compile_in_place_keeps_the_model_freezing_and_checkpoints(tmp_path):
     graphs = []
 
