@@ -303,10 +303,10 @@ def add_normalization(dls, stats: tuple[Sequence[float], Sequence[float]], n_in:
 def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int | None = None,
                    pretrained: bool = True, splitter: Callable | None = None, cbs=None,
                    cut: int | Callable | None = None, init: Callable | None = None, concat_pool: bool = False,
-                   pool: bool = True, lin_ftrs: Sequence[int] | None = (), ps: float | Sequence[float] = 0.5,
-                   first_bn: bool | None = None, bn_final: bool = False, lin_first: bool = False,
-                   y_range: tuple[float, float] | None = None, n_in: int = 3, keep_bn_stats: bool = True,
-                   probe_init: bool = True, **learner_args):
+                   pool: bool = True, lin_ftrs: Sequence[int] | None = (),
+                   ps: float | Sequence[float] | None = None, first_bn: bool | None = None, bn_final: bool = False,
+                   lin_first: bool = False, y_range: tuple[float, float] | None = None, n_in: int = 3,
+                   keep_bn_stats: bool = True, probe_init: bool = True, **learner_args):
     """A Learner fine-tuning ``arch`` (``resnet34``, ``"efficientnet_lite0"``, ...) on images.
 
     The model is ``nn.Sequential(body, head)``; the splitter gives body groups then the head, and a
@@ -322,6 +322,9 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     - ``probe_init``: before the first training step the linear layer is fitted to the frozen
       body's features of the training images (``ProbeInit``), so fine-tuning starts from a linear
       probe rather than from random weights;
+    - ``ps=None``: the head's dropout is fastai's 0.5, except that a probed single-label classifier
+      gets it from the probe's L2 strength (``dropout_for_l2``: 0.5 for the strongest, 0.03 for one
+      thirty times weaker), chosen on held-out training images; a number fixes it;
     - ``keep_bn_stats``: the body's BatchNorm layers keep their pretrained statistics while
       training (``BnFreeze("body")``); their scale and shift train once the body is unfrozen;
     - ``train_bn=False`` (``Learner``'s default is True): a frozen body is frozen whole, its
@@ -346,13 +349,15 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
     if first_bn is None:
         first_bn = lin_ftrs is None or len(lin_ftrs) > 0
     meta = arch_meta(arch)
+    dropout_from_probe, ps = ps is None, 0.5 if ps is None else ps
     model = vision_model(arch, n_out, pretrained=pretrained, cut=cut, n_in=n_in, init=init,
                          concat_pool=concat_pool, pool=pool, lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn,
                          bn_final=bn_final, lin_first=lin_first, y_range=y_range)
     if pretrained and normalize:
         add_normalization(dls, meta["stats"], n_in)
     learn = Learner(dls, model, splitter=splitter or meta["split"],
-                    cbs=_transfer_callbacks(model[0], model[1], pretrained, keep_bn_stats, probe_init) + listify(cbs),
+                    cbs=_transfer_callbacks(model[0], model[1], pretrained, keep_bn_stats, probe_init,
+                                            dropout_from_probe) + listify(cbs),
                     **learner_args)
     try:
         learn.model_spec = vision_model_spec(arch, n_out, cut, n_in, concat_pool, pool, lin_ftrs, ps, first_bn,
@@ -366,14 +371,14 @@ def vision_learner(dls, arch: Callable | str, normalize: bool = True, n_out: int
 
 
 def _transfer_callbacks(body: nn.Module, head: nn.Module, pretrained: bool, keep_bn_stats: bool,
-                        probe_init: bool) -> list:
+                        probe_init: bool, dropout_from_probe: bool = False) -> list:
     """What fine-tuning a pretrained body adds to the loop: ``BnFreeze("body")`` and, for a linear
     head, ``ProbeInit``."""
     if not pretrained:
         return []
     cbs = [BnFreeze("body")] if keep_bn_stats else []
     if probe_init and linear_head_parts(head) is not None:
-        cbs.append(ProbeInit(body, head))
+        cbs.append(ProbeInit(body, head, dropout_from_probe=dropout_from_probe))
     return cbs
 
 

@@ -30,6 +30,10 @@ WEIGHT_DECAYS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
 """The L2 strengths :func:`fit_linear_layer` tries, strongest first (penalty
 ``weight_decay * |W|^2`` added to the mean loss)."""
 
+DROPOUT_HALF_L2 = 0.1
+"""The probe's L2 strength at which :func:`dropout_for_l2` gives fastai's head dropout, 0.5 (the
+strongest strength in :data:`WEIGHT_DECAYS`)."""
+
 _FEATURE_LAYERS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, AdaptiveConcatPool2d, nn.Flatten, Flatten, nn.Dropout)
 
 
@@ -52,6 +56,34 @@ def linear_head_parts(head: nn.Module) -> tuple[nn.Sequential, nn.Linear, nn.Seq
     if not all(isinstance(m, _FEATURE_LAYERS) for m in before):
         return None
     return nn.Sequential(*before), children[index], nn.Sequential(*children[index + 1:])
+
+
+def dropout_for_l2(weight_decay: float, half: float = DROPOUT_HALF_L2) -> float:
+    """The dropout probability ``p`` with ``p / (1 - p) = weight_decay / half``.
+
+    Dropout on a linear layer's inputs penalises its weights as an L2 penalty whose strength grows
+    as ``p / (1 - p)`` (Wager, Wang & Liang, 2013, "Dropout training as adaptive regularization").
+    The probe's L2 strength, chosen on held-out training images, says how much regularisation the
+    head needs on these features: the strongest strength searched keeps fastai's 0.5, a weakly
+    regularised probe gets little dropout.
+
+    >>> dropout_for_l2(0.1), round(dropout_for_l2(0.03), 3), round(dropout_for_l2(0.003), 3)
+    (0.5, 0.231, 0.029)
+    """
+    if weight_decay < 0 or half <= 0:
+        raise ValueError(f"dropout_for_l2 needs weight_decay >= 0 and half > 0, got {weight_decay}, {half}")
+    return weight_decay / (weight_decay + half)
+
+
+def is_single_label_loss(loss_func) -> bool:
+    """A cross-entropy loss over classes (``CrossEntropyLossFlat`` or ``nn.CrossEntropyLoss``).
+
+    >>> from fastlearn.losses import CrossEntropyLossFlat, BCEWithLogitsLossFlat
+    >>> is_single_label_loss(CrossEntropyLossFlat()), is_single_label_loss(BCEWithLogitsLossFlat())
+    (True, False)
+    """
+    return isinstance(loss_func, nn.CrossEntropyLoss) or isinstance(getattr(loss_func, "func", None),
+                                                                     nn.CrossEntropyLoss)
 
 
 def fit_linear_layer(linear: nn.Linear, features: torch.Tensor, targets: torch.Tensor,
@@ -142,6 +174,12 @@ class ProbeInit(Callback):
     strength fits for ``search_iter`` L-BFGS iterations each (the final fit for 100): about half the
     L-BFGS time of full fits, the same strengths chosen on the transfer benchmark's tasks.
 
+    ``dropout_from_probe`` (``vision_learner``'s default, ``ps=None``): with a single-label
+    classification loss, the dropout before the linear layer is then set from the strength the
+    probe chose (:func:`dropout_for_l2`, kept in ``dropout``): measured in docs/transfer.md, the
+    head's dropout suits a dataset as the probe's strength does, and one fixed value did not suit
+    both digits and clothes.
+
     >>> learn = vision_learner(dls, "efficientnet_lite0")   # doctest: +SKIP
     >>> learn.probe_init.weight_decay                         # doctest: +SKIP
     """
@@ -149,7 +187,8 @@ class ProbeInit(Callback):
     order = -5  # before the schedules and the first batch; after nothing that trains
 
     def __init__(self, body: nn.Module, head: nn.Sequential, max_items: int = 4096,
-                 weight_decays: Sequence[float] = WEIGHT_DECAYS, search_iter: int = 30):
+                 weight_decays: Sequence[float] = WEIGHT_DECAYS, search_iter: int = 30,
+                 dropout_from_probe: bool = False):
         parts = linear_head_parts(head)
         if parts is None:
             raise ValueError("ProbeInit needs a linear head (pooling, flattening and dropout, then one "
@@ -157,6 +196,8 @@ class ProbeInit(Callback):
                              "first_bn=False, or pass probe_init=False")
         self.body, (self.before, self.linear, self.after) = body, parts
         self.max_items, self.weight_decays, self.search_iter = max_items, tuple(weight_decays), search_iter
+        self.dropout_from_probe = dropout_from_probe
+        self.dropout: float | None = None  # set from the probe's strength (dropout_from_probe)
         self.as_built = self.linear.weight.detach().clone()
         self.fitted: dict | None = None
         self.done = False
@@ -183,6 +224,11 @@ class ProbeInit(Callback):
                                              after=self.after, weight_decays=self.weight_decays,
                                              search_iter=self.search_iter)
         self.fitted = {k: v.detach().clone() for k, v in self.linear.state_dict().items()}
+        if self.dropout_from_probe and is_single_label_loss(self.learn.loss_func):
+            self.dropout = dropout_for_l2(self.weight_decay)
+            for module in self.before.modules():
+                if isinstance(module, nn.Dropout):
+                    module.p = self.dropout
 
     def _features(self) -> tuple[torch.Tensor, torch.Tensor]:
         loader = _unaugmented_training_loader(self.dls)

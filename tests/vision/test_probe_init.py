@@ -13,7 +13,7 @@ from fastlearn.torch_core import set_seed
 from fastlearn.vision.data import ImageBlock
 from fastlearn.vision.layers import SigmoidRange
 from fastlearn.vision.learner import vision_learner
-from fastlearn.vision.probe_init import ProbeInit, fit_linear_layer, linear_head_parts
+from fastlearn.vision.probe_init import ProbeInit, dropout_for_l2, fit_linear_layer, linear_head_parts
 from fastlearn.vision.transforms import Resize
 
 
@@ -147,3 +147,27 @@ def test_probe_fits_the_heads_of_other_losses(dls, kind):
     with torch.no_grad():
         probe_loss = float(learn.loss_func(probe.after(probe.linear(features)), targets))
     assert probe_loss < 0.7 * random_loss
+
+
+def test_the_heads_dropout_follows_the_probes_strength_unless_given(dls):
+    set_seed(0)
+    learn = vision_learner(dls, "efficientnet_lite0")
+    dropout = [m for m in learn.model[1].modules() if isinstance(m, nn.Dropout)]
+    assert [m.p for m in dropout] == [0.5]  # as built, until the probe has chosen its strength
+    quiet_fit(learn, 0)
+    probe = learn.probe_init
+    assert probe.weight_decay is not None
+    assert dropout[0].p == probe.dropout == dropout_for_l2(probe.weight_decay)
+    given = vision_learner(dls, "efficientnet_lite0", ps=0.25)
+    quiet_fit(given, 0)
+    assert given.probe_init.weight_decay is not None and given.probe_init.dropout is None
+    assert [m.p for m in given.model[1].modules() if isinstance(m, nn.Dropout)] == [0.25]
+
+
+def test_dropout_for_l2_keeps_fastais_half_at_the_strongest_strength():
+    assert dropout_for_l2(0.1) == 0.5
+    assert dropout_for_l2(0.0) == 0.0
+    values = [dropout_for_l2(wd) for wd in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
+    assert values == sorted(values) and all(0 < v <= 0.5 for v in values)
+    with pytest.raises(ValueError, match="weight_decay >= 0"):
+        dropout_for_l2(-1.0)
