@@ -148,8 +148,9 @@ def provenance(record: dict) -> list[str]:
         lines.append(f"- **the working tree had uncommitted changes when this ran** ({', '.join(start['dirty'][:8])}"
                      f"{', ...' if len(start['dirty']) > 8 else ''}): the figures may not match the commit")
     if end["commit"] != start["commit"] or end["dirty"] != start["dirty"]:
-        lines.append(f"- **the tree changed during the run** (ended at {end['commit']}"
-                     f"{' with uncommitted changes' if end['dirty'] else ''}): later runs may have run other code")
+        changed = f" with uncommitted changes in {', '.join(end['dirty'][:8])}" if end["dirty"] else ""
+        lines.append(f"- **the tree changed during the run** (ended at {end['commit']}{changed}): later runs "
+                     "may have run other code")
     machine, runs = record["machine"], [r for r in record["runs"] if "error" not in r]
     versions = sorted({r["torch"] for r in runs if "torch" in r})
     threads = sorted({str(r["threads"]) for r in runs if "threads" in r})
