@@ -286,3 +286,13 @@ def test_settings_ini_matches_builtin_defaults():
     parser.read(ROOT / "settings.ini")
     found = {section: dict(parser.items(section)) for section in parser.sections()}
     assert found == DEFAULTS
+
+
+def test_training_an_image_model_does_not_import_pandas():
+    # pandas takes ~0.15 s to import; only tables, the course's star imports and reports need it
+    import subprocess
+    import sys
+    code = ("import sys; import fastlearn.learner, fastlearn.metrics, fastlearn.vision.data, "
+            "fastlearn.vision.learner, fastlearn.vision.transforms; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -20,7 +20,6 @@ from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, TransformBlock, register_block
 from fastlearn.data.getters import ColReader, RegexLabeller, get_image_files, parent_label, using_attr
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
-from fastlearn.data.tables import read_csv_file
 from fastlearn.data.transforms import Pipeline, Transform, register_transform
 from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.paths import Path
@@ -272,6 +271,7 @@ class ImageDataLoaders:
                  shuffle: bool = True, device=None, num_workers: int | str | None = None,
                  missing_targets: str = "raise"):
         """``from_df`` on ``path/csv_fname``."""
+        from fastlearn.data.tables import read_csv_file  # pandas, imported when a table is read
         df = read_csv_file(Path(path) / csv_fname, header=header, delimiter=delimiter)
         return cls.from_df(df, path=path, valid_pct=valid_pct, seed=seed, fn_col=fn_col, folder=folder,
                            suff=suff, label_col=label_col, label_delim=label_delim, y_block=y_block,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from fastlearn.callback import Callback, CancelFitException
@@ -81,7 +80,7 @@ class Profiler(Callback):
             raise ValueError(f"skip={skip!r}; expected a number of warm-up batches (0 or more)")
         self.n_batches, self.skip, self.trace_path, self.stop = n_batches, skip, trace_path, stop
         self.writes_files = trace_path is not None
-        self.table: pd.DataFrame | None = None
+        self.table = None  # a pandas.DataFrame once a fit has run
         self.steps: list[dict[str, float]] = []
         self.written: Path | None = None
         self._probes: list[_Probe] = []
@@ -188,6 +187,7 @@ class Profiler(Callback):
     def _finish(self) -> None:
         if not self.steps:
             return
+        import pandas as pd  # only once a profile is read: the library imports without it
         frame = pd.DataFrame(self.steps)
         means = frame.mean() * 1000
         rows = list(PHASES) + ["step"]
@@ -200,7 +200,7 @@ class Profiler(Callback):
 
 
 def profile_learner(learn, n_batches: int = 10, skip: int = 1, trace_path: str | Path | None = "profile_trace.json",
-                    show: bool = True) -> pd.DataFrame:
+                    show: bool = True) -> "pandas.DataFrame":
     """``learn.profile``: train ``skip + n_batches`` batches with a :class:`Profiler`, put the
     weights, optimizer and random state back as they were, print and return the table."""
     needed = skip + n_batches

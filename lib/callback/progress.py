@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pandas as pd
-
 from fastlearn.callback import Callback
 from fastlearn.progress import ProgressCallback
 from fastlearn.recorder import Recorder
@@ -112,6 +110,7 @@ class CSVLogger(Callback):
             self.file.close()
             self.file = None
 
-    def read_log(self) -> pd.DataFrame:
+    def read_log(self) -> "pandas.DataFrame":
         """The log as a ``pandas.DataFrame``."""
+        import pandas as pd  # only here: the library imports without it
         return pd.read_csv(self.path)
