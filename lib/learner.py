@@ -16,8 +16,9 @@ from torch import nn
 
 from fastlearn.callback import (INNER_LOOP, Callback, CancelBackwardException, CancelBatchException,
                                 CancelEpochException, CancelFitException, CancelStepException, CancelTrainException,
-                                CancelValidException, TrainEvalCallback, as_callback, callbacks_added, callbacks_muted, callbacks_removed,
-                                cleanup_after, events_table, sort_callbacks, training_loop_text)
+                                CancelValidException, TrainEvalCallback, as_callback, callbacks_added,
+                                callbacks_muted, callbacks_removed, cleanup_after, events_table, sort_callbacks,
+                                training_loop_text)
 from fastlearn.callback.profiler import profile_learner
 from fastlearn.config import get_config
 from fastlearn.foundation import L, listify
