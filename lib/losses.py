@@ -300,6 +300,16 @@ def _plain_loss_kind(loss_func: Callable) -> str:
     return "other"
 
 
+def is_cross_entropy(loss_func: Callable) -> bool:
+    """Plain cross-entropy over classes: ``CrossEntropyLossFlat``, ``nn.CrossEntropyLoss`` or
+    ``F.cross_entropy`` (label smoothing and focal losses are not).
+
+    >>> is_cross_entropy(CrossEntropyLossFlat()), is_cross_entropy(BCEWithLogitsLossFlat())
+    (True, False)
+    """
+    return _plain_loss_kind(loss_func.func if isinstance(loss_func, BaseLoss) else loss_func) == "cross_entropy"
+
+
 def loss_activation(loss_func: Callable, x: torch.Tensor) -> torch.Tensor:
     """``loss_func.activation(x)`` if the loss has one; softmax over dim 1 for plain cross-entropy,
     ``exp`` for NLL, sigmoid for BCE with logits; otherwise ``x`` unchanged.

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from fastlearn.callback import Callback
+from fastlearn.losses import is_cross_entropy
 from fastlearn.schedule import LRFinder
 from fastlearn.vision.layers import AdaptiveConcatPool2d, Flatten
 
@@ -73,17 +74,6 @@ def dropout_for_l2(weight_decay: float, half: float = DROPOUT_HALF_L2) -> float:
     if weight_decay < 0 or half <= 0:
         raise ValueError(f"dropout_for_l2 needs weight_decay >= 0 and half > 0, got {weight_decay}, {half}")
     return weight_decay / (weight_decay + half)
-
-
-def is_single_label_loss(loss_func) -> bool:
-    """A cross-entropy loss over classes (``CrossEntropyLossFlat`` or ``nn.CrossEntropyLoss``).
-
-    >>> from fastlearn.losses import CrossEntropyLossFlat, BCEWithLogitsLossFlat
-    >>> is_single_label_loss(CrossEntropyLossFlat()), is_single_label_loss(BCEWithLogitsLossFlat())
-    (True, False)
-    """
-    return isinstance(loss_func, nn.CrossEntropyLoss) or isinstance(getattr(loss_func, "func", None),
-                                                                     nn.CrossEntropyLoss)
 
 
 def fit_linear_layer(linear: nn.Linear, features: torch.Tensor, targets: torch.Tensor,
@@ -224,7 +214,7 @@ class ProbeInit(Callback):
                                              after=self.after, weight_decays=self.weight_decays,
                                              search_iter=self.search_iter)
         self.fitted = {k: v.detach().clone() for k, v in self.linear.state_dict().items()}
-        if self.dropout_from_probe and is_single_label_loss(self.learn.loss_func):
+        if self.dropout_from_probe and is_cross_entropy(self.learn.loss_func):
             self.dropout = dropout_for_l2(self.weight_decay)
             for module in self.before.modules():
                 if isinstance(module, nn.Dropout):
