@@ -284,18 +284,13 @@ def test_clean_epochs_reaches_item_transforms_in_kept_worker_processes():
     assert learn.dls.train.split_idx == 0
 
 
-def test_body_lr_mult_falls_from_fastais_100_to_1_with_the_images_seen():
-    from fastlearn.training import LR_MULT_BY_IMAGES, body_lr_mult
-    assert body_lr_mult(None) == body_lr_mult(1) == body_lr_mult(2500) == 100
-    assert body_lr_mult(5000) == pytest.approx(3)
-    assert body_lr_mult(20000) == body_lr_mult(10 ** 6) == 1
-    for n, mult in LR_MULT_BY_IMAGES:
-        assert body_lr_mult(n) == pytest.approx(mult)
-    between = [body_lr_mult(n) for n in range(2500, 20001, 250)]
+def test_body_lr_mult_falls_from_fastais_100_to_3_with_the_images_seen():
+    from fastlearn.training import FEW_IMAGES, MANY_IMAGES, body_lr_mult
+    assert body_lr_mult(None) == body_lr_mult(1) == body_lr_mult(FEW_IMAGES) == 100
+    assert body_lr_mult(MANY_IMAGES) == body_lr_mult(10 * MANY_IMAGES) == 3
+    between = [body_lr_mult(n) for n in range(FEW_IMAGES, MANY_IMAGES + 1, 250)]
     assert all(a > b for a, b in zip(between, between[1:]))
-    # geometric between two measured points: the geometric mean of the images gives that of the rates
-    assert body_lr_mult((2500 * 5000) ** 0.5) == pytest.approx((100 * 3) ** 0.5)
-    assert body_lr_mult(10000) == pytest.approx(3 ** 0.5)
+    assert body_lr_mult((FEW_IMAGES * MANY_IMAGES) ** 0.5) == pytest.approx((100 * 3) ** 0.5)
 
 
 class UnfrozenRates(Callback):
@@ -311,8 +306,7 @@ class UnfrozenRates(Callback):
 
 
 @pytest.mark.parametrize("n, bs, epochs, lr_mult, expected", [(256, 32, 2, None, 100),     # 512 images seen
-                                                              (256, 32, 40, None, 1.700),  # 10,240
-                                                              (512, 32, 40, None, 1),      # 20,480
+                                                              (256, 32, 40, None, 3),      # 10,240
                                                               (256, 32, 40, 100, 100),     # asked for
                                                               (256, 32, 12, None, 35.26)])  # 3,072: in between
 def test_fine_tune_body_rates_follow_the_images_the_unfrozen_phase_sees(n, bs, epochs, lr_mult, expected):
