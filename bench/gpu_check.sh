@@ -66,7 +66,12 @@ fi
 
 if part 2; then
 echo; echo "== 2. Speed: precision, channels_last, compile (resnet-ish CNN, synthetic 128 px images)"
-# the compiled row was slower than eager channels_last at 489300e, with recompilations: log why
+# the compiled row was slower than eager channels_last at 489300e, with recompilations: log why.
+# On a CPU (the same model and loop, backend "eager", TORCH_LOGS=recompiles) the loop recompiles for
+# two reasons only, both expected and both before the timed steps here: grad mode (the sanity
+# validation batches run under no_grad before the first training batch) and a short last
+# validation batch (batch size guard; the recompiled graph is dynamic in the batch dimension).
+# Anything else in this log (strides, autocast, dtype) is new.
 TORCH_LOGS=recompiles "$VPY" bench/gpu_check.py --steps "$STEPS" || STATUS=1
 fi
 
