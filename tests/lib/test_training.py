@@ -255,7 +255,10 @@ def test_clean_epochs_puts_the_loader_back_when_the_fit_fails():
 
 
 @pytest.mark.parametrize("epochs, clean_epochs, clean_seen", [(2, None, [False, False, True]),
+                                                              (3, None, [False, False, True, True]),
+                                                              (4, None, [False, False, False, True, True]),
                                                               (1, None, [False, False]),
+                                                              (3, 1, [False, False, False, True]),
                                                               (2, 0, [False, False, False])])
 def test_fine_tune_ends_on_clean_images_by_default(epochs, clean_epochs, clean_seen):
     model = nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 1))
