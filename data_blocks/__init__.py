@@ -14,7 +14,8 @@ from fastlearn.data.show import show_at, show_batch
 from fastlearn.data.splitters import (ColSplitter, EndSplitter, FileSplitter, FuncSplitter,
                                       GrandparentSplitter, IndexSplitter, MaskSplitter, RandomSplitter,
                                       TrainTestSplitter)
-from fastlearn.data.transforms import KINDS, Pipeline, Transform, register_transform
+from fastlearn.data.pipeline import Pipeline
+from fastlearn.data.transforms import KINDS, Transform, register_transform
 from fastlearn.data.tuples import fastuple
 
 __all__ = [

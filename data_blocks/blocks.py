@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 
 from fastlearn.data.categorical import Categorize, EncodedMultiCategorize, MultiCategorize, RegressionSetup
 from fastlearn.data.checks import is_missing
-from fastlearn.data.transforms import Pipeline, check_kinds
+from fastlearn.data.pipeline import Pipeline
+from fastlearn.data.transforms import check_kinds
 from fastlearn.foundation import listify
 from fastlearn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 

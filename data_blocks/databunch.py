@@ -21,7 +21,8 @@ from fastlearn.config import get_config
 from fastlearn.data.dataloader import DataLoader, as_pipeline, resolve_num_workers  # noqa: F401  (re-exported)
 from fastlearn.data.inference import inference_spec
 from fastlearn.data.results import show_results
-from fastlearn.data.transforms import Pipeline, Transform
+from fastlearn.data.pipeline import Pipeline
+from fastlearn.data.transforms import Transform
 from fastlearn.paths import Path
 from fastlearn.torch_core import default_device
 

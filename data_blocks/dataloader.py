@@ -28,7 +28,8 @@ from torch.utils.data import BatchSampler, Dataset, RandomSampler, SequentialSam
 
 from fastlearn.config import get_config
 from fastlearn.data.show import show_batch
-from fastlearn.data.transforms import Pipeline, SamplePlan, Transform
+from fastlearn.data.pipeline import Pipeline, SamplePlan
+from fastlearn.data.transforms import Transform
 from fastlearn.data.workers import iterate_loader, resolve_num_workers, resolve_prefetch_factor, should_pin_memory
 from fastlearn.torch_core import to_device
 

@@ -23,7 +23,7 @@ from fastlearn.data.checks import check_shared_files, missing_positions, missing
 from fastlearn.data.databunch import DataBunch, DataLoader, check_loader_kwargs, databunch_from_datasets
 from fastlearn.data.inference import parts_from_spec
 from fastlearn.data.splitters import check_splits
-from fastlearn.data.transforms import Pipeline
+from fastlearn.data.pipeline import Pipeline
 from fastlearn.data.tuples import fastuple
 from fastlearn.foundation import L
 from fastlearn.registry import register_code

@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 
 from fastlearn.data.blocks import block_from_description
-from fastlearn.data.transforms import Pipeline, transform_from_description
+from fastlearn.data.pipeline import Pipeline
+from fastlearn.data.transforms import transform_from_description
 
 SPEC_FORMAT = "fastlearn.data.inference/1"
 SPEC_KEYS = ("format", "n_inp", "inputs", "targets", "item_tfms", "batch_tfms", "vocab", "c")

@@ -193,8 +193,9 @@ def default_lr_mult(learn, epochs: int) -> float:
 def default_clean_epochs(epochs: int) -> int:
     """``fine_tune``'s default ``clean_epochs``: the later half of the unfrozen phase, rounded up,
     trains on clean images; a single unfrozen epoch stays augmented (the model would otherwise
-    never see the augmentation). On the small sets of ``docs/transfer.md`` the affine part of
-    ``aug_transforms()`` costs more than it gives; half the epochs clean kept its benefit early on.
+    never see the augmentation). The earlier augmented epochs still regularise; the clean ones fit
+    the images as they are scored (``docs/transfer.md``: MNIST × 50, 3 epochs, 0.148 → 0.130 with
+    two clean instead of one; no measured row lost).
 
     >>> [default_clean_epochs(n) for n in (1, 2, 3, 4, 10)]
     [0, 1, 2, 2, 5]

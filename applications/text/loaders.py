@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fastlearn.data.dataloader import DataLoader
-from fastlearn.data.transforms import Pipeline
+from fastlearn.data.pipeline import Pipeline
 
 
 def _first_part(sample):

@@ -20,7 +20,8 @@ from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, TransformBlock, register_block
 from fastlearn.data.getters import ColReader, RegexLabeller, get_image_files, parent_label, using_attr
 from fastlearn.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
-from fastlearn.data.transforms import Pipeline, Transform, register_transform
+from fastlearn.data.pipeline import Pipeline
+from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.paths import Path
 from fastlearn.vision.image import LoadImage, LoadMask, PILImage, PILImageBW, show_image

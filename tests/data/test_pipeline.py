@@ -7,8 +7,8 @@ import torch
 from fastlearn.data.batch_transforms import IntToFloatTensor, Normalize
 from fastlearn.data.categorical import (CategoryMap, Categorize, EncodedMultiCategorize, MultiCategorize,
                                         RegressionSetup)
-from fastlearn.data.transforms import (Pipeline, Transform, register_transform,
-                                       transform_from_description)
+from fastlearn.data.pipeline import Pipeline
+from fastlearn.data.transforms import Transform, register_transform, transform_from_description
 
 
 class AddN(Transform):
@@ -223,3 +223,4 @@ def test_a_plan_says_whether_it_draws_random_numbers():
     images = torch.zeros(2, 1, 2, 2)
     out = Pipeline([Jitter()]).plan(kinds, 0)((images, torch.tensor([0, 1])), random.Random(3))[0]
     assert torch.allclose(out, torch.full_like(images, random.Random(3).random()))
+
