@@ -24,7 +24,7 @@ from fastlearn.data.results import show_results
 from fastlearn.data.pipeline import Pipeline
 from fastlearn.data.transforms import Transform
 from fastlearn.paths import Path
-from fastlearn.torch_core import default_device
+from fastlearn.torch_core import default_device, to_cpu
 
 _UNSET = object()
 
@@ -167,7 +167,11 @@ class DataBunch:
         [tensor([[48., 16.]])]
         """
         targets = _readable(targets)
-        if not (self._decodes_targets() and isinstance(targets, torch.Tensor)) or self._targets_decode_alone():
+        decodes = self._decodes_targets()
+        if decodes and isinstance(targets, torch.Tensor) and self._targets_decode_alone():
+            decode, n_inp = self.valid_ds.decode_part, self.n_inp  # decode_target's, checked once a batch
+            return [decode(n_inp, target) for target in targets]
+        if not (decodes and isinstance(targets, torch.Tensor)):
             return [self.decode_target(target) for target in targets]
         inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
         samples = self.valid.decode_batch((*inputs, targets), max_n=len(targets))
@@ -301,7 +305,7 @@ def _readable(target):
     """A target or prediction on the CPU, 0/1 labels as floats, ready to decode."""
     if not isinstance(target, torch.Tensor):
         return target
-    target = target.detach().cpu()
+    target = to_cpu(target)
     return target.float() if target.dtype == torch.bool else target
 
 

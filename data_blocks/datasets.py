@@ -288,7 +288,7 @@ class Datasets:
         return Datasets(items, tfms=self.pipelines[:n], n_inp=min(self.n_inp, n),
                         blocks=self.blocks[:n],
                         getters=self.getters[:n] if use_getters else [None] * n,
-                        splits=[L(range(len(items))), L()], split_idx=1)
+                        split_idx=1)  # every item in the first split, as without splits
 
     def dataloaders(self, bs: int | None = 64, shuffle: bool = True, num_workers: int | str | None = None,
                     device=None, path=".", seed: int | None = None, drop_last: bool | None = None,

@@ -38,6 +38,14 @@ class Pipeline:
         transforms = [as_transform(f) for f in funcs]
         self.fs: list[Transform] = sorted(transforms, key=lambda t: t.order)
         self.split_idx = split_idx
+        self._plans: dict[tuple, SamplePlan] = {}  # by kinds and split (see ``plan``)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_plans"}  # remade where it is used
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._plans = {}
 
     def __len__(self) -> int:
         return len(self.fs)
@@ -105,8 +113,14 @@ class Pipeline:
 
     def plan(self, kinds: tuple[str, ...], split_idx: int | None = None) -> "SamplePlan":
         """The steps this pipeline takes on samples of these kinds in this split, worked out once
-        (a loader reuses it for every item); see :class:`SamplePlan`."""
-        return SamplePlan(self.fs, tuple(kinds), split_idx)
+        and kept while ``fs`` holds the same transforms (``predict`` asks for it on every call;
+        a loader reuses it for every item); see :class:`SamplePlan`."""
+        key = (tuple(kinds), split_idx)
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(key)
+        if plan is None or not plan.made_from(self.fs):
+            plan = plans[key] = SamplePlan(self.fs, key[0], split_idx)
+        return plan
 
     def decode_sample(self, sample: tuple, kinds: tuple[str, ...]) -> tuple:
         for t in reversed(self.fs):
@@ -148,8 +162,9 @@ class SamplePlan:
 
     def __init__(self, transforms: Iterable[Transform], kinds: tuple[str, ...], split_idx: int | None):
         self.kinds, self.split_idx = kinds, split_idx
+        self.transforms = tuple(transforms)
         self.steps: list[tuple[Transform, tuple[int, ...] | None, bool]] = []
-        for t in transforms:
+        for t in self.transforms:
             if not t.runs_on(split_idx):
                 continue
             if overrides(t, "call_sample"):  # its own way of walking a sample: call it as is
@@ -161,6 +176,11 @@ class SamplePlan:
                 self.steps.append((t, parts, draws))
         # whether a step may draw from ``rng`` (a transform walking the sample its own way may)
         self.draws = any(parts is None or draws for _, parts, draws in self.steps)
+
+    def made_from(self, transforms: list[Transform]) -> bool:
+        """Whether this plan was worked out for these very transforms, in this order."""
+        return len(transforms) == len(self.transforms) and all(
+            a is b for a, b in zip(transforms, self.transforms))
 
     def __call__(self, sample: tuple, rng: random.Random | None = None) -> tuple:
         kinds, split_idx = self.kinds, self.split_idx

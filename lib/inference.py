@@ -207,18 +207,17 @@ def predicts_directly(learn) -> bool:
     return has_train_eval
 
 
-def predict_directly(learn, items, bs: int | None = None) -> GatherPreds | None:
-    """The predictions for ``items`` (with their inputs) as a validation pass over
-    ``dls.test_dl(items)`` gathers them, built without a loader or the pass: the items encoded
-    as one batch (``dls.test_batch``), the model in eval mode (put back after), no gradients,
-    subnormal floats flushed on a CPU, the output checked as on a pass's first batch; ``xb``,
-    ``yb`` and ``pred`` are left set as the pass leaves them. None, having done nothing, where
-    that cannot give the same as the pass (see :func:`predicts_directly`)."""
+def predict_directly(learn, items, bs: int | None = None) -> tuple | None:
+    """``(inputs, predictions, decoded)`` for ``items`` as ``get_preds(dl=dls.test_dl(items),
+    with_input=True, with_decoded=True)`` gives them, built without a loader or the pass: the items
+    encoded as one batch (``dls.test_batch``), the model in eval mode (put back after), no
+    gradients, subnormal floats flushed on a CPU, the output checked as on a pass's first batch;
+    ``xb``, ``yb`` and ``pred`` are left set as the pass leaves them. None, having done nothing,
+    where that cannot give the same as the pass (see :func:`predicts_directly`)."""
     test_batch = getattr(learn.dls, "test_batch", None)
     if test_batch is None or not predicts_directly(learn):
         return None
-    gather = GatherPreds(with_input=True)
-    with modes_put_back(learn.model), flushing_denormals(learn.device), torch.no_grad():
+    with modes_put_back(learn.model), flushing_denormals(learn.device, learn.flush_denormal), torch.no_grad():
         batch = test_batch(items, bs=bs)
         if batch is None:
             return None
@@ -231,9 +230,9 @@ def predict_directly(learn, items, bs: int | None = None) -> GatherPreds | None:
         sanity = getattr(learn, "sanity_check", None)
         if isinstance(sanity, SanityCheckCallback) and sanity in learn.callbacks_for("after_pred"):
             sanity.check_prediction()
-        gather.learn = learn
-        gather.after_batch()
-    return gather
+    # as GatherPreds keeps one batch, and its result() reads it
+    preds = loss_activation(learn.loss_func, _concat([to_cpu(learn.pred)]))
+    return _concat([to_cpu(learn.xb)]), preds, loss_decodes(learn.loss_func, preds)
 
 
 def predict_items(learn, items, with_input: bool = False, bs: int | None = None) -> list[tuple]:
@@ -245,9 +244,9 @@ def predict_items(learn, items, with_input: bool = False, bs: int | None = None)
     if not len(items):
         raise ValueError("predict_batch got no items; pass a list of items (file paths, images, rows...)")
     # items that fit in one batch go straight to the model where that gives what the pass gives
-    gather = predict_directly(learn, items, bs=bs)
-    if gather is not None:
-        inputs, preds, _, decoded = gather.result(learn.loss_func, with_decoded=True)
+    direct = predict_directly(learn, items, bs=bs)
+    if direct is not None:
+        inputs, preds, decoded = direct
     else:
         # in this process (no worker started per call), where the loaders' test_dl takes these arguments
         accepted = _parameters(type(learn.dls).test_dl)

@@ -62,6 +62,8 @@ class Learner:
     - ``cbs`` takes callbacks or callback classes; ``metrics`` takes functions or ``Metric``s.
     - ``device`` (default: the config's, "auto" = CUDA, then MPS, then CPU).
     - ``precision``: "fp32", "fp16" or "bf16" (default: the config's).
+    - ``learn.flush_denormal``: on a CPU, subnormal floats are computed as zero while it trains
+      or predicts (the config's ``flush_denormal``, read when the learner is built; settable).
     - Default callbacks: a NaN or infinite training loss stops training before that batch changes
       the weights (``TerminateOnNaN``), and ``SanityCheckCallback`` checks the loaders and the
       model's output against the targets on the first batch; ``learn.remove_cb(...)`` turns either off.
@@ -109,7 +111,10 @@ class Learner:
         self.gather_preds: GatherPreds | None = None  # what get_preds keeps, batch by batch (read under DDP)
         self.to(device)
         self.add_cbs([cb() for cb in DEFAULT_CALLBACKS] + listify(cbs))
-        set_precision(self, precision if precision is not None else get_config().get("defaults", "precision"))
+        config = get_config()
+        # on a CPU, subnormal floats computed as zero while it trains or predicts (read once, here)
+        self.flush_denormal: bool = config.get("defaults", "flush_denormal")
+        set_precision(self, precision if precision is not None else config.get("defaults", "precision"))
         attach_if_launched(self)  # under torchrun with several processes: DDP, no code change
 
     # --- metrics, callbacks --------------------------------------------------------------------
@@ -358,7 +363,8 @@ class Learner:
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
         # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
         self.epoch_base = self.epochs_done - start_epoch
-        with self.added_cbs(cbs), debug_run(self, fast_dev_run), cleanup_after(self), flushing_denormals(self.device):
+        with (self.added_cbs(cbs), debug_run(self, fast_dev_run), cleanup_after(self),
+              flushing_denormals(self.device, self.flush_denormal)):
             self._with_events(self._do_fit, "fit", CancelFitException)
 
     def _lr_array(self, lr, reset_opt: bool = False):
@@ -483,7 +489,7 @@ class Learner:
         previous, self.gather_preds = self.gather_preds, gather
         try:
             with (modes_put_back(self.model), self.no_bar(), self.no_logging(), self.added_cbs(cbs),
-                  cleanup_after(self), flushing_denormals(self.device)):
+                  cleanup_after(self), flushing_denormals(self.device, self.flush_denormal)):
                 self._do_epoch_validate(dl=dl)
         finally:
             self.gather_preds = previous

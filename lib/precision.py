@@ -51,15 +51,17 @@ def denormals_flushed_now() -> bool:
 
 
 @contextmanager
-def flushing_denormals(device: torch.device | str) -> Iterator[None]:
-    """On a CPU (and with the config's ``flush_denormal``, default true), compute subnormal floats
-    (magnitudes below 1.2e-38) as zero inside the block, as TensorFlow does by default.
+def flushing_denormals(device: torch.device | str, enabled: bool | None = None) -> Iterator[None]:
+    """On a CPU (and where ``enabled``, None: the config's ``flush_denormal``, default true), compute
+    subnormal floats (magnitudes below 1.2e-38) as zero inside the block, as TensorFlow does by default.
 
     A recurrent model's activations and gradients drift into subnormals after a few steps, and a
     CPU handles each one ~100x slower than a normal float: an AWD-LSTM language-model batch goes from
     1.8 s to 25 s within ten steps. Values that small change no result in float32 training. The
     thread's previous mode is put back on leaving (a user's own ``torch.set_flush_denormal(True)``
-    stays). Other devices are untouched (their kernels flush on their own).
+    stays). Other devices are untouched (their kernels flush on their own). A ``Learner`` passes
+    the setting it read when it was built: reading the config checks its files on disk, which
+    right after a model's forward pass (caches cold) costs ``predict`` ~60-100 µs a call.
 
     >>> with flushing_denormals("cpu"):
     ...     torch.tensor(1e-40).mul(1.0).item()
@@ -68,7 +70,8 @@ def flushing_denormals(device: torch.device | str) -> Iterator[None]:
     # cheapest first: the validation passes inside a fit find the mode already set and read no config
     if ((device.type if isinstance(device, torch.device) else torch.device(device).type) != "cpu"
             or denormals_flushed_now()
-            or not get_config().get("defaults", "flush_denormal") or not torch.set_flush_denormal(True)):
+            or not (enabled if enabled is not None else get_config().get("defaults", "flush_denormal"))
+            or not torch.set_flush_denormal(True)):
         yield
         return
     try:

@@ -166,14 +166,17 @@ class SanityCheckCallback(Callback):
     def check_prediction(self) -> None:
         """Check the learner's ``pred`` against its ``yb`` and the data (what ``after_pred`` does
         on a pass's first batch); ``learn.predict`` calls it when it runs no pass."""
-        pred = self.learn.pred
-        # without targets only the output's width is checked: once per model, data and width
-        # (one predict after another pays nothing)
-        key = None if len(self.learn.yb) or not isinstance(pred, torch.Tensor) else (
-            id(self.learn.model), id(self.learn.dls), tuple(pred.shape[1:]), getattr(self.learn.dls, "c", None))
-        if key is None or key != self._passed_without_targets:
-            check_output_fits_targets(self.learn)
-            self._passed_without_targets = key
+        learn, pred = self.learn, self.learn.pred
+        # without targets only the output's width is checked: once per model, data object and
+        # width, so one predict after another pays nothing (reading ``dls.c`` may encode an item);
+        # a ``dls.c`` set on the same data afterwards is checked by the next fit's first batch
+        passed = self._passed_without_targets
+        if (passed is not None and not len(learn.yb) and isinstance(pred, torch.Tensor)
+                and passed[2] == pred.shape[1:] and passed[0].holds(learn.model) and passed[1].holds(learn.dls)):
+            return
+        check_output_fits_targets(learn)
+        self._passed_without_targets = None if len(learn.yb) or not isinstance(pred, torch.Tensor) else (
+            _Same(learn.model), _Same(learn.dls), pred.shape[1:])
 
     def after_batch(self):
         if self.learn.training:

@@ -53,7 +53,8 @@ def to_device(batch, device: torch.device | str | None = None, non_blocking: boo
 def to_cpu(batch):
     """Move every tensor in a nested structure to the CPU and detach it."""
     if isinstance(batch, torch.Tensor):
-        return batch.detach().cpu()
+        batch = batch.detach() if batch.requires_grad else batch
+        return batch if batch.device.type == "cpu" else batch.cpu()
     return to_device(batch, "cpu")
 
 

@@ -224,3 +224,20 @@ def test_a_plan_says_whether_it_draws_random_numbers():
     out = Pipeline([Jitter()]).plan(kinds, 0)((images, torch.tensor([0, 1])), random.Random(3))[0]
     assert torch.allclose(out, torch.full_like(images, random.Random(3).random()))
 
+
+
+def test_a_pipelines_plan_is_kept_until_its_transforms_change(tmp_path):
+    import pickle
+
+    pipe = Pipeline([Double(), AddN(1)])
+    kinds = ("image", "category")
+    plan = pipe.plan(kinds, 1)
+    assert pipe.plan(list(kinds), 1) is plan  # worked out once (predict asks on every call)
+    assert pipe.plan(kinds, 0) is not plan and pipe.plan(("category",), 1) is not plan
+    assert plan((3, 4)) == (7, 9)
+    pipe.fs.append(AddN(10))  # a loader's pipeline changed in place: the next plan sees it
+    assert pipe.plan(kinds, 1)((3, 4)) == (17, 19)
+    pipe.fs[-1] = AddN(100)  # the same number of transforms, another one
+    assert pipe.plan(kinds, 1)((3, 4)) == (107, 109)
+    copy = pickle.loads(pickle.dumps(pipe))  # what a loader's worker gets: no plans, the same result
+    assert "_plans" not in pipe.__getstate__() and copy.plan(kinds, 1)((3, 4)) == (107, 109)

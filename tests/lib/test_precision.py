@@ -233,6 +233,23 @@ def test_flush_denormal_keeps_a_users_own_setting_and_obeys_the_config(tmp_path,
         make_learner().fit(1, 1e-2)
 
 
+def test_a_learner_reads_flush_denormal_when_built_and_obeys_its_own_setting(tmp_path, monkeypatch):
+    config = tmp_path / "config.ini"
+    config.write_text("[defaults]\nflush_denormal = false\n")
+    monkeypatch.setenv("FASTLEARN_CONFIG", str(config))
+    learn = make_learner()
+    assert learn.flush_denormal is False
+    monkeypatch.delenv("FASTLEARN_CONFIG")  # later changes to the config leave a built learner as it is
+    seen = FlushSeen()
+    learn.fit(1, 1e-2, cbs=seen)
+    assert seen.seen and not any(flushed for _, flushed in seen.seen)
+    learn.flush_denormal = True  # settable: the next fit and predictions flush
+    learn.fit(1, 1e-2, cbs=seen)
+    assert seen.seen and all(flushed for _, flushed in seen.seen)
+    assert make_learner().flush_denormal is True  # the default
+    assert not precision_module.denormals_flushed_now()
+
+
 def test_the_flush_probe_agrees_with_torchs_arithmetic_in_both_modes():
     tiny = torch.tensor(1e-40)  # subnormal in float32
     try:

@@ -71,8 +71,13 @@ def test_the_right_number_of_outputs_trains_and_predicts(three_classes):
     learn = vision_learner(three_classes, "resnet18", pretrained=False)  # n_out from the data
     with quiet(learn):
         learn.fit(1)
-    label, index, probs = learn.predict(get_image_files(three_classes.path)[0])
+    image = get_image_files(three_classes.path)[0]
+    label, index, probs = learn.predict(image)
     assert label in ("a", "b", "c") and probs.shape == (3,)
+    assert learn.predict(image)[0] == label  # the check passed once for this model and data
+    learn.model = vision_learner(three_classes, "resnet18", pretrained=False, n_out=5).model
+    with pytest.raises(ValueError, match="5 class scores per item but the data has 3 classes"):
+        learn.predict(image)  # another model: checked again
 
 
 def test_a_plain_model_with_too_few_outputs_for_the_labels():
