@@ -9,7 +9,6 @@ batch straight through the model (:func:`predict_directly`): the same result wit
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -179,17 +178,24 @@ VALIDATION_EVENTS = ("before_validate", "before_batch", "after_pred", "after_los
 _DIRECT_SAFE = (TrainEvalCallback, Recorder, TerminateOnNaN, SanityCheckCallback)
 
 
-@contextlib.contextmanager
-def modes_put_back(model: nn.Module):
+class modes_put_back:  # noqa: N801  (used as a function: ``with modes_put_back(model):``)
     """A model in training mode gets every module's mode back after the block (a BatchNorm frozen in
-    eval mode stays so); one in eval mode is not walked at all."""
-    modes = [m.training for m in model.modules()] if model.training else None
-    try:
-        yield
-    finally:
-        if modes is not None:
-            for module, mode in zip(model.modules(), modes):
+    eval mode stays so); one in eval mode is not walked at all (a class, not a generator: predict
+    enters it on every call)."""
+
+    __slots__ = ("model", "modes")
+
+    def __init__(self, model: nn.Module):
+        self.model, self.modes = model, None
+
+    def __enter__(self) -> None:
+        self.modes = [m.training for m in self.model.modules()] if self.model.training else None
+
+    def __exit__(self, *exc) -> bool:
+        if self.modes is not None:
+            for module, mode in zip(self.model.modules(), self.modes):
                 module.training = mode
+        return False
 
 
 def predicts_directly(learn) -> bool:

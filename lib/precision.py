@@ -16,8 +16,6 @@ so once per process. Predictions and losses reach the metrics as float32.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
@@ -50,8 +48,7 @@ def denormals_flushed_now() -> bool:
     return _SMALLEST_SUBNORMAL * _ONE == 0.0
 
 
-@contextmanager
-def flushing_denormals(device: torch.device | str, enabled: bool | None = None) -> Iterator[None]:
+class flushing_denormals:  # noqa: N801  (used as a function: ``with flushing_denormals(device):``)
     """On a CPU (and where ``enabled``, None: the config's ``flush_denormal``, default true), compute
     subnormal floats (magnitudes below 1.2e-38) as zero inside the block, as TensorFlow does by default.
 
@@ -67,17 +64,26 @@ def flushing_denormals(device: torch.device | str, enabled: bool | None = None) 
     ...     torch.tensor(1e-40).mul(1.0).item()
     0.0
     """
-    # cheapest first: the validation passes inside a fit find the mode already set and read no config
-    if ((device.type if isinstance(device, torch.device) else torch.device(device).type) != "cpu"
+
+    __slots__ = ("_device", "_enabled", "_flushing")
+
+    def __init__(self, device: torch.device | str, enabled: bool | None = None):
+        self._device, self._enabled, self._flushing = device, enabled, False
+
+    def __enter__(self) -> None:
+        # cheapest first: the validation passes inside a fit find the mode already set and read no
+        # config (a class, not a generator: predict enters it on every call)
+        device, enabled = self._device, self._enabled
+        self._flushing = not (
+            (device.type if isinstance(device, torch.device) else torch.device(device).type) != "cpu"
             or denormals_flushed_now()
             or not (enabled if enabled is not None else get_config().get("defaults", "flush_denormal"))
-            or not torch.set_flush_denormal(True)):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
+            or not torch.set_flush_denormal(True))
+
+    def __exit__(self, *exc) -> bool:
+        if self._flushing:
+            torch.set_flush_denormal(False)
+        return False
 
 
 def _as_float32(x):
