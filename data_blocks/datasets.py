@@ -66,13 +66,15 @@ class Datasets:
     ``dsets[i]`` is the encoded tuple; ``.train`` / ``.valid`` the subsets; ``.vocab`` the target
     vocabulary; ``.decode(sample)`` turns a sample back into readable values. ``getters`` (one per
     part, or None) run before each pipeline; ``blocks`` say each part's kind, how to show it and
-    what the target's loss is.
+    what the target's loss is. ``setup=False`` takes the pipelines as already set up (``test_set``:
+    new items are not passed through them to set up a vocabulary that exists).
     """
 
     def __init__(self, items=None, tfms: Sequence | None = None, splits: Sequence | None = None,
                  n_inp: int | None = None, blocks: Sequence[TransformBlock] | None = None,
                  getters: Sequence[Callable | None] | None = None, check: Sequence[int] = (),
-                 check_getters: bool = False, split_idx: int | None = None, verbose: bool = False):
+                 check_getters: bool = False, split_idx: int | None = None, verbose: bool = False,
+                 setup: bool = True):
         self.items = items if items is not None else []
         tfms = [[]] if tfms is None else list(tfms)
         self.pipelines = [t if isinstance(t, Pipeline) else Pipeline(t if isinstance(t, (list, tuple)) else [t])
@@ -93,7 +95,7 @@ class Datasets:
         targets = self._checked_targets()
         for p, pipeline in enumerate(self.pipelines):
             pipeline.split_idx = None
-            if pipeline.needs_setup():
+            if setup and pipeline.needs_setup():
                 train = [targets[p][i] if p in targets else self._get(p, _item_at(self.items, i), i)
                          for i in self.splits[0]]
                 pipeline.setup(train)
@@ -288,7 +290,8 @@ class Datasets:
         return Datasets(items, tfms=self.pipelines[:n], n_inp=min(self.n_inp, n),
                         blocks=self.blocks[:n],
                         getters=self.getters[:n] if use_getters else [None] * n,
-                        split_idx=1)  # every item in the first split, as without splits
+                        split_idx=1,  # every item in the first split, as without splits
+                        setup=False)  # set up on the training items already: not passed through again
 
     def dataloaders(self, bs: int | None = 64, shuffle: bool = True, num_workers: int | str | None = None,
                     device=None, path=".", seed: int | None = None, drop_last: bool | None = None,

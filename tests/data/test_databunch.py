@@ -118,6 +118,30 @@ def test_test_dl_with_and_without_labels():
     assert dls.test_dl([7.0, 8.0]).one_batch()[0].tolist() == [7.0, 8.0]  # no getter on raw items
 
 
+def test_new_items_pass_once_through_pipelines_set_up_on_the_training_items():
+    class Counted(Transform):  # a tokenizer, say: what a later step sets itself up from
+        seen = 0
+
+        def encodes(self, x):
+            Counted.seen += 1
+            return x
+
+    class Vocab(Transform):  # learns from the counted step's output once, as Numericalize does
+        def setups(self, items):
+            self.n = getattr(self, "n", None) or len(list(items))
+
+        def encodes(self, x):
+            return x
+
+    items = [f"text {i}" for i in range(10)]
+    dsets = Datasets(items, tfms=[[Counted(), Vocab()]], splits=[list(range(8)), [8, 9]])
+    assert Counted.seen == 8 and dsets.pipelines[0].fs[1].n == 8  # set up on the training items
+    Counted.seen = 0
+    test = dsets.test_set([f"new {i}" for i in range(5)])
+    assert Counted.seen == 0  # not passed through to set up again
+    assert [test[i][0] for i in range(5)] == [f"new {i}" for i in range(5)] and Counted.seen == 5
+
+
 def test_show_batch_draws_one_figure_headless_and_returns_nothing():
     import matplotlib
     matplotlib.use("Agg")
