@@ -155,13 +155,15 @@ def provenance(record: dict) -> list[str]:
     versions = sorted({r["torch"] for r in runs if "torch" in r})
     threads = sorted({str(r["threads"]) for r in runs if "threads" in r})
     devices = sorted({r["device"] for r in runs if "device" in r})
+    load_end = record.get("load_end", record["load_start"])
+    busy = (" (above the core count: other processes competed for the CPU and the seconds are inflated)"
+            if max(record["load_start"][0], load_end[0]) > machine["cores"] else "")
     lines += [f"- {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB memory; "
               f"device: {', '.join(devices) or '?'}",
               f"- Python {machine['python']}, torch {', '.join(versions) or '?'}, torch threads per worker "
               f"{', '.join(threads) or '?'}, `OMP_WAIT_POLICY=PASSIVE`",
               f"- load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in record['load_start'])}, at end "
-              f"{tuple(round(v, 2) for v in record.get('load_end', record['load_start']))} (above the core count, "
-              "other processes competed for the CPU and the seconds are inflated)",
+              f"{tuple(round(v, 2) for v in load_end)}{busy}",
               f"- {record['date']}, {record.get('wall_min', 0):.0f} min in all; `bench/transfer.py "
               f"{' '.join(record.get('argv', []))}`"]
     return lines
