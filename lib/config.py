@@ -32,7 +32,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "storage": "~/.fastlearn",
     },
     "defaults": {"bs": "64", "num_workers": "auto", "prefetch_factor": "2", "device": "auto", "precision": "fp32",
-                 "flush_denormal": "true"},
+                 "flush_denormal": "true", "keep_freed_memory": "true"},
     "downloads": {"base_url": "https://s3.amazonaws.com/fast-ai-"},
 }
 PATH_KEYS_RELATIVE_TO_LEARNER = {"models"}
@@ -87,7 +87,7 @@ class Config:
 
     def get(self, section: str, key: str):
         """A value, converted: ints for ``bs``/``num_workers``/``prefetch_factor`` (``"auto"`` stays a string),
-        a bool for ``flush_denormal``."""
+        a bool for ``flush_denormal`` and ``keep_freed_memory``."""
         try:
             value = self.values[section][key]
         except KeyError:
@@ -101,9 +101,9 @@ class Config:
                                  f"(from {self.origin.get((section, key), 'defaults')})") from None
         if section == "defaults" and key == "precision" and value not in PRECISIONS:
             raise ValueError(f"config [defaults] precision = {value!r}; expected one of {PRECISIONS}")
-        if section == "defaults" and key == "flush_denormal":
+        if section == "defaults" and key in ("flush_denormal", "keep_freed_memory"):
             if value.lower() not in _BOOLEANS:
-                raise ValueError(f"config [defaults] flush_denormal = {value!r}; expected true or false "
+                raise ValueError(f"config [defaults] {key} = {value!r}; expected true or false "
                                  f"(from {self.origin.get((section, key), 'defaults')})")
             return _BOOLEANS[value.lower()]
         return value

@@ -14,6 +14,7 @@ from pathlib import Path as PlainPath
 import torch
 from torch import nn
 
+from fastlearn.allocator import keep_freed_memory
 from fastlearn.callback import (INNER_LOOP, Callback, CancelBackwardException, CancelBatchException,
                                 CancelEpochException, CancelFitException, CancelStepException, CancelTrainException,
                                 CancelValidException, TrainEvalCallback, as_callback, callbacks_added,
@@ -363,6 +364,8 @@ class Learner:
         self.n_epoch, self.start_epoch = n_epoch, start_epoch
         # the loaders' epoch counts on across fits (and from a checkpoint's epochs when resuming)
         self.epoch_base = self.epochs_done - start_epoch
+        if self.device.type == "cpu":
+            keep_freed_memory()  # once per process (fastlearn.allocator)
         with (self.added_cbs(cbs), debug_run(self, fast_dev_run), cleanup_after(self),
               flushing_denormals(self.device, self.flush_denormal)):
             self._with_events(self._do_fit, "fit", CancelFitException)

@@ -183,9 +183,9 @@ def test_core_does_not_import_data_layer_or_applications():
 # course's `fastai.callback.*` paths (hook, fp16, mixup, progress, loggers, profiler) live in the
 # core subpackage lib/callback/; its modules are listed one by one ("callback/hook.py").
 CORE_LAYERS = [
-    ("package, lists, paths, config, devices, registries, atomic files, layers",
-     {"__init__.py", "foundation.py", "paths.py", "config.py", "torch_core.py", "registry.py", "atomic.py",
-      "layers.py"}),
+    ("package, lists, paths, config, devices, memory, registries, atomic files, layers",
+     {"__init__.py", "foundation.py", "paths.py", "config.py", "torch_core.py", "allocator.py", "registry.py",
+      "atomic.py", "layers.py"}),
     ("dataset download (untar_data, URLs)", {"external.py", "download.py", "archive.py"}),
     ("losses, metrics, optimizers and schedules, the callback base and the export checks",
      {"losses.py", "metrics.py", "metric_base.py", "roc_auc.py", "segmentation_metrics.py", "optimizer.py",
