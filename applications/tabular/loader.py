@@ -213,3 +213,29 @@ class TabularDataLoader(DataLoader):
         """Display ``max_n`` decoded rows of a batch as a table (printed outside a notebook)."""
         decoded = self.decode_batch(b if b is not None else self.one_batch(), max_n=max_n)
         display_table(decoded)
+
+    def results_table(self, learn, max_n: int = 10) -> pd.DataFrame:
+        """The first ``max_n`` rows, decoded, with ``learn``'s predictions beside the targets in
+        ``<target>_pred`` columns (class names, or numbers for a regression).
+
+        >>> learn.dls.valid.results_table(learn, max_n=3).columns[-2:].tolist()   # doctest: +SKIP
+        ['Status', 'Status_pred']
+        """
+        subset = self.new(sampler=range(min(max_n, len(self.dataset))), shuffle=False, drop_last=False)
+        if subset.n == 0:
+            raise ValueError("show_results: the loader has no rows to show")
+        table = self.decode_batch(subset.one_batch(), max_n=max_n)
+        _, _, decoded = learn.get_preds(dl=subset, with_decoded=True)
+        decoded = decoded.detach().cpu()
+        tabular = self.dataset.tabular
+        if tabular.y_kind == "category":
+            table[f"{tabular.y_names[0]}_pred"] = [tabular.y_vocab[int(i)] for i in decoded.reshape(-1)]
+        else:
+            decoded = decoded.reshape(len(table), -1).numpy()
+            for i, name in enumerate(tabular.y_names[:decoded.shape[1]]):
+                table[f"{name}_pred"] = decoded[:, i]
+        return table
+
+    def show_results(self, learn, max_n: int = 10) -> None:
+        """Display :meth:`results_table` (printed outside a notebook)."""
+        display_table(self.results_table(learn, max_n=max_n))

@@ -326,6 +326,12 @@ class TabularDataLoaders(DataBunch):
         """Display ``max_n`` decoded training rows as a table."""
         self.train.show_batch(b, max_n=max_n)
 
+    def show_results(self, learn, max_n: int = 10, figsize=None, ds_idx: int = 1, nrows: int | None = None,
+                     dl: TabularDataLoader | None = None) -> None:
+        """Display the rows of ``dl`` (default ``self[ds_idx]``) with ``learn``'s predictions in
+        ``<target>_pred`` columns, as a table (``learn.show_results`` calls this)."""
+        (dl if dl is not None else self[ds_idx]).show_results(learn, max_n=max_n)
+
     def decode_target(self, target):
         """A predicted class index → its label; a regression output → a float (or list)."""
         if isinstance(target, torch.Tensor):

@@ -85,3 +85,15 @@ def test_layers_helpers():
     assert model(torch.tensor([[1, 2]])).shape == (1,)
     with pytest.raises(ValueError, match="codes"):
         model.bias(["a name"])
+
+
+def test_show_results_prints_ratings_with_predictions(dls, capsys):
+    learn = collab_learner(dls, n_factors=4, y_range=(0, 5.5))
+    table = dls.valid.results_table(learn, max_n=5)
+    preds, targs = learn.get_preds()
+    assert table.columns.tolist() == ["user", "title", "rating", "rating_pred"]
+    assert table["rating"].tolist() == pytest.approx(targs[:5].tolist())
+    assert table["rating_pred"].tolist() == pytest.approx(preds[:5].tolist(), abs=1e-6)
+    assert table["title"].isin(list(dls.classes["title"])).all()
+    learn.show_results(max_n=2)
+    assert "rating_pred" in capsys.readouterr().out

@@ -125,3 +125,19 @@ def test_from_df_regression_with_y_range(credit_df):
     assert type(learn.loss_func).__name__ == "MSELossFlat"
     pred = learn.predict(df.iloc[0])[0]
     assert isinstance(pred, float) and 4.0 < pred < 9.0
+
+
+def test_show_results_prints_rows_with_predicted_labels(credit_to, capsys):
+    import matplotlib.pyplot as plt
+    dls = credit_to.dataloaders(bs=32, device="cpu")
+    learn = tabular_learner(dls, layers=[8])
+    table = dls.valid.results_table(learn, max_n=4)
+    preds, _ = learn.get_preds()
+    expected = [dls.vocab[int(i)] for i in preds[:4].argmax(dim=1)]
+    assert table["Status_pred"].tolist() == expected
+    assert table["Status"].tolist() == [dls.vocab[int(i)] for i in credit_to.valid.y[:4]]
+    assert table["Home"].isin(list(dls.classes["Home"])).all()
+    learn.show_results(max_n=3)
+    printed = capsys.readouterr().out
+    assert "Status_pred" in printed and "\n2 " in printed and "\n3 " not in printed  # rows 0, 1, 2
+    assert plt.get_fignums() == []  # a table, not a figure of empty image axes
