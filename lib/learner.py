@@ -450,9 +450,10 @@ class Learner:
         return test_time_augmentation(self, dl=dl, n=n, beta=beta, ds_idx=ds_idx, use_max=use_max)
 
     def show_results(self, ds_idx: int = 1, dl=None, max_n: int = 9, figsize: tuple[float, float] | None = None,
-                     nrows: int | None = None) -> None:
-        """Show inputs with their targets and predictions in one figure (the data's blocks draw them)."""
-        self.dls.show_results(self, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
+                     nrows: int | None = None):
+        """Show inputs with their targets and predictions in one figure (the data's blocks draw
+        them); the loaders of texts return a table instead, which a notebook shows."""
+        return self.dls.show_results(self, max_n=max_n, figsize=figsize, ds_idx=ds_idx, nrows=nrows, dl=dl)
 
     def predict(self, item, with_input: bool = False):
         """Predict one raw item: returns ``(decoded_label, decoded_prediction, probabilities)``;

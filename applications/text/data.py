@@ -30,7 +30,7 @@ from fastlearn.registry import register_code
 from fastlearn.text.hf_data import HFTextDataBunch
 from fastlearn.text.rules import PAD
 from fastlearn.text.tokenize import Tokenizer
-from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, show_table
+from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, results_rows, show_table
 from fastlearn.text.vocab import Numericalize
 
 
@@ -217,6 +217,18 @@ class TextDataBunch(DataBunch):
             text = dataset.pipelines[0].decode(ids[ids != pad])
             rows.append((text, *[dataset.decode_part(p, part[i].cpu()) for p, part in enumerate(batch) if p]))
         columns = ["text"] + ["category" if p == 1 else f"target_{p}" for p in range(1, len(batch))]
+        return show_table(rows, columns, trunc_at)
+
+    def show_results(self, learn, max_n: int = 9, figsize: tuple[float, float] | None = None, ds_idx: int = 1,
+                     nrows: int | None = None, dl=None, trunc_at: int = 150) -> pd.DataFrame:
+        """A table of texts of ``dl`` (default ``self[ds_idx]``) with their targets and ``learn``'s
+        predictions (``text``, ``category``, ``category_pred``; a language model's ``text``, ``text_``
+        and ``text_pred``), returned as a DataFrame (``learn.show_results`` calls this).
+
+        >>> learn.show_results(max_n=3)   # doctest: +SKIP
+        """
+        dl = dl if dl is not None else self[ds_idx]
+        rows, columns = results_rows(learn, dl, text_transforms(self.train_ds)[1].pad_idx, max_n=max_n)
         return show_table(rows, columns, trunc_at)
 
     def inference_spec(self) -> dict:

@@ -323,3 +323,36 @@ def show_table(rows: Sequence[tuple], columns: Sequence[str], trunc_at: int | No
         v = str(v)
         return v if trunc_at is None or len(v) <= trunc_at else v[:trunc_at] + "…"
     return pd.DataFrame([[cut(v) for v in row] for row in rows], columns=list(columns))
+
+
+def _decoder_without(dataset, pad_idx: int) -> Callable[[torch.Tensor], str]:
+    decode = _decoder(dataset)
+    return lambda ids: decode(ids[ids != pad_idx].cpu())
+
+
+def results_rows(learn, dl, pad_idx: int, max_n: int = 9) -> tuple[list[tuple], list[str]]:
+    """The first ``max_n`` samples of ``dl`` decoded, with ``learn``'s predictions: rows of
+    ``(text, target, prediction)`` and their column names. A classifier's rows are its texts
+    (``text``, ``category``, ``category_pred``); a language model's the first batch's rows of
+    ``dl.seq_len`` tokens (``text``, ``text_`` the tokens that follow, ``text_pred`` the predicted ones).
+    """
+    decode = _decoder_without(dl.dataset, pad_idx)
+    if isinstance(dl, LMDataLoader):
+        # one batch, cut from the start of the stream: the predictions of a whole corpus (tokens x vocab)
+        # would not fit in memory
+        tokens = torch.cat(dl.docs) if dl.docs else torch.zeros(0, dtype=torch.long)
+        seq_len = max(1, min(dl.seq_len, len(tokens) - 1))
+        n = max(1, min(max_n, (len(tokens) - 1) // seq_len))
+        subset = dl.new(dataset=[tokens[:n * seq_len + 1]], bs=n, seq_len=seq_len, shuffle=False)
+        inputs, _, targs, decoded = learn.get_preds(dl=subset, with_input=True, with_decoded=True)
+        rows = [(decode(inputs[i]), decode(targs[i]), decode(decoded[i])) for i in range(len(inputs))]
+        return rows, ["text", "text_", "text_pred"]
+    indices = list(range(min(max_n, len(dl.dataset))))
+    if not indices:
+        raise ValueError("show_results: the loader has no texts to show")
+    subset = dl.new(sampler=indices, bs=len(indices), shuffle=False, drop_last=False, num_workers=0)
+    inputs, _, targs, decoded = learn.get_preds(dl=subset, with_input=True, with_decoded=True)
+    n_inp = getattr(dl.dataset, "n_inp", 1)
+    rows = [(decode(inputs[i]), dl.dataset.decode_part(n_inp, targs[i].cpu()),
+             dl.dataset.decode_part(n_inp, decoded[i].cpu())) for i in range(len(indices))]
+    return rows, ["text", "category", "category_pred"]

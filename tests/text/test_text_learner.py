@@ -135,3 +135,26 @@ def test_get_preds_with_input_pads_texts_of_every_batch_to_one_length(food_path,
     texts = [p.read_text() for p in sorted((food_path / "test").rglob("*.txt"))][:20]   # several batches of 8
     batch = learn.predict_batch(texts)
     assert [label for label, *_ in batch] == [learn.predict(t)[0] for t in texts]
+
+
+def test_show_results_is_a_table_of_texts_targets_and_predictions(lm_learner, food_path, tmp_path):
+    import matplotlib.pyplot as plt
+    dls = TextDataLoaders.from_folder(food_path, valid="test", bs=8, device="cpu")
+    learn = text_classifier_learner(dls, AWD_LSTM, config=TINY_CLAS, pretrained=False, path=tmp_path)
+    assert learn.show_results(max_n=2).shape == (2, 3)
+    table = dls.show_results(learn, max_n=3, trunc_at=None)
+    preds, targs = learn.get_preds()   # item order
+    assert table.columns.tolist() == ["text", "category", "category_pred"]
+    assert table["category"].tolist() == [dls.vocab[1][int(t)] for t in targs[:3]]
+    assert table["category_pred"].tolist() == [dls.vocab[1][int(i)] for i in preds[:3].argmax(1)]
+    first = dls.valid_ds[0][0]
+    assert table["text"][0] == dls.valid_ds.pipelines[0].decode(first) and "xxpad" not in table["text"][0]
+    lm, _ = lm_learner
+    table = lm.dls.show_results(lm, max_n=2, trunc_at=None)
+    assert table.columns.tolist() == ["text", "text_", "text_pred"]
+    stream = torch.cat(lm.dls.valid.docs)
+    seq_len = lm.dls.valid.seq_len
+    decode = lm.dls.valid_ds.pipelines[0].decode
+    assert table["text"][0] == decode(stream[:seq_len]) and table["text_"][0] == decode(stream[1:seq_len + 1])
+    assert len(table) == 2 and len(table["text_pred"][0].split(" ")) == seq_len
+    assert plt.get_fignums() == []   # a table, not a figure of empty image axes
