@@ -204,8 +204,9 @@ class TabularDataLoader(DataLoader):
         columns = {name: parts[0][:, i] for i, name in enumerate(tabular.cat_names)}
         if tabular.with_cont:
             columns.update({name: parts[1][:, i] for i, name in enumerate(tabular.cont_names)})
-        if len(parts) > self.n_inp and len(tabular.y_names) == 1:
-            columns[tabular.y_names[0]] = parts[self.n_inp]
+        if len(parts) > self.n_inp:
+            ys = parts[self.n_inp].reshape(len(parts[0]), -1)  # (N,) classes or ratings, (N, n_targets) floats
+            columns.update({name: ys[:, i] for i, name in enumerate(tabular.y_names[:ys.shape[1]])})
         return tabular.decode(pd.DataFrame(columns))
 
     def show_batch(self, b=None, max_n: int = 10, nrows: int | None = None, ncols: int | None = None,

@@ -125,6 +125,10 @@ def test_from_df_regression_with_y_range(credit_df):
     assert type(learn.loss_func).__name__ == "MSELossFlat"
     pred = learn.predict(df.iloc[0])[0]
     assert isinstance(pred, float) and 4.0 < pred < 9.0
+    shown = dls.valid.decode_batch(dls.valid.one_batch(), max_n=3)   # what show_batch displays
+    assert shown["Amount"].tolist() == pytest.approx(df["Amount"].iloc[1500:1503].tolist())
+    table = dls.valid.results_table(learn, max_n=3)
+    assert table["Amount_pred"].tolist() == pytest.approx(learn.get_preds()[0][:3, 0].tolist(), abs=1e-5)
 
 
 def test_show_results_prints_rows_with_predicted_labels(credit_to, capsys):
