@@ -108,10 +108,13 @@ def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
 
 def target_kind(df: pd.DataFrame, y_names: list[str], y_block) -> str | None:
     """``"category"`` or ``"regression"`` from ``y_block``, else from the target columns' dtypes
-    (all floats: regression); None without targets.
+    (all numbers, integers too, as in fastai: regression; strings or booleans: category); None
+    without targets. Integer class labels take ``y_block=CategoryBlock()``.
 
     >>> target_kind(pd.DataFrame({"y": [0.5, 1.5]}), ["y"], None)
     'regression'
+    >>> target_kind(pd.DataFrame({"y": [1, 2]}), ["y"], None), target_kind(pd.DataFrame({"y": ["a"]}), ["y"], None)
+    ('regression', 'category')
     """
     if not y_names:
         return None
@@ -122,5 +125,6 @@ def target_kind(df: pd.DataFrame, y_names: list[str], y_block) -> str | None:
         if isinstance(block, RegressionBlock):
             return "regression"
         raise TypeError(f"y_block={y_block!r}; tabular targets take CategoryBlock or RegressionBlock")
-    floats = [pd.api.types.is_float_dtype(df[name]) for name in y_names]
-    return "regression" if all(floats) else "category"
+    numbers = [pd.api.types.is_numeric_dtype(df[name]) and not pd.api.types.is_bool_dtype(df[name])
+               for name in y_names]
+    return "regression" if all(numbers) else "category"

@@ -44,10 +44,11 @@ class TabularPandas:
     ``procs`` (classes or instances, e.g. ``[Categorify, FillMissing, Normalize]``) are set up on
     the training rows of ``splits`` (``(train_idx, valid_idx)`` positions; None: all rows train)
     and applied to all rows. The target ``y_names`` is a category (class codes, vocab from the
-    training rows) or a regression (floats): ``y_block`` says which, else float columns mean
-    regression. ``items`` is the processed DataFrame; ``classes`` the categorical vocabs;
-    ``reduce_memory`` stores continuous columns as float32. Rows without a target are an error
-    naming them, or left out with ``missing_targets="drop"``. Regression targets come out of the
+    training rows) or a regression (floats): ``y_block`` says which, else number columns (integers
+    too, as in fastai) mean regression and strings or booleans a category. ``items`` is the
+    processed DataFrame; ``classes`` the categorical vocabs; ``reduce_memory`` stores continuous
+    columns as float32. Rows without a target are an error naming them, or left out with
+    ``missing_targets="drop"``. Regression targets come out of the
     loaders as ``(N, n_targets)``, the shape of a tabular model's output, so ``F.mse_loss`` does not
     broadcast; ``flat_target=True`` gives one target as ``(N,)`` (ratings: the dot model's output).
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fastlearn.data.batch_transforms import Normalize
+from fastlearn.data.blocks import CategoryBlock
 from fastlearn.tabular.tabular_pandas import TabularPandas
 from fastlearn.tabular.procs import Categorify, FillMissing, NormalizeTab, as_proc
 from fastlearn.tabular.columns import add_datepart, cont_cat_split
@@ -138,3 +139,15 @@ def test_add_datepart_and_cont_cat_split():
     assert df["saleElapsed"].tolist() == [1583020800, 1640908800]
     cont, cat = cont_cat_split(df, max_card=1, dep_var="price")
     assert "price" not in cont + cat and "n" in cont and "saleIs_year_end" in cat
+
+
+def test_integer_target_is_regression_as_in_fastai_and_integer_classes_take_category_block(frame):
+    frame = frame.assign(count=[3, 7, 1, 9, 4, 2])
+    to = TabularPandas(frame, [], cont_names=["weight"], y_names="count", splits=([0, 2, 3], [4]))
+    assert to.y_kind == "regression" and to.c == 1 and type(to.loss_func).__name__ == "MSELossFlat"
+    assert to.train.tensors()[-1].tolist() == [[3.0], [1.0], [9.0]]   # a label unseen in training is no error
+    to = TabularPandas(frame, [], cont_names=["weight"], y_names="count", y_block=CategoryBlock(),
+                       splits=([0, 1, 2, 3, 4, 5], []))
+    assert to.y_kind == "category" and list(to.vocab) == [1, 2, 3, 4, 7, 9]
+    flags = TabularPandas(frame.assign(flag=[True, False] * 3), [], cont_names=["weight"], y_names="flag")
+    assert flags.y_kind == "category" and list(flags.vocab) == [False, True]
