@@ -427,7 +427,8 @@ class TabularDataLoaders(DataBunch):
         return {"format": SPEC_FORMAT, "cat_names": list(to.cat_names), "cont_names": list(to.cont_names),
                 "y_names": list(to.y_names), "y_kind": to.y_kind,
                 "y_vocab": None if to.y_vocab is None else list(to.y_vocab.items),
-                "with_cont": to.with_cont, "procs": [p.describe() for p in to.procs], "bs": self.valid.bs}
+                "with_cont": to.with_cont, "flat_target": to.flat_target, "procs": [p.describe() for p in to.procs],
+                "bs": self.valid.bs}
 
     @classmethod
     def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "TabularDataLoaders":
@@ -441,7 +442,7 @@ class TabularDataLoaders(DataBunch):
         columns = raw_cats + spec["cont_names"] + spec["y_names"]
         to = TabularPandas(pd.DataFrame({name: [] for name in columns}), [as_proc(p) for p in procs],
                            cat_names=raw_cats, cont_names=spec["cont_names"], y_names=spec["y_names"],
-                           do_setup=False, with_cont=spec["with_cont"])
+                           do_setup=False, with_cont=spec["with_cont"], flat_target=spec.get("flat_target", False))
         to.cat_names, to.y_kind = list(spec["cat_names"]), spec["y_kind"]
         to.y_vocab = None if spec["y_vocab"] is None else CategoryMap(spec["y_vocab"], sort=False)
         to.items = to.process(to.items, "the empty template")

@@ -67,6 +67,9 @@ def test_dot_model_trains_and_beats_the_global_mean(dls, tmp_path):
     rows = pd.DataFrame({"user": [dls.classes["user"][1]], "title": ["Star Wars (1977)"]})
     first = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
     assert torch.allclose(first, loaded.get_preds(dl=loaded.dls.test_dl(rows))[0])
+    rated = rows.assign(**{dls.y_names[0]: [4.0]})  # targets keep the (N,) shape of the trained loaders'
+    targets = learn.get_preds(dl=learn.dls.test_dl(rated))[1]
+    assert targets.shape == (1,) and torch.equal(loaded.get_preds(dl=loaded.dls.test_dl(rated))[1], targets)
 
 
 def test_nn_model(dls):
