@@ -336,7 +336,8 @@ class Datasets:
         """
         blocks, after_item, after_batch = parts_from_spec(spec)
         dsets = Datasets([], tfms=[list(b.type_tfms) for b in blocks], n_inp=spec["n_inp"], blocks=blocks)
-        dls = databunch_from_datasets(dsets, bs=64, val_bs=64, shuffle=False, num_workers=0, device=device,
+        bs = spec.get("bs", 64)
+        dls = databunch_from_datasets(dsets, bs=bs, val_bs=bs, shuffle=False, num_workers=0, device=device,
                                       after_item=after_item, after_batch=after_batch, cls=loaders_cls)
         if spec.get("c") is not None:
             dls.c = spec["c"]

@@ -18,7 +18,7 @@ from fastlearn.data.pipeline import Pipeline
 from fastlearn.data.transforms import transform_from_description
 
 SPEC_FORMAT = "fastlearn.data.inference/1"
-SPEC_KEYS = ("format", "n_inp", "inputs", "targets", "item_tfms", "batch_tfms", "vocab", "c")
+SPEC_KEYS = ("format", "n_inp", "inputs", "targets", "item_tfms", "batch_tfms", "vocab", "c", "bs")
 _PART_KEYS = ("name", "args", "module")
 
 
@@ -57,8 +57,10 @@ def check_spec(spec) -> None:
     if unknown or missing:
         raise ValueError(f"the inference description has unknown keys {unknown} / lacks {missing}; "
                          f"expected {list(SPEC_KEYS)}")
-    if isinstance(spec["n_inp"], bool) or not isinstance(spec["n_inp"], int) or spec["n_inp"] < 1:
-        raise ValueError(f"the inference description's n_inp is {spec['n_inp']!r}; expected a positive int")
+    for key in ("n_inp", "bs"):
+        value = spec.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"the inference description's {key} is {value!r}; expected a positive int")
     for key in ("inputs", "targets", "item_tfms", "batch_tfms"):
         if not isinstance(spec[key], list):
             raise ValueError(f"the inference description's {key} is a {type(spec[key]).__name__}; expected a list")
@@ -84,7 +86,8 @@ def _describe_pipeline(pipeline, where: str) -> list[dict]:
 
 def inference_spec(dls) -> dict:
     """A JSON-able dict: input and target blocks (kind, name, args incl. vocab), the item and
-    batch transforms that run at inference, ``n_inp``, ``vocab`` and ``c``."""
+    batch transforms that run at inference, ``n_inp``, ``vocab``, ``c`` and the validation batch
+    size ``bs`` (``test_dl`` batches that many items, as the original loaders' did)."""
     dataset = dls.train_ds
     if not hasattr(dataset, "pipelines"):
         raise TypeError(f"inference_spec needs loaders built from Datasets or a DataBlock; this "
@@ -110,6 +113,7 @@ def inference_spec(dls) -> dict:
         "vocab": None if vocab is None else [v if isinstance(v, (str, int, float, bool)) else str(v)
                                              for v in vocab],
         "c": dls.c,
+        "bs": getattr(dls.valid, "bs", None) or 64,
     }
 
 

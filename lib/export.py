@@ -14,6 +14,11 @@ from the file and needs none of the training script's functions. The description
   ``from_inference_spec(spec, device)`` rebuilds what inference needs (vocab, item transforms,
   normalization): ``dls.inference_builder()`` (the ``Datasets`` for loaders a DataBlock made),
   else the loaders' own class.
+- ``learner``: the Learner class (``fastlearn.text.learner.TextLearner`` for text), so the loaded
+  learner's ``predict`` is the original's (a language model's continues the text). A class of
+  your own is recorded under its dotted path and, like your model, loads when you pass it
+  (``custom_objects=[MyLearner]``); one defined in ``__main__`` is recorded as its nearest
+  importable base class.
 - ``loss``: the loss class and its simple arguments (its activation and decoding give ``predict``
   its probabilities and label), and the library version.
 
@@ -45,14 +50,14 @@ from torch import nn
 import fastlearn
 from fastlearn.atomic import atomic_write
 from fastlearn.debugging import skip_write
-from fastlearn.export_checks import (check_description, check_state_dict, check_weights_fit,
+from fastlearn.export_checks import (DEFAULT_LEARNER, check_description, check_state_dict, check_weights_fit,
                                      is_library_builder)
 from fastlearn.registry import (CodePolicy, UntrustedCodeError, allowed_code, code_from_name, code_policy,
                                 dotted_path)
 from fastlearn.torch_core import default_device
 
 FORMAT = "fastlearn-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the Learner class is recorded ("learner"); version 1 files load as a plain Learner
 
 
 def _json_value(value: Any) -> bool:
@@ -87,6 +92,17 @@ def model_spec_of(learn) -> dict:
         raise ValueError(f"the model arguments {spec.get('args')!r} are not JSON values (numbers, strings, "
                          "lists, dicts); pass names or numbers instead of objects")
     return {"builder": spec["builder"], "args": dict(spec.get("args", {}))}
+
+
+def learner_class_name(learn) -> str:
+    """The dotted path of ``learn``'s class, or of its nearest base class that can be imported
+    again (a subclass defined in ``__main__`` cannot).
+
+    >>> learner_class_name(language_model_learner(dls_lm, AWD_LSTM))   # doctest: +SKIP
+    'fastlearn.text.learner.TextLearner'
+    """
+    paths = (dotted_path(cls) for cls in type(learn).__mro__)
+    return next((path for path in paths if path is not None), DEFAULT_LEARNER)
 
 
 def describe_loss(loss_func: Any) -> dict | None:
@@ -144,6 +160,7 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "library_version": fastlearn.__version__,
         "model": model_spec_of(learn),
+        "learner": learner_class_name(learn),
         "data": {"builder": data_builder, "spec": dls.inference_spec(), "imports": _modules_to_import(dls)},
         "loss": describe_loss(learn.loss_func),
     }
@@ -214,12 +231,13 @@ def _build_model(builder, args: dict, state: dict, source: str, on_meta_first: b
 
 class ExportedParts(NamedTuple):
     """What an export file rebuilds: the data for inference, the model with its weights, the loss,
-    the device they are on and the model's description (``learn.model_spec``)."""
+    the device they are on, the model's description (``learn.model_spec``) and the Learner class."""
     dls: Any
     model: nn.Module
     loss_func: Any
     device: torch.device
     model_spec: dict
+    learner_cls: type
 
 
 def rebuild_exported(fname: str | os.PathLike, cpu: bool = True, trust_code: bool = False,
@@ -259,4 +277,4 @@ def rebuild_exported(fname: str | os.PathLike, cpu: bool = True, trust_code: boo
         model = _build_model(plan["model"], spec.get("args", {}), state, source,
                              on_meta_first=is_library_builder(plan["model"], spec["builder"]))
         loss = plan["loss"] if plan["loss"] is not None else (getattr(dls, "loss_func", None) or nn.Identity())
-    return ExportedParts(dls, model, loss, device, spec)
+    return ExportedParts(dls, model, loss, device, spec, plan["learner"])

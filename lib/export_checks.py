@@ -25,7 +25,8 @@ from torch import nn
 
 from fastlearn.registry import check_code_name, code_from_name, is_timm_model_name, registered_code
 
-TOP_KEYS = frozenset({"format", "format_version", "library_version", "model", "data", "loss"})
+TOP_KEYS = frozenset({"format", "format_version", "library_version", "model", "learner", "data", "loss"})
+DEFAULT_LEARNER = "fastlearn.learner.Learner"  # what files without a "learner" field (format version 1) load as
 MAX_DEPTH = 64
 
 
@@ -154,7 +155,8 @@ def check_builder_args(builder: Callable, args: dict, where: str) -> None:
 
 def check_description(description: Any, source: str) -> dict:
     """Check the description's fields and the code they name, resolving the names (no model or
-    data is built); returns ``{"model": builder, "data": data class, "loss": the rebuilt loss or None}``."""
+    data is built); returns ``{"model": builder, "data": data class, "loss": the rebuilt loss or None,
+    "learner": the Learner class}``."""
     where = f"the description in {source}"
     check_json(description, where)
     _fields(description, {key: (object,) for key in TOP_KEYS}, where, ("format", "model", "data"))
@@ -170,7 +172,14 @@ def check_description(description: Any, source: str) -> dict:
     data_cls = code_from_name(data["builder"], "data")
     if not callable(getattr(data_cls, "from_inference_spec", None)):
         raise ValueError(f"{where}: the data class {data['builder']!r} has no from_inference_spec")
-    return {"model": builder, "data": data_cls, "loss": _loss(description.get("loss"), f"{where}: loss")}
+    learner_name = description.get("learner", DEFAULT_LEARNER)
+    if not isinstance(learner_name, str):
+        raise ValueError(f"{where}: learner is {learner_name!r}; expected the dotted name of a Learner class")
+    learner_cls = code_from_name(learner_name, "learner")
+    if not isinstance(learner_cls, type):
+        raise ValueError(f"{where}: the learner {learner_name!r} is not a class")
+    return {"model": builder, "data": data_cls, "loss": _loss(description.get("loss"), f"{where}: loss"),
+            "learner": learner_cls}
 
 
 def _loss(description: Any, where: str) -> Any:

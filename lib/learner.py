@@ -32,6 +32,7 @@ from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitte
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback, print_table_row
 from fastlearn.recorder import Recorder
+from fastlearn.registry import register_code
 from fastlearn.sanity import SanityCheckCallback, sanity_validate
 from fastlearn.schedule import LRFinder, ParamScheduler, flat_cos_scheds, one_cycle_scheds, sgdr_scheds
 from fastlearn import checkpoint, lr_finder
@@ -574,6 +575,9 @@ class Learner:
                            example=None) -> PlainPath:
         """The model as TorchScript for ``torch.jit.load``, normalization folded in (:mod:`fastlearn.deploy`)."""
         return export_torchscript(self, fname, fold_normalization, activation, example)
+
+
+register_code("learner", Learner)  # export files may name it (fastlearn.registry)
 
 
 def learner_kwargs(caller: str, kwargs: dict) -> dict:

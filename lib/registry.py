@@ -1,7 +1,7 @@
 """The code an export file may name, and the rule for every other name.
 
 An export description names code in several places: the function that builds the model, the data
-class that rebuilds the pipeline, the loss, a tabular model's activation, a vision architecture or
+class that rebuilds the pipeline, the Learner class (``TextLearner`` for text), the loss, a tabular model's activation, a vision architecture or
 cut function given as a dotted path, text tokenizer rules, modules to import. ``load_learner``
 calls only
 
@@ -35,9 +35,10 @@ from torch.nn import functional as F
 from torch.nn.modules import activation as torch_activations
 from torch.nn.modules import loss as torch_losses
 
-KINDS: tuple[str, ...] = ("model", "data", "loss", "activation", "arch", "cut", "rule", "module")
+KINDS: tuple[str, ...] = ("model", "data", "loss", "activation", "arch", "cut", "rule", "module", "learner")
 _WHAT = {"model": "model builder", "data": "data class", "loss": "loss", "activation": "activation",
-         "arch": "architecture", "cut": "cut function", "rule": "tokenizer rule", "module": "module to import"}
+         "arch": "architecture", "cut": "cut function", "rule": "tokenizer rule", "module": "module to import",
+         "learner": "Learner class"}
 _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 
 

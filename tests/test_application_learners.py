@@ -1,5 +1,7 @@
-"""Every application learner takes every Learner argument and passes it through unchanged."""
+"""Every application learner takes every Learner argument and passes it through unchanged, and
+predicts the same after ``export`` and ``load_learner``."""
 import inspect
+import os
 
 import numpy as np
 import pandas as pd
@@ -9,8 +11,13 @@ import torch
 from fastlearn.callback import Callback
 from fastlearn.collab.data import CollabDataLoaders
 from fastlearn.collab.learner import collab_learner
-from fastlearn.data.getters import get_image_files
+from fastlearn.data.blocks import MultiCategoryBlock
+from fastlearn.data.datablock import DataBlock
+from fastlearn.data.getters import ColReader, get_image_files
+from fastlearn.data.splitters import ColSplitter
+from fastlearn.datasets import fashion_keypoints, fashion_multilabel
 from fastlearn.learner import Learner
+from fastlearn.loading import load_learner
 from fastlearn.losses import CrossEntropyLossFlat, MSELossFlat
 from fastlearn.metrics import accuracy
 from fastlearn.optimizer import SGD
@@ -18,9 +25,9 @@ from fastlearn.tabular.learner import tabular_learner
 from fastlearn.tabular.procs import Categorify, NormalizeTab
 from fastlearn.tabular.tabular_pandas import TabularDataLoaders
 from fastlearn.text.data import TextDataLoaders
-from fastlearn.text.learner import language_model_learner, text_classifier_learner
+from fastlearn.text.learner import TextLearner, language_model_learner, text_classifier_learner
 from fastlearn.torch_core import trainable_params
-from fastlearn.vision.data import ImageDataLoaders, SegmentationDataLoaders
+from fastlearn.vision.data import ImageBlock, ImageDataLoaders, PointBlock, SegmentationDataLoaders
 from fastlearn.vision.learner import vision_learner
 from fastlearn.vision.transforms import Resize
 from fastlearn.vision.unet import unet_learner
@@ -54,20 +61,26 @@ def unet_case(fashion_mnist_path, tmp_path):
     return unet_learner, dls, {"arch": "resnet18", "pretrained": False}, CrossEntropyLossFlat(axis=1)
 
 
-def tabular_case(fashion_mnist_path, tmp_path):
+def small_table(regression: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"colour": rng.choice(["red", "blue"], 64), "size": rng.normal(size=64),
-                       "label": rng.choice(["yes", "no"], 64)})
-    dls = TabularDataLoaders.from_df(df, procs=[Categorify, NormalizeTab], cat_names=["colour"], cont_names=["size"],
-                                     y_names="label", bs=16, seed=0, device="cpu")
-    return tabular_learner, dls, {}, CrossEntropyLossFlat()
+    return pd.DataFrame({"colour": rng.choice(["red", "blue"], 64), "size": rng.normal(size=64),
+                         "label": rng.normal(size=64) if regression else rng.choice(["yes", "no"], 64)})
+
+
+def small_ratings() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"user": rng.integers(0, 10, 200), "item": rng.integers(0, 20, 200),
+                         "rating": rng.integers(1, 6, 200).astype(float)})
+
+
+def tabular_case(fashion_mnist_path, tmp_path, regression: bool = False):
+    dls = TabularDataLoaders.from_df(small_table(regression), procs=[Categorify, NormalizeTab], cat_names=["colour"],
+                                     cont_names=["size"], y_names="label", bs=16, seed=0, device="cpu")
+    return tabular_learner, dls, {}, MSELossFlat() if regression else CrossEntropyLossFlat()
 
 
 def collab_case(fashion_mnist_path, tmp_path):
-    rng = np.random.default_rng(0)
-    ratings = pd.DataFrame({"user": rng.integers(0, 10, 200), "item": rng.integers(0, 20, 200),
-                            "rating": rng.integers(1, 6, 200).astype(float)})
-    dls = CollabDataLoaders.from_df(ratings, bs=32, seed=0, device="cpu")
+    dls = CollabDataLoaders.from_df(small_ratings(), bs=32, seed=0, device="cpu")
     return collab_learner, dls, {"n_factors": 4}, MSELossFlat()
 
 
@@ -85,6 +98,23 @@ def language_model_case(fashion_mnist_path, tmp_path):
     df = pd.DataFrame({"text": TEXTS})
     dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, seed=0, bs=4, seq_len=8, min_freq=1)
     return language_model_learner, dls, {"pretrained": False}, CrossEntropyLossFlat()
+
+
+def multi_label_case(fashion_mnist_path, tmp_path):
+    path = fashion_multilabel(n_train=16, n_valid=8, size=64, data=tmp_path / "data")
+    df = pd.read_csv(path / "train.csv")
+    dblock = DataBlock(blocks=(ImageBlock, MultiCategoryBlock), get_x=ColReader("fname", pref=f"{path / 'train'}{os.sep}"),
+                       get_y=ColReader("labels", label_delim=" "), splitter=ColSplitter("is_valid"), item_tfms=Resize(32))
+    return vision_learner, dblock.dataloaders(df, bs=8, num_workers=0), {"arch": "resnet18", "pretrained": False}, None
+
+
+def key_points_case(fashion_mnist_path, tmp_path):
+    path = fashion_keypoints(n_train=16, n_valid=8, size=64, data=tmp_path / "data")
+    points = pd.read_csv(path / "points.csv")
+    points["fname"] = [str(path / "images" / name) for name in points["fname"]]
+    dblock = DataBlock(blocks=(ImageBlock, PointBlock), get_x=ColReader("fname"), get_y=ColReader(["x", "y"]),
+                       splitter=ColSplitter("is_valid"), item_tfms=Resize(32))
+    return vision_learner, dblock.dataloaders(points, bs=8, num_workers=0), {"arch": "resnet18", "pretrained": False}, None
 
 
 def transformer_case(fashion_mnist_path, tmp_path):
@@ -130,3 +160,74 @@ def test_a_misspelt_learner_argument_names_the_closest_one(fashion_mnist_path, t
     with pytest.raises(TypeError, match=r"vision_learner\(\) got an unexpected keyword argument 'trian_bn'. "
                                         r"Did you mean 'train_bn'\?"):
         vision_learner(dls, **own, trian_bn=False)
+
+
+# --- export and load_learner ------------------------------------------------------------------
+
+def valid_inputs(dls, n: int = 3) -> list:
+    """The first ``n`` validation inputs as a user passes them to ``predict`` (what ``get_x`` returns)."""
+    dataset = dls.valid_ds
+    items = dataset.items
+    rows = [items.iloc[i] for i in range(n)] if isinstance(items, pd.DataFrame) else list(items[:n])
+    getter = dataset.getters[0]
+    return [getter(row) for row in rows] if getter is not None else rows
+
+
+EXPORT_CASES = {
+    "vision": (vision_case, valid_inputs),
+    "multi_label": (multi_label_case, valid_inputs),
+    "key_points": (key_points_case, valid_inputs),
+    "segmentation": (unet_case, valid_inputs),
+    "tabular_classification": (tabular_case, lambda dls: [row for _, row in small_table().iloc[:3].iterrows()]),
+    "tabular_regression": (lambda path, tmp: tabular_case(path, tmp, regression=True),
+                           lambda dls: [row for _, row in small_table(regression=True).iloc[:3].iterrows()]),
+    "collab": (collab_case, lambda dls: [row for _, row in small_ratings().iloc[:3].iterrows()]),
+    "text_classifier": (text_classifier_case, lambda dls: TEXTS[:3]),
+    "language_model": (language_model_case, lambda dls: [" ".join(TEXTS[:4]), " ".join(TEXTS[4:8]), TEXTS[1]]),
+    "transformer": (transformer_case, lambda dls: TEXTS[:3]),
+}
+
+
+def assert_equal_outputs(got, expected, where: str) -> None:
+    if isinstance(expected, torch.Tensor):
+        assert isinstance(got, torch.Tensor), f"{where}: {type(got).__name__} instead of a tensor"
+        assert (got.shape, got.dtype) == (expected.shape, expected.dtype), where
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6, msg=where)
+    elif isinstance(expected, (tuple, list)):
+        assert type(got) is type(expected) and len(got) == len(expected), f"{where}: {got!r} != {expected!r}"
+        for i, (a, b) in enumerate(zip(got, expected)):
+            assert_equal_outputs(a, b, f"{where}[{i}]")
+    else:
+        assert got == expected, f"{where}: {got!r} != {expected!r}"
+
+
+@pytest.mark.parametrize("name", list(EXPORT_CASES))
+def test_exported_learner_predicts_as_the_original(name, fashion_mnist_path, tmp_path):
+    case, inputs_of = EXPORT_CASES[name]
+    make, dls, own, _ = case(fashion_mnist_path, tmp_path)
+    learn = make(dls, **own, path=tmp_path)
+    if name in ("tabular_regression", "collab", "language_model"):  # a few steps, so the weights are not the initial ones
+        learn.fit(1, 1e-2)
+    items = inputs_of(dls)
+    loaded = load_learner(learn.export(f"{name}.pkl"))
+    assert type(loaded) is type(learn)
+    assert getattr(loaded.dls, "is_lm", False) == getattr(learn.dls, "is_lm", False)
+    if name == "language_model":
+        outputs = []
+        for model in (learn, loaded):
+            torch.manual_seed(7)
+            text = model.predict("the food was", 6, temperature=0.8)
+            torch.manual_seed(8)
+            texts = model.predict_batch(["great place", "never"], n_words=4, temperature=0.5)
+            outputs.append((text, texts))
+        (text, texts), (loaded_text, loaded_texts) = outputs
+        assert isinstance(text, str) and text.startswith("the food was") and len(text.split()) > 3
+        assert [t.startswith(start) for t, start in zip(texts, ("great place", "never"))] == [True, True]
+        assert (loaded_text, loaded_texts) == (text, texts)
+    else:
+        assert_equal_outputs(loaded.predict(items[0]), learn.predict(items[0]), "predict")
+        assert_equal_outputs(loaded.predict_batch(items), learn.predict_batch(items), "predict_batch")
+    expected = learn.get_preds(dl=learn.dls.test_dl(items), with_decoded=True)
+    got = loaded.get_preds(dl=loaded.dls.test_dl(items), with_decoded=True)
+    assert expected[0].shape[0] > 0
+    assert_equal_outputs(got, expected, "get_preds")

@@ -232,18 +232,28 @@ class TextDataBunch(DataBunch):
         return show_table(rows, columns, trunc_at)
 
     def inference_spec(self) -> dict:
+        """What inference needs; a language model's text block records the loaders' ``seq_len``."""
         spec = super().inference_spec()
         vocab = self.vocab
         spec["vocab"] = None if self.is_lm else [str(v) for v in vocab[1]]
+        if self.is_lm:
+            spec["inputs"][0]["block"]["args"]["seq_len"] = self.valid.seq_len
         return spec
 
     @classmethod
     def from_inference_spec(cls, spec: dict, device: torch.device | str | None = "cpu") -> "TextDataBunch":
-        """Loaders rebuilt from :meth:`inference_spec`; ``test_dl(texts)`` pads its batches."""
+        """Loaders rebuilt from :meth:`inference_spec`: a classifier's ``test_dl(texts)`` pads its
+        batches; a language model's cuts the texts into one stream of rows of ``seq_len`` tokens,
+        as the original loaders did (``is_lm`` is True and ``predict`` continues a text)."""
         dls = Datasets.from_inference_spec(spec, device, loaders_cls=cls)
-        pad_idx = text_transforms(dls.train_ds)[1].pad_idx
-        dls.loaders = [SortedDL(dl.dataset, bs=dl.bs, n_inp=dl.n_inp, kinds=dl.kinds, device=dl.device,
-                                before_batch=PadInput(pad_idx)) for dl in dls.loaders]
+        text_block = dls.train_ds.blocks[0]
+        if getattr(text_block, "is_lm", False):
+            dls.loaders = [LMDataLoader(dl.dataset, bs=dl.bs, seq_len=text_block.seq_len, device=dl.device)
+                           for dl in dls.loaders]
+        else:
+            pad_idx = text_transforms(dls.train_ds)[1].pad_idx
+            dls.loaders = [SortedDL(dl.dataset, bs=dl.bs, n_inp=dl.n_inp, kinds=dl.kinds, device=dl.device,
+                                    before_batch=PadInput(pad_idx)) for dl in dls.loaders]
         for i, dl in enumerate(dls.loaders):
             dl.split_idx = i
         return dls

@@ -194,3 +194,4 @@ def transformer_classifier_learner(dls, arch: str | os.PathLike, n_out: int | No
 
 
 register_code("model", get_transformer_classifier)  # export files may name it (fastlearn.registry)
+register_code("learner", TransformerLearner)

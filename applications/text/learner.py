@@ -23,6 +23,7 @@ from fastlearn.config import get_config
 from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.metrics import Perplexity, accuracy
+from fastlearn.registry import register_code
 from fastlearn.text.callbacks import ModelResetter, RNNRegularizer
 from fastlearn.text.rules import PAD, UNK, detokenize
 from fastlearn.text.data import text_transforms
@@ -146,6 +147,23 @@ class TextLearner(Learner):
             model.reset()
             model.train(was_training)
         return detokenize([vocab[i] for i in new_ids], start=item)
+
+    def predict_batch(self, items, with_input: bool = False, bs: int | None = None, n_words: int = 1,
+                      no_unk: bool = True, temperature: float = 1., min_p: float | None = None) -> list:
+        """Classifier: one ``(label, label_index, probabilities)`` per text, as :meth:`predict`
+        gives. Language model: each text continued by ``n_words`` tokens, as :meth:`predict`
+        called on each in turn gives (the same random draws, in order).
+
+        >>> learn.predict_batch(["The food was", "The service"], n_words=3)   # doctest: +SKIP
+        ['The food was great and cheap', 'The service was slow .']
+        """
+        if not self.is_lm:
+            return super().predict_batch(items, with_input=with_input, bs=bs)
+        return [self.predict(item, n_words=n_words, no_unk=no_unk, temperature=temperature, min_p=min_p)
+                for item in items]
+
+
+register_code("learner", TextLearner)  # export files may name it (fastlearn.registry)
 
 
 def _pretrained_files(arch: type, pretrained_fnames: Sequence[str] | None) -> tuple[PlainPath, PlainPath]:

@@ -1,5 +1,5 @@
-"""An export file cannot run code: every field that names code (model builder, data class, loss,
-activation, architecture, cut, tokenizer rule, tabular proc, modules to import) is refused unless
+"""An export file cannot run code: every field that names code (model builder, Learner class, data
+class, loss, activation, architecture, cut, tokenizer rule, tabular proc, modules to import) is refused unless
 the library provides it or the caller allows it, and the whole description is checked before
 anything is built. Through ``load_learner`` and through ``fastlearn predict``."""
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fastlearn.learner import Learner
 from fastlearn.loading import load_learner
 from fastlearn.registry import UntrustedCodeError
 from fastlearn.vision.cli import main as cli_main
@@ -20,8 +21,12 @@ from fastlearn.vision.cli import main as cli_main
 USER_MODULE = """
 from pathlib import Path
 from torch import nn
+from fastlearn.learner import Learner
 
 Path({marker!r}).with_name("imported").touch()  # importing this module leaves a trace
+
+class UserLearner(Learner):
+    pass
 
 class UserNet(nn.Module):
     def __init__(self, n_out=2):
@@ -84,6 +89,8 @@ def _code_fields(marker):
         ("loss class", _set("loss", value={"builder": "subprocess.run", "args": {"args": "true"}}), "subprocess.run"),
         ("loss function", _set("loss", value={"function": "builtins.exec"}), "builtins.exec"),
         ("data class", _set("data", "builder", value="os.system"), "os.system"),
+        ("learner class os.system", _set("learner", value="os.system"), "os.system"),
+        ("user learner class", _set("learner", value="user_code_tmp.UserLearner"), "user_code_tmp.UserLearner"),
         ("module to import", _set("data", "imports", value=["user_code_tmp"]), "user_code_tmp"),
         ("tabular activation", _set("model", "args", "act_cls", value={"builder": "os.system", "args": {}}),
          "os.system"),
@@ -149,6 +156,27 @@ def test_own_code_loads_when_the_caller_passes_it_or_trusts_the_file(tabular_exp
     label, _, probs = learn.predict(df.iloc[0])
     assert label in ("big", "small") and probs.shape == (2,)
     assert not marker.exists()  # UserNet itself runs nothing else
+
+
+def test_a_learner_class_of_the_users_loads_when_passed_and_old_files_load_as_learner(tabular_export, craft,
+                                                                                      user_module):
+    _, path, df = tabular_export
+    crafted = craft(path, _set("learner", value="user_code_tmp.UserLearner"))
+    with pytest.raises(UntrustedCodeError, match="Learner class 'user_code_tmp.UserLearner'"):
+        load_learner(crafted)
+    assert "user_code_tmp" not in sys.modules
+    user_learner = load_learner(crafted, trust_code=True)
+    assert type(user_learner).__name__ == "UserLearner"
+    assert type(load_learner(crafted, custom_objects=[type(user_learner)])) is type(user_learner)
+
+    def version_1(description):  # written before the Learner class was recorded
+        del description["learner"]
+        description["format_version"] = 1
+    old = load_learner(craft(path, version_1, name="old.pkl"))
+    assert type(old) is Learner and old.predict(df.iloc[0])[0] in ("big", "small")
+    not_a_learner = craft(path, _set("learner", value="torch.nn.modules.linear.Linear"), name="linear.pkl")
+    with pytest.raises(ValueError, match="names Linear as its Learner class, which is not a Learner"):
+        load_learner(not_a_learner, custom_objects=[torch.nn.Linear])
 
 
 @pytest.mark.parametrize("case,edit,match", [
