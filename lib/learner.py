@@ -42,7 +42,7 @@ from fastlearn.deploy import export_onnx, export_torchscript
 from fastlearn.export import export_learner
 from fastlearn.precision import flushing_denormals, set_precision
 from fastlearn.training import default_lr_mult, fine_tune
-from fastlearn.summary import model_summary
+from fastlearn.summary import SummaryText, model_summary
 from fastlearn.tracker import TerminateOnNaN
 from fastlearn.training import compile_model, to_channels_last
 from fastlearn.torch_core import default_device, is_main_process, split_batch, trainable_params
@@ -519,10 +519,10 @@ class Learner:
         checkpoint.load_learner_state(self, name, with_opt=with_opt, strict=strict)
         return self
 
-    def summary(self) -> str:
-        """Layers, output shapes and parameter counts for one batch; printed and returned."""
-        print(text := model_summary(self))
-        return text
+    def summary(self) -> SummaryText:
+        """Layers, output shapes and parameter counts for one batch, as a ``str`` that a notebook
+        shows as the table (its repr is the text); ``print(learn.summary())`` in a script."""
+        return SummaryText(model_summary(self))
 
     # --- precision, hardware, distribution: one argument or one callback each --------------------
 

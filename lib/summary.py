@@ -15,6 +15,18 @@ def _shape(output) -> str:
     return "-"
 
 
+class SummaryText(str):
+    """A ``str`` whose repr is the text itself, so a notebook cell ending in ``learn.summary()``
+    shows the table once, as printed text; ``print`` and ``str`` work as on any string.
+
+    >>> SummaryText("Total params: 3")
+    Total params: 3
+    """
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def model_summary(learn) -> str:
     """A table of leaf modules, output shapes, parameters and trainability, for one batch.
 
