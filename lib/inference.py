@@ -78,6 +78,7 @@ class GatherPreds(Callback):
         self._preds, self._targets, self._inputs, self._losses = [], [], [], []
         self._back: torch.Tensor | None = None  # puts a loader's own order (item_order) back in item order
         self._pad_value, self._pad_first = 0, False  # how the loader pads inputs of different lengths
+        self._source = None  # the loader followed, named when it gave no batch
 
     def before_validate(self):
         self._preds, self._targets, self._inputs, self._losses = [], [], [], []
@@ -86,6 +87,7 @@ class GatherPreds(Callback):
         """Gather from ``dl``: a loader that yields its items in an order of its own (a text
         loader's longest first: ``item_order``) gets its results put back in item order, and inputs
         padded per batch (texts) are padded as the loader pads them to one length."""
+        self._source = dl
         order = getattr(dl, "item_order", None)
         self._back = torch.argsort(torch.as_tensor(order)) if order is not None else None
         padder = getattr(dl, "before_batch", None)
@@ -106,6 +108,8 @@ class GatherPreds(Callback):
 
         Predictions go through ``act``, or else the loss's activation (softmax for cross-entropy).
         """
+        if not self._preds:
+            raise ValueError(_no_batches(self._source))
         preds = act(self.preds) if act is not None else loss_activation(loss_func, self.preds)
         result = ([self.inputs] if self.with_input else []) + [preds, self.targets]
         if with_decoded:
@@ -140,6 +144,16 @@ class GatherPreds(Callback):
         if isinstance(value, torch.Tensor) and value.ndim and len(value) == len(back):
             return value[back]
         return value
+
+
+def _no_batches(dl) -> str:
+    """Why ``get_preds`` has nothing to return: the loader gave no batch, and what to change."""
+    what = f"{len(dl.dataset)} items, bs={dl.bs}" if hasattr(dl, "dataset") and hasattr(dl, "bs") else repr(dl)
+    if hasattr(dl, "seq_len"):  # a language model's loader: bs rows of seq_len tokens cut from one stream
+        return (f"get_preds: the language model's loader ({what}, seq_len={dl.seq_len}) gave no batch: its "
+                f"texts hold fewer than bs + 1 tokens; pass more text, or test_dl(texts, bs=1)")
+    return (f"get_preds: the loader ({what}) gave no batch, so there is nothing to predict; pass at least "
+            f"one item (with drop_last=True, at least bs)")
 
 
 def test_time_augmentation(learn, dl=None, n: int = 4, beta: float | None = 0.25, ds_idx: int = 1,

@@ -45,6 +45,15 @@ def test_language_model_predict_continues_the_text(lm_learner):
     assert "xxmaj" not in text and "xxbos" not in text
 
 
+def test_get_preds_on_texts_too_short_for_one_batch_says_so_and_bs_1_works(lm_learner):
+    learn, _ = lm_learner
+    texts = ["Emma was", "so"]
+    with pytest.raises(ValueError, match=r"language model's loader \(2 items, bs=16, seq_len=24\) gave no batch.*bs=1"):
+        learn.get_preds(dl=learn.dls.test_dl(texts))
+    preds, _ = learn.get_preds(dl=learn.dls.test_dl(texts, bs=1))
+    assert preds.shape[0] == 1 and preds.shape[-1] == len(learn.dls.vocab)
+
+
 def test_pretrained_weights_missing_is_a_clear_error(lm_learner):
     with pytest.raises(FileNotFoundError, match="pretrained=False"):
         language_model_learner(lm_learner[0].dls, AWD_LSTM, config=TINY_LM)
