@@ -27,8 +27,8 @@ from fastlearn.inference import (GatherPreds, loss_without_reduction, modes_put_
                                  test_time_augmentation)
 from fastlearn.losses import data_loss
 from fastlearn.metrics import wrap_metric
-from fastlearn.optimizer import (AdamW, freeze_groups, make_optimizer, n_splitter_groups, norm_params, set_hyper,
-                                 split_groups, splitter_groups, spread_lr)
+from fastlearn.optimizer import (AdamW, check_hyper, check_lr, freeze_groups, make_optimizer, n_splitter_groups,
+                                 norm_params, set_hyper, split_groups, splitter_groups, spread_lr)
 from fastlearn.paths import Path
 from fastlearn.progress import ProgressCallback, print_table_row
 from fastlearn.recorder import Recorder
@@ -91,6 +91,9 @@ class Learner:
             raise TypeError(f"model should be a torch.nn.Module, got {type(model).__name__}")
         self.dls, self.model = dls, model
         self.loss_func = loss_func if loss_func is not None else data_loss(dls)
+        check_lr(lr)  # a NaN, infinite or negative rate fails here, not after a step
+        if wd is not None:
+            check_hyper("wd", wd)
         self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
         self.wd, self.wd_bn_bias, self.train_bn, self.moms = wd, wd_bn_bias, train_bn, moms
         self.path = Path(path if path is not None else getattr(dls, "path", "."))
@@ -357,6 +360,8 @@ class Learner:
             raise ValueError(f"n_epoch={n_epoch!r}; expected a non-negative int")
         if not 0 <= start_epoch <= n_epoch:
             raise ValueError(f"start_epoch={start_epoch} must lie between 0 and n_epoch={n_epoch}")
+        if wd is not None:
+            check_hyper("wd", wd)
         lrs = self._lr_array(lr, reset_opt)
         for opt in self.opts:
             if wd is not None:

@@ -13,6 +13,7 @@ names (``mom``, ``wd``), so ``SGD(model.parameters(), lr)`` works by hand as wel
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -177,9 +178,8 @@ def spread_lr(lr: float | slice | list | np.ndarray, n_groups: int) -> np.ndarra
     >>> spread_lr(slice(1e-3), 3).tolist()
     [0.0001, 0.0001, 0.001]
     """
+    check_lr(lr)
     if isinstance(lr, slice):
-        if lr.stop is None:
-            raise ValueError(f"lr={lr!r} has no upper value; use slice(hi) or slice(lo, hi)")
         if lr.start is None:
             return np.array([lr.stop / 10] * (n_groups - 1) + [lr.stop], dtype=float)
         if n_groups == 1:
@@ -192,6 +192,41 @@ def spread_lr(lr: float | slice | list | np.ndarray, n_groups: int) -> np.ndarra
         raise ValueError(f"{values.size} learning rates given for {n_groups} param groups; "
                          "give one, a slice, or one per group")
     return values
+
+
+def check_lr(lr: float | slice | list | np.ndarray) -> None:
+    """Refuse a learning rate (a number, a slice or one per group) that is NaN, infinite or
+    negative, or a slice that starts at 0 or has no upper value."""
+    if isinstance(lr, slice):
+        if lr.stop is None:
+            raise ValueError(f"lr={lr!r} has no upper value; use slice(hi) or slice(lo, hi)")
+        check_hyper("lr", lr.stop, given=lr)
+        if lr.start is not None:
+            check_hyper("lr", lr.start, given=lr, positive=True)  # a geometric spread starts above 0
+        return
+    values = lr if isinstance(lr, (list, tuple, np.ndarray)) else [lr]
+    for value in np.ravel(np.asarray(values, dtype=object)):
+        check_hyper("lr", value, given=lr)
+
+
+def check_hyper(name: str, value, given=None, positive: bool = False) -> None:
+    """Refuse a learning rate or weight decay that is not a finite number >= 0 (> 0 if
+    ``positive``), before it reaches the optimizer: one NaN step makes every weight NaN.
+
+    >>> check_hyper("lr", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: lr=nan; expected a finite number >= 0 (e.g. 1e-3, or what lr_find suggests); nothing was changed
+    """
+    given = value if given is None else given
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={given!r}; expected a number (or a slice of numbers)") from None
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        bound = "> 0" if positive else ">= 0"
+        example = "e.g. 1e-3, or what lr_find suggests" if name == "lr" else "e.g. 0.01"
+        raise ValueError(f"{name}={given!r}; expected a finite number {bound} ({example}); nothing was changed")
 
 
 def set_hyper(opt: torch.optim.Optimizer, name: str, values) -> None:

@@ -110,8 +110,12 @@ def test_a_nan_stop_keeps_the_last_good_checkpoint(tmp_path):
                     path=tmp_path)
     fit(learn, 2, cbs=SaveModelCallback(every_epoch=True))
     saved = torch.load(tmp_path / "models" / "model_1.pth", weights_only=True)
+    class NanRate(Callback):  # a rate that turns NaN inside the fit, after fit's own check of lr
+        def before_fit(self):
+            for group in self.learn.opt.param_groups:
+                group["lr"] = float("nan")
     with pytest.warns(RuntimeWarning, match="epoch 0, iteration 1"):  # the first step made them NaN
-        fit(learn, 2, cbs=SaveModelCallback(every_epoch=True), lr=float("nan"))
+        fit(learn, 2, cbs=[SaveModelCallback(every_epoch=True), NanRate()])
     assert not weights_are_finite(learn.model)
     again = torch.load(tmp_path / "models" / "model_1.pth", weights_only=True)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model_0.pth", "model_1.pth"]
@@ -132,3 +136,23 @@ def test_the_nan_stop_is_in_the_course_star_imports():
     exec("from fastlearn.vision.all import *", namespace)
     assert namespace["TerminateOnNaNCallback"] is namespace["TerminateOnNaN"] is TerminateOnNaN
     assert "SanityCheckCallback" in vision_all.__all__
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=float("nan")), dict(lr=float("inf")), dict(lr=-1e-3),
+                                    dict(lr=slice(-1e-5, 1e-3)), dict(lr=1e-3, wd=float("nan"))],
+                         ids=["lr nan", "lr inf", "lr negative", "slice from a negative", "wd nan"])
+def test_a_nan_or_negative_learning_rate_is_refused_before_any_step(kwargs):
+    """A NaN learning rate made the first step's weights NaN: the loss of that batch was still
+    finite, so the NaN stop came one batch late and what was trained before was lost."""
+    torch.manual_seed(0)
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat())
+    fit(learn, 1, lr=1e-2)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    name = "wd" if "wd" in kwargs else "lr"
+    for train in (lambda: learn.fit(1, **kwargs), lambda: learn.fit_one_cycle(1, kwargs["lr"], wd=kwargs.get("wd"))):
+        with pytest.raises(ValueError, match=rf"^{name}=.*expected a finite number >? ?=? ?0.*nothing was changed"):
+            with learn.no_bar(), learn.no_logging():
+                train()
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    with pytest.raises(ValueError, match=rf"{name}=.*finite"):
+        Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat(), **kwargs)
