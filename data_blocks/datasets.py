@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -40,6 +41,18 @@ def _item_at(items, i: int):
 def describe_item(item, limit: int = 80) -> str:
     text = repr(item) if not hasattr(item, "to_dict") else repr(item.to_dict())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _height_width(value) -> tuple[int, int]:
+    """The height and width of an image or mask: a PIL image, or an array / tensor ``(..., H, W)``."""
+    if isinstance(getattr(value, "size", None), tuple) and not hasattr(value, "ndim"):
+        return value.size[1], value.size[0]  # PIL gives (width, height)
+    return tuple(value.shape[-2:])
+
+
+def _source_name(value) -> str:
+    """A file's whole path (a long one is not cut like other values), else the value shortened."""
+    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else describe_item(value)
 
 
 class _StackedParts:
@@ -213,7 +226,31 @@ class Datasets:
 
     def __getitem__(self, i: int) -> tuple:
         k = self.idxs[i]
-        return tuple(self.encode_part(p, k) for p in range(len(self.pipelines)))
+        sample = tuple(self.encode_part(p, k) for p in range(len(self.pipelines)))
+        for image, mask in self._image_and_masks():
+            if _height_width(sample[image]) != _height_width(sample[mask]):
+                self._refuse_mask_size(sample, image, mask, k)
+        return sample
+
+    def _image_and_masks(self) -> list[tuple[int, int]]:
+        """``(image part, mask part)`` pairs, whose sizes must agree before any resize stretches
+        a mask over an image it was not drawn for."""
+        pairs = self.__dict__.get("_mask_pairs")
+        if pairs is None:
+            kinds = [block.kind for block in self.blocks]
+            image = kinds.index("image") if "image" in kinds else None
+            pairs = [] if image is None else [(image, p) for p, kind in enumerate(kinds) if kind == "mask"]
+            self._mask_pairs = pairs
+        return pairs
+
+    def _refuse_mask_size(self, sample, image: int, mask: int, k: int):
+        item = _item_at(self.items, k)
+        (ih, iw), (mh, mw) = _height_width(sample[image]), _height_width(sample[mask])
+        mask_file, image_file = (_source_name(self._get(p, item, k)) for p in (mask, image))
+        raise ValueError(
+            f"{self._where(k)} {k}: the mask {mask_file} is {mh}x{mw} pixels "
+            f"(height x width) but its image {image_file} is {ih}x{iw}; a "
+            "mask must have its image's size: check that get_y gives this image's mask, or fix the mask file")
 
     def subset(self, split: int) -> "Datasets":
         """The items of split ``split`` (0 training, 1 validation), sharing the pipelines."""

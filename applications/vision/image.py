@@ -413,9 +413,28 @@ class LoadMask(Transform):
             img = PILMask.create(source) if not isinstance(source, bytes) else _pil_open(io.BytesIO(source))
             if img.mode not in ("L", "P", "I", "I;16"):
                 img = img.convert("L")
-            return torch.from_numpy(np.asarray(img).astype(np.uint8).copy())
-        t = torch.as_tensor(np.asarray(source)) if not isinstance(source, torch.Tensor) else source
-        return (t[0] if t.ndim == 3 else t).to(torch.uint8)
+            array = np.array(img)  # a copy torch may own; I/I;16 masks widened so max() works on them
+            codes = torch.from_numpy(array if array.dtype == np.uint8 else array.astype(np.int64))
+        else:
+            codes = torch.as_tensor(np.asarray(source)) if not isinstance(source, torch.Tensor) else source
+            codes = codes[0] if codes.ndim == 3 else codes
+        self._check_codes(codes, source)
+        return codes.to(torch.uint8)
+
+    def _check_codes(self, codes: torch.Tensor, source) -> None:
+        """Every pixel's code names a class of ``codes`` (0 to 255 without them): a larger one
+        fails in the loss, mid-epoch (on a GPU as a device-side assert), or wraps round in uint8."""
+        names = getattr(self, "vocab", None)
+        limit = len(names) if names else 256
+        if codes.numel() == 0 or int(codes.max()) < limit and (codes.dtype == torch.uint8 or int(codes.min()) >= 0):
+            return
+        found = codes.unique()
+        bad = found[(found < 0) | (found >= limit)].tolist()
+        shown = ", ".join(map(str, list(names)[:5])) + (", ..." if names and len(names) > 5 else "")
+        named = f"codes names {limit} classes (0 to {limit - 1}: {shown})" if names else "a mask holds codes 0 to 255"
+        where = f"mask {source}" if isinstance(source, (str, os.PathLike)) else "the mask"
+        raise ValueError(f"{where} holds class code(s) {bad[:5]} but {named}; add the missing classes to codes, "
+                         "map the mask's values to class numbers in get_y, or fix the mask file")
 
     def describe_args(self) -> dict:
         return {}

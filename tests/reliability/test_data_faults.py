@@ -19,7 +19,7 @@ from fastlearn.data.splitters import FuncSplitter, IndexSplitter, RandomSplitter
 from fastlearn.tabular.tabular_pandas import TabularDataLoaders
 from fastlearn.text.data import TextDataLoaders
 from fastlearn.vision.image import load_image
-from fastlearn.vision.data import ImageBlock, ImageDataLoaders
+from fastlearn.vision.data import ImageBlock, ImageDataLoaders, SegmentationDataLoaders
 from fastlearn.vision.transforms import Resize
 
 
@@ -212,3 +212,38 @@ def test_an_empty_csv_is_named_in_the_error_of_every_reader(tmp_path, content):
     for read in readers:
         with pytest.raises(ValueError, match=rf"CSV file {csv}.*(empty|no rows)"):
             read()
+
+
+# --- segmentation masks ------------------------------------------------------------------------
+
+def _segmentation(tmp_path, bad_mask):
+    """Six images with 3-class masks; mask 3 is replaced by ``bad_mask``."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lbl").mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        mask = bad_mask if i == 3 else rng.integers(0, 3, (16, 16), dtype=np.uint8)
+        Image.fromarray(mask).save(tmp_path / "lbl" / f"{i}.png")
+    dls = SegmentationDataLoaders.from_label_func(
+        tmp_path, get_image_files(tmp_path / "img"), lambda p: tmp_path / "lbl" / p.name, codes=["bg", "a", "b"],
+        item_tfms=Resize(8), bs=1, num_workers=0, valid_pct=0.34, seed=0)
+    return lambda: [batch for loader in (dls.train, dls.valid) for batch in loader]
+
+
+def test_a_mask_of_another_size_than_its_image_is_refused(tmp_path):
+    """It was stretched over the image by Resize (labels on the wrong pixels), or failed in
+    torch.stack without a file name."""
+    every_batch = _segmentation(tmp_path, np.zeros((12, 20), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"the mask .*lbl/3\.png.* is 12x20 pixels \(height x width\) but its image "
+                                         r".*img/3\.png.* is 16x16; a mask must have its image's size"):
+        every_batch()
+
+
+def test_a_mask_code_outside_the_codes_is_refused_naming_the_mask(tmp_path):
+    """Code 7 with three codes trained until the loss raised 'Target 7 is out of bounds' (a
+    device-side assert on a GPU), in whichever batch held it."""
+    every_batch = _segmentation(tmp_path, np.full((16, 16), 7, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"mask .*lbl/3\.png holds class code\(s\) \[7\] but codes names 3 classes "
+                                         r"\(0 to 2: bg, a, b\); add the missing classes to codes"):
+        every_batch()
