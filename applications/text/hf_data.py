@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from pathlib import Path as PlainPath
 
 import pandas as pd
 import torch
@@ -33,6 +32,7 @@ from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.registry import register_code
 from fastlearn.text.hf_hub import load_tokenizer, require_transformers
 from fastlearn.text.loaders import PadInput, SortedDL, show_table
+from fastlearn.text.tokenize import read_text_file
 
 MAX_LEN = 256
 """Tokens kept per text by default (the start of longer texts): most food reviews fit whole."""
@@ -90,7 +90,7 @@ class HFTokenizer(Transform):
 
     def _text(self, x, i: int = 0) -> str:
         if isinstance(x, os.PathLike):
-            return PlainPath(x).read_text(encoding="utf-8")
+            return read_text_file(x)
         if self.text_cols and (isinstance(x, (pd.Series, dict)) or hasattr(x, "_fields")):  # a table's row
             values = ColReader(self.text_cols)(x)
             return " ".join(str(v) for v in values) if isinstance(values, list) else str(values)

@@ -91,8 +91,15 @@ def _tokenize_chunk(args: tuple) -> list[list[str]]:
     return [[BOS] + t for t in tokens] if add_bos else tokens
 
 
-def _read(path: str | os.PathLike) -> str:
-    return PlainPath(path).read_text(encoding="utf-8")
+def read_text_file(path: str | os.PathLike) -> str:
+    """The text of a UTF-8 file; another encoding is a ValueError naming the file and the byte."""
+    try:
+        return PlainPath(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"text file {os.fspath(path)} is not UTF-8: byte {error.object[error.start:error.start + 1]!r} at "
+            f"position {error.start} ({error.reason}); convert it to UTF-8 (for a Latin-1 file: "
+            "iconv -f latin1 -t utf-8), or remove it from the data") from None
 
 
 @register_transform
@@ -187,7 +194,7 @@ class Tokenizer(Transform):
                 cached = None
             if cached is not None and cached.is_file():
                 return cached.read_text(encoding="utf-8").split(" ")
-        return _read(path)
+        return read_text_file(path)
 
     def decodes(self, x) -> str:
         return " ".join(x)

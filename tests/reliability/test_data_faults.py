@@ -247,3 +247,16 @@ def test_a_mask_code_outside_the_codes_is_refused_naming_the_mask(tmp_path):
     with pytest.raises(ValueError, match=r"mask .*lbl/3\.png holds class code\(s\) \[7\] but codes names 3 classes "
                                          r"\(0 to 2: bg, a, b\); add the missing classes to codes"):
         every_batch()
+
+
+def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
+    """It was a bare UnicodeDecodeError naming no file."""
+    for split in ("train", "valid"):
+        for label in ("pos", "neg"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(3):
+                (tmp_path / split / label / f"{i}.txt").write_text(f"a {label} text number {i}")
+    (tmp_path / "train" / "pos" / "latin1.txt").write_bytes("un café crème".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"text file .*train/pos/latin1\.txt is not UTF-8: byte b'\\xe9' at "
+                                         r"position 6 .*convert it to UTF-8"):
+        TextDataLoaders.from_folder(tmp_path, bs=2)
