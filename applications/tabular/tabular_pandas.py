@@ -128,15 +128,17 @@ class TabularPandas:
     def _prepare(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         df = private_copy(df)
         for name in self.cont_names:
-            if not pd.api.types.is_numeric_dtype(df[name]) or pd.api.types.is_bool_dtype(df[name]):
-                converted = pd.to_numeric(df[name], errors="coerce")
-                bad = converted.isna() & df[name].notna()
-                if bad.any():
-                    raise ValueError(f"continuous column {df[name].name!r} of {source} holds non-numbers "
-                                     f"(e.g. {df[name][bad].iloc[0]!r} at row {df.index[bad.to_numpy()][0]!r}); "
-                                     "list it in cat_names instead, or clean the column")
-                df[name] = converted
-            df[name] = df[name].astype("float64")
+            df[name] = _numbers(df[name], f"continuous column {name!r} of {source}",
+                                "list it in cat_names instead, or clean the column").astype("float64")
+            values = df[name].to_numpy()
+            infinite = np.isinf(values)
+            if infinite.any():
+                first = f"{float(values[infinite][0])} at row {df.index[infinite].tolist()[0]!r}"
+                raise ValueError(
+                    f"continuous column {name!r} of {source} holds infinite values (e.g. {first}; "
+                    f"{infinite.sum()} in all), "
+                    f"which normalize to NaN or infinite inputs; replace them with NaN for FillMissing to fill "
+                    f"(df[{name!r}] = df[{name!r}].replace([np.inf, -np.inf], np.nan)), or clip the column")
         return df
 
     def _finish(self, df: pd.DataFrame, source: str, train_rows: slice | np.ndarray | None = None) -> pd.DataFrame:
@@ -145,7 +147,8 @@ class TabularPandas:
             set_column(df, present[0], self._encode_target(df[present[0]], source, train_rows))
         elif self.y_kind == "regression" and present:
             for name in present:
-                df[name] = pd.to_numeric(df[name], errors="raise").astype("float32")
+                df[name] = _numbers(df[name], f"target column {name!r} of {source}",
+                                    "clean the column, or pass y_block=CategoryBlock() for classes").astype("float32")
         if self.reduce_memory:
             for name in self.cont_names:
                 df[name] = df[name].astype("float32")
@@ -451,3 +454,16 @@ class TabularDataLoaders(DataBunch):
 
 
 register_code("data", TabularDataLoaders)  # export files may name it (fastlearn.registry)
+
+
+def _numbers(column: pd.Series, what: str, fix: str) -> pd.Series:
+    """``column`` as numbers; a value that is not one is a ValueError naming ``what``, the value,
+    its row and ``fix``."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column
+    converted = pd.to_numeric(column, errors="coerce")
+    bad = (converted.isna() & column.notna()).to_numpy()
+    if bad.any():
+        raise ValueError(f"{what} holds non-numbers (e.g. {column[bad].iloc[0]!r} at row "
+                         f"{column.index[bad].tolist()[0]!r}; {bad.sum()} in all); {fix}")
+    return converted

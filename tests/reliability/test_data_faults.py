@@ -260,3 +260,37 @@ def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"text file .*train/pos/latin1\.txt is not UTF-8: byte b'\\xe9' at "
                                          r"position 6 .*convert it to UTF-8"):
         TextDataLoaders.from_folder(tmp_path, bs=2)
+
+
+# --- numbers in tables -------------------------------------------------------------------------
+
+def test_an_infinite_input_is_refused_in_training_and_at_predict(tmp_path):
+    """At predict an infinite input gave probabilities [nan, nan] and a class; in training the
+    error said 'missing values (NaN)... add FillMissing' with FillMissing already there."""
+    from fastlearn.tabular.learner import tabular_learner
+    from fastlearn.data.batch_transforms import Normalize
+    from fastlearn.tabular.procs import Categorify, FillMissing
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"color": rng.choice(["red", "blue"], 32), "size": rng.normal(size=32)})
+    df["label"] = np.where(df["size"] > 0, "big", "small")
+    bad = df.copy()
+    bad.loc[5, "size"] = -np.inf
+    kwargs = dict(procs=[Categorify, FillMissing, Normalize], cat_names=["color"], cont_names=["size"],
+                  y_names="label", bs=8)
+    with pytest.raises(ValueError, match=r"continuous column 'size' of the data holds infinite values \(e\.g\. -inf "
+                                         r"at row 5; 1 in all\).*replace them with NaN for FillMissing"):
+        TabularDataLoaders.from_df(bad, path=tmp_path, **kwargs)
+    learn = tabular_learner(TabularDataLoaders.from_df(df, path=tmp_path, **kwargs), layers=[4])
+    row = df.iloc[0].copy()
+    row["size"] = np.inf
+    with pytest.raises(ValueError, match=r"continuous column 'size' of the new data holds infinite values"):
+        learn.predict(row)
+
+
+def test_a_rating_that_is_not_a_number_is_named():
+    """It was pandas' 'Unable to parse string \"five\" at position 0', naming no column."""
+    ratings = pd.DataFrame({"user": [1, 2, 3, 1], "item": [1, 1, 2, 2], "rating": ["4", "3.5", "five", "2"]},
+                           index=[10, 11, 12, 13])
+    with pytest.raises(ValueError, match=r"target column 'rating' of the data holds non-numbers \(e\.g\. 'five' at "
+                                         r"row 12; 1 in all\)"):
+        CollabDataLoaders.from_df(ratings, bs=2)
