@@ -61,9 +61,17 @@ def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
         raise _bad_image(name or path, error) from None
 
 
+def _source_name(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return f"{'an array' if isinstance(source, np.ndarray) else 'a tensor'} of shape {tuple(source.shape)}"
+    return "given as bytes" if isinstance(source, (bytes, bytearray, memoryview)) else f"a {type(source).__name__}"
+
+
 def _uint8(t: torch.Tensor) -> torch.Tensor:
-    if t.dtype == torch.uint8:
-        return t
+    if t.dtype == torch.uint8 or t.numel() == 0:
+        return t.to(torch.uint8)
     if t.is_floating_point():
         return (t * 255 if t.max() <= 1 else t).round().clamp(0, 255).to(torch.uint8)
     if t.dtype == torch.uint16:
@@ -157,6 +165,15 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
     """
     if mode not in _READ_MODES:
         raise ValueError(f"mode={mode!r}; expected 'RGB' (colour) or 'L' (grey)")
+    image = _load(source, mode)
+    if image.shape[-2] == 0 or image.shape[-1] == 0:  # a crop or resize would divide by zero
+        given = _source_name(source)
+        raise ValueError(f"the image ({given}) is {image.shape[-2]}x{image.shape[-1]} pixels (height x width): "
+                         "it has no pixels; pass an image at least 1x1 (check the array or crop that made it)")
+    return image
+
+
+def _load(source, mode: str) -> torch.Tensor:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         data = _read_regular_file(path)
