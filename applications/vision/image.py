@@ -69,33 +69,61 @@ def _source_name(source) -> str:
     return "given as bytes" if isinstance(source, (bytes, bytearray, memoryview)) else f"a {type(source).__name__}"
 
 
-def _uint8(t: torch.Tensor) -> torch.Tensor:
+def _uint8(t: torch.Tensor, source) -> torch.Tensor:
     if t.dtype == torch.uint8 or t.numel() == 0:
         return t.to(torch.uint8)
     if t.is_floating_point():
+        finite = torch.isfinite(t)
+        if not finite.all():
+            bad = t[~finite]
+            raise ValueError(f"the image ({_source_name(source)}) holds {bad.isnan().sum()} NaN and "
+                             f"{bad.isinf().sum()} infinite value(s); pixels must be numbers: replace them "
+                             "(np.nan_to_num(array)) or fix what computed them")
         return (t * 255 if t.max() <= 1 else t).round().clamp(0, 255).to(torch.uint8)
     if t.dtype == torch.uint16:
         return (t.to(torch.int32) >> 8).to(torch.uint8)
     return t.clamp(0, 255).to(torch.uint8)
 
 
-def _array_to_chw(array: np.ndarray) -> torch.Tensor:
+_CHANNEL_COUNTS = range(1, 5)  # grey, grey + alpha, RGB, RGBA
+
+
+def _channels_first(t: torch.Tensor, source) -> torch.Tensor:
+    """``(C, H, W)`` from an (H, W), (H, W, C) or (C, H, W) array or tensor, the layout told by
+    the shape: the channels are the one end of size 1 to 4 (the other end being another size);
+    when both ends could be, an array is refused and a tensor read as (C, H, W), torch's layout."""
+    if t.ndim == 2:
+        return t[None]
+    if t.ndim == 3:
+        first, last = t.shape[0] in _CHANNEL_COUNTS, t.shape[-1] in _CHANNEL_COUNTS
+        if last and not first:
+            return t.permute(2, 0, 1)
+        if first and (not last or isinstance(source, torch.Tensor)):
+            return t
+    if t.ndim != 3:
+        problem = "an image must be (H, W), (H, W, C) or (C, H, W)"
+    elif first:
+        problem = "both its first and last sizes could be the channels (1 to 4: grey, grey + alpha, RGB, RGBA)"
+    else:
+        problem = "neither its first nor its last size is a number of channels (1 to 4: grey, grey + alpha, RGB, RGBA)"
+    raise ValueError(f"cannot tell the channels of the image ({_source_name(source)}): {problem}; pass a (C, H, W) "
+                     "tensor (torch.from_numpy(array).permute(2, 0, 1) for an (H, W, C) array) or a PIL image")
+
+
+def _array_to_chw(array: np.ndarray, source=None) -> torch.Tensor:
+    """A numpy array (of a PIL image when ``source`` is None: (H, W) or (H, W, C)) as a tensor."""
     array = np.ascontiguousarray(array)
     t = torch.from_numpy(array if array.flags.writeable else array.copy())
-    if t.ndim == 2:
-        t = t[None]
-    elif t.ndim == 3 and t.shape[-1] in (1, 3, 4):
-        t = t.permute(2, 0, 1)  # numpy and PIL images are (H, W, C)
-    elif t.ndim != 3:
-        raise ValueError(f"an image array must be (H, W), (H, W, C) or (C, H, W); got shape {tuple(t.shape)}")
-    return t
+    if source is None:
+        return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    return _channels_first(t, source)
 
 
 def _match_channels(t: torch.Tensor, mode: str) -> torch.Tensor:
     channels = t.shape[0]
+    if channels <= 2:  # grey, or grey + alpha
+        return t[:1].expand(3 if mode == "RGB" else 1, -1, -1).contiguous()
     if mode == "RGB":
-        if channels == 1:
-            return t.expand(3, -1, -1).contiguous()
         return t[:3].contiguous()
     if channels >= 3:
         weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
@@ -121,7 +149,7 @@ def _decode(data, mode: str, source) -> torch.Tensor | None:
             raise _bad_image(source, error) from None
         return None
     # an animated image (GIF) decodes to (frames, C, H, W): its first frame is the image
-    return _uint8(decoded[0] if decoded.ndim == 4 else decoded)
+    return _uint8(decoded[0] if decoded.ndim == 4 else decoded, source)
 
 
 # opened without waiting (a FIFO would wait for a writer) and never handed to another process
@@ -160,6 +188,11 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
     """A ``(C, H, W)`` uint8 tensor (C = 3 for ``"RGB"``, 1 for ``"L"``) from a file path, bytes, a
     PIL image, an array or a tensor. Undecodable files raise a ValueError naming the file.
 
+    An array is (H, W, C) or (C, H, W) as its shape tells (the channels are the end of size 1 to
+    4, the other end larger); one that could be either, such as (3, 20, 3), is refused (pass a
+    PIL image or a (C, H, W) tensor). A tensor is (C, H, W) unless only its last size can be the
+    channels. Two channels are grey + alpha. Float pixels must be finite.
+
     >>> load_image(np.zeros((2, 3), dtype=np.uint8)).shape
     torch.Size([3, 2, 3])
     """
@@ -189,13 +222,9 @@ def _load(source, mode: str) -> torch.Tensor:
     if isinstance(source, PIL.Image.Image):
         return _array_to_chw(np.asarray(source.convert(mode)))
     if isinstance(source, np.ndarray):
-        return _match_channels(_uint8(_array_to_chw(source)), mode)
+        return _match_channels(_uint8(_array_to_chw(source, source), source), mode)
     if isinstance(source, torch.Tensor):
-        t = source.detach().cpu()
-        t = t[None] if t.ndim == 2 else t
-        if t.ndim != 3:
-            raise ValueError(f"an image tensor must be (C, H, W) or (H, W); got shape {tuple(t.shape)}")
-        return _match_channels(_uint8(t), mode)
+        return _match_channels(_uint8(_channels_first(source.detach().cpu(), source), source), mode)
     raise TypeError(f"cannot make an image from {type(source).__name__}; pass a file path, bytes, "
                     "a PIL image, a numpy array or a tensor")
 
@@ -283,8 +312,8 @@ class PILBase(PIL.Image.Image):
 class PILImage(PILBase):
     """A colour (RGB) image: ``PILImage.create("cat.jpg")``.
 
-    >>> PILImage.create(np.zeros((2, 2, 3), dtype=np.uint8)).shape
-    (2, 2)
+    >>> PILImage.create(np.zeros((8, 6, 3), dtype=np.uint8)).shape
+    (8, 6)
     """
 
     _mode = "RGB"

@@ -3,6 +3,8 @@ image arrays, float and 16-bit images, oversized images, key points outside thei
 or missing collab ids, several rows or none given to tabular. Each test goes through the public API."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -38,3 +40,26 @@ def test_an_image_with_no_pixels_is_refused_naming_its_shape(tmp_path):
         load_image(torch.zeros(3, 5, 0))
     with pytest.raises(ValueError, match=r"Image\) is 4x0 pixels"):
         load_image(Image.new("RGB", (0, 4)))
+
+
+def test_the_channels_of_an_array_are_told_by_its_shape_or_the_array_is_refused():
+    grey_alpha = np.zeros((20, 20, 2), np.uint8)
+    grey_alpha[..., 0], grey_alpha[..., 1] = 90, 255  # grey 90, opaque
+    colour = load_image(grey_alpha)
+    assert colour.shape == (3, 20, 20) and colour.unique().tolist() == [90]
+    assert load_image(grey_alpha, mode="L").shape == (1, 20, 20)
+    assert load_image(np.zeros((3, 20, 30), np.uint8)).shape == (3, 20, 30)   # (C, H, W)
+    assert load_image(torch.zeros(20, 30, 3)).shape == (3, 20, 30)             # (H, W, C) tensor
+    assert load_image(torch.zeros(3, 4, 3)).shape == (3, 4, 3)                 # a tensor is (C, H, W)
+    for shape, why in [((3, 20, 3), "both its first and last sizes"), ((20, 20, 20), "neither")]:
+        with pytest.raises(ValueError, match=re.escape(f"shape {shape})") + f".*{why}.*C, H, W. tensor .* PIL image"):
+            load_image(np.zeros(shape, np.uint8))
+
+
+def test_a_float_image_holding_nan_is_refused():
+    with pytest.raises(ValueError, match=r"shape \(20, 20, 3\)\) holds 1200 NaN and 0 infinite"):
+        load_image(np.full((20, 20, 3), np.nan))
+    array = np.zeros((20, 20, 3), np.float32)
+    array[3, 4, 0] = np.inf
+    with pytest.raises(ValueError, match=r"0 NaN and 1 infinite"):
+        load_image(torch.from_numpy(array).permute(2, 0, 1))
