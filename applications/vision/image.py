@@ -66,12 +66,26 @@ def _source_name(source) -> str:
         return os.fspath(source)
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return f"{'an array' if isinstance(source, np.ndarray) else 'a tensor'} of shape {tuple(source.shape)}"
+    if isinstance(source, PIL.Image.Image):
+        return f"a PIL image of mode {source.mode}"
     return "given as bytes" if isinstance(source, (bytes, bytearray, memoryview)) else f"a {type(source).__name__}"
 
 
+def _high_depth(img: PIL.Image.Image) -> bool:
+    """A float, 32-bit or 16-bit grey PIL image (which ``convert`` would clip to 8 bits)."""
+    return img.mode in ("F", "I") or img.mode.startswith("I;16")
+
+
 def _uint8(t: torch.Tensor, source) -> torch.Tensor:
+    """8-bit pixels: floats in [0, 1] times 255, floats and integers in [0, 255] as they are,
+    16-bit values (a uint16 image, or integers up to 65535) shifted right by 8 as decoders do;
+    anything else (NaN, negative or larger values) is refused rather than clipped."""
     if t.dtype == torch.uint8 or t.numel() == 0:
         return t.to(torch.uint8)
+    if t.dtype == torch.bool:
+        return t.to(torch.uint8) * 255
+    if t.dtype == torch.uint16:
+        return (t.to(torch.int32) >> 8).to(torch.uint8)
     if t.is_floating_point():
         finite = torch.isfinite(t)
         if not finite.all():
@@ -79,10 +93,16 @@ def _uint8(t: torch.Tensor, source) -> torch.Tensor:
             raise ValueError(f"the image ({_source_name(source)}) holds {bad.isnan().sum()} NaN and "
                              f"{bad.isinf().sum()} infinite value(s); pixels must be numbers: replace them "
                              "(np.nan_to_num(array)) or fix what computed them")
-        return (t * 255 if t.max() <= 1 else t).round().clamp(0, 255).to(torch.uint8)
-    if t.dtype == torch.uint16:
+    low, high = t.min().item(), t.max().item()
+    if low >= 0 and high <= 1 and t.is_floating_point():
+        return (t * 255).round().to(torch.uint8)
+    if low >= 0 and high <= 255:
+        return t.round().to(torch.uint8) if t.is_floating_point() else t.to(torch.uint8)
+    if low >= 0 and high <= 65535 and not t.is_floating_point():
         return (t.to(torch.int32) >> 8).to(torch.uint8)
-    return t.clamp(0, 255).to(torch.uint8)
+    expected = "[0, 1] or [0, 255]" if t.is_floating_point() else "[0, 255] (8-bit) or [0, 65535] (16-bit)"
+    raise ValueError(f"the image ({_source_name(source)}) has {str(t.dtype).removeprefix('torch.')} pixels from {low:g} to {high:g}; expected "
+                     f"{expected}. Scale it yourself, e.g. (a - a.min()) / (a.max() - a.min()) for values in [0, 1]")
 
 
 _CHANNEL_COUNTS = range(1, 5)  # grey, grey + alpha, RGB, RGBA
@@ -191,7 +211,12 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
     An array is (H, W, C) or (C, H, W) as its shape tells (the channels are the end of size 1 to
     4, the other end larger); one that could be either, such as (3, 20, 3), is refused (pass a
     PIL image or a (C, H, W) tensor). A tensor is (C, H, W) unless only its last size can be the
-    channels. Two channels are grey + alpha. Float pixels must be finite.
+    channels. Two channels are grey + alpha.
+
+    Pixels become 8-bit the same way from a file, a PIL image, an array or a tensor: floats in
+    [0, 1] times 255; floats or integers in [0, 255] as they are; 16-bit images (a 16-bit PNG or
+    TIFF, PIL mode ``"I;16"``, or integers up to 65535) shifted right by 8. NaN, negative values
+    or larger ones are a ValueError rather than clipped.
 
     >>> load_image(np.zeros((2, 3), dtype=np.uint8)).shape
     torch.Size([3, 2, 3])
@@ -207,6 +232,7 @@ def load_image(source, mode: str = "RGB") -> torch.Tensor:
 
 
 def _load(source, mode: str) -> torch.Tensor:
+    given = source  # named in errors: the file, not the PIL image opened from it
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         data = _read_regular_file(path)
@@ -220,6 +246,11 @@ def _load(source, mode: str) -> torch.Tensor:
             return decoded
         source = _pil_open(io.BytesIO(bytes(source)), name="given as bytes")
     if isinstance(source, PIL.Image.Image):
+        if _high_depth(source):
+            # float, 32-bit and 16-bit grey: scaled to 8 bits as numbers (convert() would clip them)
+            pixels = np.asarray(source)
+            pixels = pixels if pixels.dtype.isnative else pixels.astype(pixels.dtype.newbyteorder("="))
+            return _match_channels(_uint8(_array_to_chw(pixels), given), mode)
         return _array_to_chw(np.asarray(source.convert(mode)))
     if isinstance(source, np.ndarray):
         return _match_channels(_uint8(_array_to_chw(source, source), source), mode)
@@ -235,9 +266,10 @@ def image2tensor(img) -> torch.Tensor:
     >>> image2tensor(PIL.Image.new("L", (4, 2))).shape
     torch.Size([1, 2, 4])
     """
-    if isinstance(img, PIL.Image.Image):
+    if isinstance(img, PIL.Image.Image) and not _high_depth(img):
         return _array_to_chw(np.asarray(img))
-    return load_image(img, mode="L" if getattr(img, "mode", "RGB") == "L" else "RGB")
+    grey = isinstance(img, PIL.Image.Image) and _high_depth(img) or getattr(img, "mode", "RGB") == "L"
+    return load_image(img, mode="L" if grey else "RGB")
 
 
 def produces(kind: str):
@@ -270,9 +302,9 @@ class PILBase(PIL.Image.Image):
             source = source.read()
         if isinstance(source, memoryview):
             source = source.tobytes()
-        if isinstance(source, PIL.Image.Image):
+        if isinstance(source, PIL.Image.Image) and not _high_depth(source):
             img = source
-        elif isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor)):
+        elif isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor, PIL.Image.Image)):
             t = load_image(source, mode="L" if mode == "L" else "RGB")
             array = t.permute(1, 2, 0).numpy()
             img = PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)

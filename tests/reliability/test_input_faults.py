@@ -16,7 +16,7 @@ from fastlearn.data.splitters import RandomSplitter
 from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.vision.data import ImageBlock, PointBlock
-from fastlearn.vision.image import load_image
+from fastlearn.vision.image import PILImage, image2tensor, load_image
 from fastlearn.vision.transforms import Resize
 
 
@@ -38,7 +38,7 @@ def test_an_image_with_no_pixels_is_refused_naming_its_shape(tmp_path):
         learn.predict(np.zeros((0, 20, 3), np.uint8))
     with pytest.raises(ValueError, match=r"tensor of shape \(3, 5, 0\)\) is 5x0 pixels"):
         load_image(torch.zeros(3, 5, 0))
-    with pytest.raises(ValueError, match=r"Image\) is 4x0 pixels"):
+    with pytest.raises(ValueError, match=r"PIL image of mode RGB\) is 4x0 pixels"):
         load_image(Image.new("RGB", (0, 4)))
 
 
@@ -63,3 +63,23 @@ def test_a_float_image_holding_nan_is_refused():
     array[3, 4, 0] = np.inf
     with pytest.raises(ValueError, match=r"0 NaN and 1 infinite"):
         load_image(torch.from_numpy(array).permute(2, 0, 1))
+
+
+def test_float_and_16_bit_images_become_the_same_8_bit_image_from_a_file_or_an_object(tmp_path):
+    rng = np.random.default_rng(0)
+    floats = rng.random((16, 16), dtype=np.float32)
+    Image.fromarray(floats).save(tmp_path / "f.tiff")
+    expected = torch.from_numpy(np.round(floats * 255).astype(np.uint8))
+    for source in (tmp_path / "f.tiff", Image.open(tmp_path / "f.tiff"), floats, torch.from_numpy(floats)):
+        assert torch.equal(load_image(source, mode="L")[0], expected), source
+    assert np.array_equal(np.asarray(PILImage.create(Image.open(tmp_path / "f.tiff")))[..., 0], expected.numpy())
+    sixteen = rng.integers(0, 65536, (16, 16)).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "s.png")
+    Image.fromarray(sixteen).save(tmp_path / "s.tiff")
+    expected = torch.from_numpy((sixteen >> 8).astype(np.uint8))
+    for source in (tmp_path / "s.png", tmp_path / "s.tiff", Image.open(tmp_path / "s.png"), sixteen):
+        assert torch.equal(load_image(source)[1], expected), source
+    assert torch.equal(image2tensor(Image.open(tmp_path / "s.png")), expected[None])
+    Image.fromarray(np.linspace(-1, 3, 256, dtype=np.float32).reshape(16, 16)).save(tmp_path / "outside.tiff")
+    with pytest.raises(ValueError, match=r"outside\.tiff\) has float32 pixels from -1 to 3; expected \[0, 1\] or \[0, 255\]"):
+        load_image(tmp_path / "outside.tiff")
