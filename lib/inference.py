@@ -216,15 +216,26 @@ def predicts_directly(learn) -> bool:
     """Whether predictions may skip the validation pass: no loop is running, and every callback
     acting on a validation event is a default one whose work there :func:`predict_directly`
     does itself (eval mode, the output check) or that does nothing without targets."""
-    if learn.running:
-        return False
-    has_train_eval = False
+    return not learn.running and _direct_plan(learn)[0]
+
+
+def _direct_plan(learn) -> tuple[bool, SanityCheckCallback | None]:
+    """``(whether the callbacks allow a direct prediction, the output check to run)``, worked out
+    once per set of callbacks: the learner's event table is rebuilt whenever they change."""
+    table = learn._tables()[0]
+    cached = getattr(learn, "_direct_plan_cache", None)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    allowed, has_train_eval = True, False
     for event in VALIDATION_EVENTS:
-        for cb in learn.callbacks_for(event):
+        for cb in table[event]:
             if type(cb) not in _DIRECT_SAFE and not isinstance(cb, ProgressCallback):
-                return False
+                allowed = False
             has_train_eval = has_train_eval or type(cb) is TrainEvalCallback
-    return has_train_eval
+    sanity = next((cb for cb in table["after_pred"] if isinstance(cb, SanityCheckCallback)), None)
+    plan = (allowed and has_train_eval, sanity)
+    learn._direct_plan_cache = (table, plan)
+    return plan
 
 
 def predict_directly(learn, items, bs: int | None = None) -> tuple | None:
@@ -247,8 +258,8 @@ def predict_directly(learn, items, bs: int | None = None) -> tuple | None:
         learn.pred = learn.loss = learn.loss_grad = None
         learn.xb, learn.yb = split_batch(batch, learn.dls.valid, learn.dls, learn.device)
         learn.pred = learn.model(*learn.xb)
-        sanity = getattr(learn, "sanity_check", None)
-        if isinstance(sanity, SanityCheckCallback) and sanity in learn.callbacks_for("after_pred"):
+        sanity = _direct_plan(learn)[1]
+        if sanity is not None:
             sanity.check_prediction()
     # as GatherPreds keeps one batch, and its result() reads it
     preds = loss_activation(learn.loss_func, _concat([to_cpu(learn.pred)]))
