@@ -32,7 +32,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "storage": "~/.fastlearn",
     },
     "defaults": {"bs": "64", "num_workers": "auto", "prefetch_factor": "2", "device": "auto", "precision": "fp32",
-                 "flush_denormal": "true", "keep_freed_memory": "true"},
+                 "flush_denormal": "true", "keep_freed_memory": "true", "max_image_pixels": "178956970"},
     "downloads": {"base_url": "https://s3.amazonaws.com/fast-ai-"},
 }
 PATH_KEYS_RELATIVE_TO_LEARNER = {"models"}
@@ -87,7 +87,7 @@ class Config:
 
     def get(self, section: str, key: str):
         """A value, converted: ints for ``bs``/``num_workers``/``prefetch_factor`` (``"auto"`` stays a string),
-        a bool for ``flush_denormal`` and ``keep_freed_memory``."""
+        a bool for ``flush_denormal`` and ``keep_freed_memory``, an int or None for ``max_image_pixels``."""
         try:
             value = self.values[section][key]
         except KeyError:
@@ -101,6 +101,8 @@ class Config:
                                  f"(from {self.origin.get((section, key), 'defaults')})") from None
         if section == "defaults" and key == "precision" and value not in PRECISIONS:
             raise ValueError(f"config [defaults] precision = {value!r}; expected one of {PRECISIONS}")
+        if section == "defaults" and key == "max_image_pixels":
+            return _pixel_limit(value, self.origin.get((section, key), "defaults"))
         if section == "defaults" and key in ("flush_denormal", "keep_freed_memory"):
             if value.lower() not in _BOOLEANS:
                 raise ValueError(f"config [defaults] {key} = {value!r}; expected true or false "
@@ -121,6 +123,23 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config(files={[str(f) for f in self.files]}, values={self.values})"
+
+
+MIN_IMAGE_PIXELS_LIMIT = 1_000_000
+
+
+def _pixel_limit(value: str, origin) -> int | None:
+    """``max_image_pixels``: an integer of at least a million pixels, or ``none`` for no limit."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        limit = int(value.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < MIN_IMAGE_PIXELS_LIMIT:
+        raise ValueError(f"config [defaults] max_image_pixels = {value!r} (from {origin}); expected a whole number of "
+                         f"pixels of at least {MIN_IMAGE_PIXELS_LIMIT:_}, or none for no limit")
+    return limit
 
 
 def default_config_files() -> list[Path]:

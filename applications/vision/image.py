@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import warnings
 from collections.abc import Iterable
 
@@ -22,6 +23,7 @@ import PIL.Image
 import torch
 from torchvision.io import ImageReadMode, decode_image
 
+from fastlearn.config import MIN_IMAGE_PIXELS_LIMIT, get_config
 from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.foundation import L
 from fastlearn.paths import Path
@@ -50,13 +52,97 @@ def _unsupported(error: RuntimeError) -> bool:
     return "unsupported image" in str(error).lower()
 
 
+# images up to this size are never compared with the config's limit (it is at least this much),
+# so small images are decoded without reading the config
+_ALWAYS_ALLOWED_PIXELS = MIN_IMAGE_PIXELS_LIMIT
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start of frame: holds the size
+
+
+def _header_size(data) -> tuple[int, int] | None:
+    """``(width, height)`` read from the header of a PNG, JPEG, GIF or WebP held in memory, or
+    None for another format (or a header too damaged to read; the decoder then says so)."""
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return struct.unpack_from(">II", data, 16)
+        if data.startswith(b"\xff\xd8"):
+            at = 2
+            while at + 9 < len(data) and data[at] == 0xFF:
+                marker = data[at + 1]
+                if marker in _JPEG_FRAME_MARKERS:
+                    height, width = struct.unpack_from(">HH", data, at + 5)
+                    return width, height
+                if marker == 0xFF:  # fill byte
+                    at += 1
+                elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+                    at += 2
+                else:
+                    at += 2 + struct.unpack_from(">H", data, at + 2)[0]
+            return None
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack_from("<HH", data, 6)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            chunk = bytes(data[12:16])
+            if chunk == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            if chunk == b"VP8L":
+                bits = struct.unpack_from("<I", data, 21)[0]
+                return (bits & 0x3FFF) + 1, (bits >> 14 & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                width, height = struct.unpack_from("<HH", data, 26)
+                return width & 0x3FFF, height & 0x3FFF
+    except struct.error:
+        return None
+    return None
+
+
+def _check_pixels(width: int, height: int, source) -> None:
+    """Refuse an image above the config's ``max_image_pixels`` before it is decoded."""
+    if width * height <= _ALWAYS_ALLOWED_PIXELS:
+        return
+    limit = get_config().get("defaults", "max_image_pixels")
+    if limit is not None and width * height > limit:
+        raise _too_large(source, width, height, limit)
+
+
+def _too_large(source, width: int, height: int, limit: int) -> ValueError:
+    return ValueError(
+        f"image {_source_name(source)} is {width}x{height} pixels (width x height), {width * height:_} pixels, "
+        f"more than max_image_pixels = {limit:_}: decoded it would take {width * height * 3 / 2**30:.1f} GiB (it may "
+        "be a decompression bomb). If you trust the file, raise the limit: max_image_pixels = <pixels> (or none) "
+        "under [defaults] in ~/.fastlearn/config.ini or in the file FASTLEARN_CONFIG names")
+
+
+def _refused_by_pil(source, error: Exception) -> ValueError:
+    return ValueError(f"image {_source_name(source)} was refused by PIL: {error} If you trust the file, set "
+                      "PIL.Image.MAX_IMAGE_PIXELS = None (PIL's own limit) and raise max_image_pixels in the config")
+
+
+def _pil_header_size(data, source) -> tuple[int, int] | None:
+    """``(width, height)`` as PIL reads it from the header (nothing is decoded); None if PIL
+    does not know the format."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except PIL.Image.DecompressionBombError as error:
+        raise _refused_by_pil(source, error) from None
+    except Exception:  # noqa: BLE001 - not an image PIL knows: the decoder names the problem
+        return None
+
+
 def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
     try:
-        with PIL.Image.open(path) as img:
-            img.load()
-            return img
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)  # the config's limit decides
+            with PIL.Image.open(path) as img:
+                _check_pixels(*img.size, name or path)
+                img.load()
+                return img
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} does not exist; check the path") from None
+    except PIL.Image.DecompressionBombError as error:
+        raise _refused_by_pil(name or path, error) from None
     except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise _bad_image(name or path, error) from None
 
@@ -156,6 +242,9 @@ def _decode(data, mode: str, source) -> torch.Tensor | None:
     a format torchvision does not read (PIL may); a ValueError naming ``source`` if damaged."""
     if len(data) == 0:
         raise _bad_image(source, ValueError("the file is empty"))
+    size = _header_size(data) or _pil_header_size(data, source)
+    if size is not None:
+        _check_pixels(*size, source)
     # a bytearray (what _read_regular_file gives) is decoded where it lies; other buffers are
     # copied once into a writable one (torch wraps only writable memory without a warning)
     encoded = torch.frombuffer(data if isinstance(data, bytearray) else bytearray(data), dtype=torch.uint8)

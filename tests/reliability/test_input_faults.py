@@ -3,7 +3,10 @@ image arrays, float and 16-bit images, oversized images, key points outside thei
 or missing collab ids, several rows or none given to tabular. Each test goes through the public API."""
 from __future__ import annotations
 
+import os
 import re
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -83,3 +86,37 @@ def test_float_and_16_bit_images_become_the_same_8_bit_image_from_a_file_or_an_o
     Image.fromarray(np.linspace(-1, 3, 256, dtype=np.float32).reshape(16, 16)).save(tmp_path / "outside.tiff")
     with pytest.raises(ValueError, match=r"outside\.tiff\) has float32 pixels from -1 to 3; expected \[0, 1\] or \[0, 255\]"):
         load_image(tmp_path / "outside.tiff")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header says ``width`` x ``height`` (what a decompression bomb shows)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_an_image_above_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    (tmp_path / "bomb.png").write_bytes(png_claiming(20000, 20000))
+    with pytest.raises(ValueError, match=r"bomb\.png is 20000x20000 pixels .*400_000_000 pixels, more than "
+                                         r"max_image_pixels = 178_956_970.*raise the limit"):
+        load_image(tmp_path / "bomb.png")
+    bmp_header = struct.pack("<IiiHHIIiiII", 40, 20000, 10000, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    (tmp_path / "bomb.bmp").write_bytes(struct.pack("<2sIHHI", b"BM", 54, 0, 0, 54) + bmp_header)  # PIL decodes BMP
+    with pytest.raises(ValueError, match=r"bomb\.bmp was refused by PIL: .*200000000 pixels"):
+        load_image(tmp_path / "bomb.bmp")
+    # the limit is a setting; an image under it loads
+    Image.new("L", (1100, 1000), 7).save(tmp_path / "big.png")
+    assert load_image(tmp_path / "big.png").shape == (3, 1000, 1100)
+    config = tmp_path / "config.ini"
+    config.write_text("[defaults]\nmax_image_pixels = 1000000\n")
+    monkeypatch.setenv("FASTLEARN_CONFIG", str(config))
+    with pytest.raises(ValueError, match=r"big\.png is 1100x1000 pixels .*max_image_pixels = 1_000_000"):
+        load_image(tmp_path / "big.png")
+    config.write_text("[defaults]\nmax_image_pixels = none\n")
+    os.utime(config, (0, 0))  # the config is read again when the file changed
+    assert load_image(tmp_path / "big.png").shape == (3, 1000, 1100)
+    config.write_text("[defaults]\nmax_image_pixels = 10\n")
+    os.utime(config, (1, 1))
+    with pytest.raises(ValueError, match=r"max_image_pixels = '10'.*at least 1_000_000, or none"):
+        load_image(tmp_path / "big.png")
