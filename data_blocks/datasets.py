@@ -227,21 +227,38 @@ class Datasets:
     def __getitem__(self, i: int) -> tuple:
         k = self.idxs[i]
         sample = tuple(self.encode_part(p, k) for p in range(len(self.pipelines)))
-        for image, mask in self._image_and_masks():
-            if _height_width(sample[image]) != _height_width(sample[mask]):
-                self._refuse_mask_size(sample, image, mask, k)
+        for image, part, kind in self._parts_of_the_image():
+            height, width = _height_width(sample[image])
+            if kind == "mask" and (height, width) != _height_width(sample[part]):
+                self._refuse_mask_size(sample, image, part, k)
+            if kind == "points":
+                points = torch.as_tensor(sample[part]).reshape(-1, 2)
+                outside = (points < 0).any(1) | (points[:, 0] > width) | (points[:, 1] > height)
+                if outside.any():
+                    self._refuse_points_outside(points[outside], (height, width), image, k)
         return sample
 
-    def _image_and_masks(self) -> list[tuple[int, int]]:
-        """``(image part, mask part)`` pairs, whose sizes must agree before any resize stretches
-        a mask over an image it was not drawn for."""
-        pairs = self.__dict__.get("_mask_pairs")
-        if pairs is None:
+    def _parts_of_the_image(self) -> list[tuple[int, int, str]]:
+        """``(image part, part, kind)`` for the masks, whose size must be the image's before any
+        resize stretches a mask over an image it was not drawn for, and for the key points, which
+        must lie inside the image (unless their block allows points outside)."""
+        parts = self.__dict__.get("_image_parts")
+        if parts is None:
             kinds = [block.kind for block in self.blocks]
             image = kinds.index("image") if "image" in kinds else None
-            pairs = [] if image is None else [(image, p) for p, kind in enumerate(kinds) if kind == "mask"]
-            self._mask_pairs = pairs
-        return pairs
+            parts = [] if image is None else [
+                (image, p, kind) for p, (kind, block) in enumerate(zip(kinds, self.blocks))
+                if kind == "mask" or kind == "points" and not getattr(block, "allow_outside", False)]
+            self._image_parts = parts
+        return parts
+
+    def _refuse_points_outside(self, points: torch.Tensor, height_width: tuple[int, int], image: int, k: int):
+        (height, width), item = height_width, _item_at(self.items, k)
+        shown = ", ".join(f"({x:g}, {y:g})" for x, y in points[:3].tolist()) + (", ..." if len(points) > 3 else "")
+        raise ValueError(
+            f"{self._where(k)} {k}: key point(s) {shown} lie outside the image {_source_name(self._get(image, item, k))}, "
+            f"which is {width}x{height} pixels (width x height; x from 0 to {width}, y from 0 to {height}); check "
+            "that get_y gives pixels (x, y) of this image, or pass PointBlock(allow_outside=True) to keep them")
 
     def _refuse_mask_size(self, sample, image: int, mask: int, k: int):
         item = _item_at(self.items, k)

@@ -118,6 +118,10 @@ class ToPoints(Transform):
 class PointBlock(TransformBlock):
     """Key points ``(x, y)`` in pixels, scaled to [-1, 1] of the image (learnt with MSE).
 
+    A point outside its image (x not in 0..width or y not in 0..height of the image as read) is
+    an error naming the item and the point; ``allow_outside=True`` keeps such points (scaled
+    beyond [-1, 1]), for key points annotated outside the frame.
+
     >>> PointBlock().kind
     'points'
     """
@@ -125,8 +129,9 @@ class PointBlock(TransformBlock):
     kind = "points"
     eager = True
 
-    def __init__(self):
+    def __init__(self, allow_outside: bool = False):
         super().__init__(type_tfms=[ToPoints()], item_tfms=[PointScaler()])
+        self.allow_outside = allow_outside
 
     def show(self, value, ax) -> None:
         points = torch.as_tensor(value).reshape(-1, 2).cpu()
@@ -139,7 +144,7 @@ class PointBlock(TransformBlock):
         return int(first_encoded.numel()) if first_encoded is not None else None
 
     def describe_args(self, pipeline: Pipeline) -> dict:
-        return {}
+        return {"allow_outside": self.allow_outside} if self.allow_outside else {}
 
 
 def _pair_first(pair):

@@ -120,3 +120,16 @@ def test_an_image_above_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path
     os.utime(config, (1, 1))
     with pytest.raises(ValueError, match=r"max_image_pixels = '10'.*at least 1_000_000, or none"):
         load_image(tmp_path / "big.png")
+
+
+# --- key points ----------------------------------------------------------------------------------
+
+def test_a_key_point_outside_its_image_is_refused_naming_the_item_unless_allowed(tmp_path):
+    learn = point_learner(tmp_path, get_y=lambda path: [[100, -50]] if path.stem == "2" else [[4, 8]])
+    with pytest.raises(ValueError, match=r"item \d: key point\(s\) \(100, -50\) lie outside the image .*2\.png, "
+                                         r"which is 16x16 pixels .*PointBlock\(allow_outside=True\)"):
+        learn.fit(1)
+    dblock = DataBlock(blocks=(ImageBlock, PointBlock(allow_outside=True)), get_items=get_image_files,
+                       get_y=lambda path: [[100, -50]], splitter=RandomSplitter(0.5, seed=0), item_tfms=Resize(16))
+    dls = dblock.dataloaders(tmp_path, bs=2, device="cpu", num_workers=0)
+    assert dls.one_batch()[1][0].reshape(-1).tolist() == pytest.approx([100 * 2 / 16 - 1, -50 * 2 / 16 - 1])
