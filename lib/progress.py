@@ -31,6 +31,7 @@ class ProgressCallback(Callback):
         self.master = master_bar(range(self.n_epoch - self.learn.start_epoch)) if self.n_epoch else None
         if self.master is not None:
             self.master.on_iter_begin()
+            self.master.update(0)  # started here: a callback may cancel the first epoch before it begins
         self.learn.logger = self._write
 
     def _write(self, row: list, header: bool = False) -> None:

@@ -143,6 +143,9 @@ class Recorder(Callback):
         self._epoch_open = False  # a fit that ended with an exception leaves no epoch open
 
     def after_epoch(self):
+        if not self._epoch_open:  # cancelled in before_epoch by a callback that ran before this one
+            self.start_time = time.perf_counter()
+            self.log = [self.epoch] + [None] * (len(self.metric_names) - 1 - self.add_time)
         self._epoch_open = False
         row = list(self.log)
         self.values.append(row[1:])

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastlearn.callback import (EVENTS, Callback, CancelBatchException, CancelFitException,
+from fastlearn.callback import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
                                 CancelStepException, TrainEvalCallback, sort_callbacks)
 from fastlearn.data.databunch import DataBunch
 from fastlearn.learner import Learner
@@ -229,6 +229,22 @@ def test_cancel_batch_and_step_skip_the_update():
     quiet_fit(learn)
     assert torch.equal(before, learn.model.weight)
     assert all(p.grad is None for p in learn.model.parameters()), "gradients are zeroed after a skipped step"
+
+
+def test_cancel_epoch_in_before_epoch_skips_that_epoch():
+    class SkipFirstEpoch(Callback):  # runs before the Recorder, which has not started the epoch
+        def before_epoch(self):
+            if self.epoch == 0:
+                raise CancelEpochException()
+
+    learn = make_learner(cbs=SkipFirstEpoch)
+    quiet_fit(learn, 3)
+    skipped, *ran = learn.recorder.values
+    assert skipped == [None, None]  # the skipped epoch's row is empty, the others are measured
+    assert len(ran) == 2 and all(row[1] is not None for row in ran)
+    with learn.no_logging():
+        learn.fit(2)  # with the progress bar, which starts before the first epoch is cancelled
+    assert learn.recorder.values[0] == [None, None] and learn.recorder.values[1][1] is not None
 
 
 def test_attribute_reads_are_forwarded():
