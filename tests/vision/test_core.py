@@ -126,7 +126,7 @@ def test_empty_files_and_folders_are_refused_naming_them(tmp_path):
 
 
 def test_a_file_read_in_pieces_or_grown_since_its_size_was_taken_is_read_whole(png, monkeypatch):
-    from fastlearn.vision import image as image_module
+    from fastlearn.vision import decode as image_module
     path, array = png
     expected = torch.from_numpy(array).permute(2, 0, 1)
     monkeypatch.setattr(image_module, "_READV", lambda fd, buffers: os.readv(fd, [memoryview(buffers[0])[:10]]))
