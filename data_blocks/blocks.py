@@ -20,6 +20,9 @@ from fastlearn.foundation import listify
 from fastlearn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 
 BLOCKS: dict[str, type] = {}
+# the loss a target of each kind is learnt with, unless the Learner is given one
+TARGET_LOSSES: dict[str, type] = {"category": CrossEntropyLossFlat, "multicategory": BCEWithLogitsLossFlat,
+                                  "regression": MSELossFlat}
 
 
 def register_block(cls: type) -> type:
@@ -96,8 +99,10 @@ class TransformBlock:
         return str(value)
 
     def loss_func(self):
-        """The default loss when this block is the target (None: the Learner needs one given)."""
-        return None
+        """The default loss when this block is the target, by its kind (a ``Datasets`` target whose
+        transforms end in ``Categorize`` is a "category"); None: the Learner needs one given."""
+        loss = TARGET_LOSSES.get(self.kind)
+        return loss() if loss is not None else None
 
     def is_missing(self, value) -> bool:
         """Whether a raw target (what ``get_y`` returned) is missing: None, NaN, an empty label...
@@ -105,8 +110,9 @@ class TransformBlock:
         return is_missing(value)
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
-        """How many outputs a model needs for this target (``dls.c``)."""
-        return None
+        """How many outputs a model needs for this target (``dls.c``): the size of the vocab its
+        transforms built (a ``Categorize`` in a ``Datasets``' target), else None."""
+        return len(pipeline.vocab) if pipeline.vocab is not None else None
 
     def describe_args(self, pipeline: Pipeline) -> dict:
         if type(self) is TransformBlock and not self.type_tfms:
@@ -137,12 +143,6 @@ class CategoryBlock(TransformBlock):
     def __init__(self, vocab: Iterable | None = None, sort: bool = True, add_na: bool = False):
         super().__init__(type_tfms=[Categorize(vocab=vocab, sort=sort, add_na=add_na)])
 
-    def loss_func(self):
-        return CrossEntropyLossFlat()
-
-    def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
-        return len(pipeline.vocab) if pipeline.vocab is not None else None
-
     def describe_args(self, pipeline: Pipeline) -> dict:
         return {"vocab": list(pipeline.vocab), "sort": False}
 
@@ -167,12 +167,6 @@ class MultiCategoryBlock(TransformBlock):
     def show(self, value, ax) -> None:
         _title(ax, ";".join(str(v) for v in value))
 
-    def loss_func(self):
-        return BCEWithLogitsLossFlat()
-
-    def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
-        return len(pipeline.vocab) if pipeline.vocab is not None else None
-
     def describe_args(self, pipeline: Pipeline) -> dict:
         return {"encoded": True, "vocab": list(pipeline.vocab)}
 
@@ -195,9 +189,6 @@ class RegressionBlock(TransformBlock):
     def show(self, value, ax) -> None:
         values = value.flatten().tolist() if hasattr(value, "flatten") else listify(value)
         _title(ax, ", ".join(f"{v:.3g}" for v in values))
-
-    def loss_func(self):
-        return MSELossFlat()
 
     def n_out(self, pipeline: Pipeline, first_encoded) -> int | None:
         if self.n_out_given is not None:

@@ -7,6 +7,7 @@ import torch
 
 from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock
+from fastlearn.data.categorical import Categorize
 from fastlearn.data.databunch import DataBunch, DataLoader
 from fastlearn.data.datasets import Datasets
 from fastlearn.data.getters import ColReader
@@ -106,6 +107,17 @@ def test_vocab_c_loss_and_decoding():
     assert dls.decode_target(torch.tensor(2)) == "c"
     decoded = dls.valid.decode_batch(dls.valid.one_batch(), max_n=2)
     assert decoded == [(torch.tensor(30.0), "a"), (torch.tensor(31.0), "b")]
+
+
+def test_c_and_loss_from_a_datasets_built_from_transforms():
+    # the mid-level API: Datasets(items, [[...], [label_func, Categorize]]) then a learner on it
+    items = [float(i) for i in range(40)]
+    dsets = Datasets(items, tfms=[[torch.tensor], [lambda x: "abc"[int(x) % 3], Categorize]],
+                     splits=[list(range(30)), list(range(30, 40))])
+    dls = dsets.dataloaders(bs=8, device="cpu")
+    assert dls.c == 3 and type(dls.loss_func).__name__ == "CrossEntropyLossFlat"
+    regression = Datasets(items, tfms=[[torch.tensor], [torch.tensor]]).dataloaders(bs=8, device="cpu")
+    assert regression.c is None and regression.loss_func is None  # nothing says what the target is
 
 
 def test_test_dl_with_and_without_labels():
