@@ -353,10 +353,7 @@ class TabularDataLoaders(DataBunch):
         >>> dl = dls.test_dl(test_df)          # doctest: +SKIP
         >>> preds, _ = learn.get_preds(dl=dl)  # doctest: +SKIP
         """
-        if isinstance(items, pd.DataFrame):
-            df = items
-        else:
-            df = pd.DataFrame([item.to_dict() if isinstance(item, pd.Series) else dict(item) for item in items])
+        df = rows_frame(items)
         if with_labels is False:
             df = df.drop(columns=[n for n in self.y_names if n in df.columns])
         elif with_labels and not all(n in df.columns for n in self.y_names):
@@ -454,6 +451,33 @@ class TabularDataLoaders(DataBunch):
 
 
 register_code("data", TabularDataLoaders)  # export files may name it (fastlearn.registry)
+
+
+def rows_frame(items) -> pd.DataFrame:
+    """New rows as one DataFrame: a DataFrame as it is, or a list of rows (Series, one-row
+    DataFrames, dicts); no rows, or a DataFrame of several rows given as one row, is a ValueError.
+
+    >>> rows_frame([pd.Series({"a": 1}), pd.DataFrame({"a": [2]})])["a"].tolist()
+    [1, 2]
+    """
+    if isinstance(items, pd.DataFrame):
+        df = items
+    else:
+        rows = []
+        for item in items:
+            if isinstance(item, pd.DataFrame):
+                if len(item) != 1:
+                    raise ValueError(
+                        f"predict takes one row (a Series or a one-row DataFrame), got a DataFrame of {len(item)} "
+                        "rows; for several rows use learn.predict_batch(rows) or "
+                        "learn.get_preds(dl=learn.dls.test_dl(df))")
+                item = item.iloc[0]
+            rows.append(item.to_dict() if isinstance(item, pd.Series) else dict(item))
+        df = pd.DataFrame(rows)
+    if len(df) == 0:
+        raise ValueError("no rows to predict: test_dl got an empty table or list; pass a DataFrame with at least "
+                         "one row, or a list of rows (Series or dicts)")
+    return df
 
 
 def _numbers(column: pd.Series, what: str, fix: str) -> pd.Series:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import re
 import struct
+import warnings
 import zlib
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -133,3 +135,33 @@ def test_a_key_point_outside_its_image_is_refused_naming_the_item_unless_allowed
                        get_y=lambda path: [[100, -50]], splitter=RandomSplitter(0.5, seed=0), item_tfms=Resize(16))
     dls = dblock.dataloaders(tmp_path, bs=2, device="cpu", num_workers=0)
     assert dls.one_batch()[1][0].reshape(-1).tolist() == pytest.approx([100 * 2 / 16 - 1, -50 * 2 / 16 - 1])
+
+
+# --- collab and tabular rows ---------------------------------------------------------------------
+
+def tabular_learner_on_sizes():
+    from fastlearn.tabular.learner import tabular_learner
+    from fastlearn.tabular.procs import Categorify, FillMissing
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"color": rng.choice(["red", "green"], 32), "size": rng.normal(size=32)})
+    df["label"] = np.where(df["size"] > 0, "big", "small")
+    dls = TabularDataLoaders.from_df(df, procs=[Categorify, FillMissing], cat_names=["color"], cont_names=["size"],
+                                     y_names="label", bs=8, device="cpu")
+    torch.manual_seed(0)
+    return tabular_learner(dls, layers=[8]), df
+
+
+def test_tabular_predict_of_several_rows_says_how_to_predict_them():
+    """It said "continuous column 'size' ... holds non-numbers" (the rows were read as one)."""
+    learn, df = tabular_learner_on_sizes()
+    with pytest.raises(ValueError, match=re.escape(
+            "predict takes one row (a Series or a one-row DataFrame), got a DataFrame of 2 rows; for several rows "
+            "use learn.predict_batch(rows) or learn.get_preds(dl=learn.dls.test_dl(df))")):
+        learn.predict(df.iloc[:2])
+    one = learn.predict(df.iloc[:1])  # a one-row DataFrame is one row
+    assert one[0] == learn.predict(df.iloc[0])[0]
+    several = learn.predict_batch(df.iloc[:2])  # the ways the message names work
+    preds, _ = learn.get_preds(dl=learn.dls.test_dl(df.iloc[:2]))
+    assert [label for label, _, _ in several][0] == one[0] and preds.shape == (2, 2)
+
