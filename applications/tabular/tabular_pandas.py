@@ -119,11 +119,24 @@ class TabularPandas:
 
     def setup(self) -> None:
         """Learn every proc on the training rows and process all rows."""
+        self._check_training_rows()
         df = self._prepare(self.items, "the data")
         train_rows = as_slice(self.splits[0])
         for proc in self.procs:
             df = proc.setup_apply(self, df, train_rows)
         self.items = self._finish(df, "the data", train_rows)
+
+    def _check_training_rows(self) -> None:
+        """An empty table or training split is an error saying which, before any proc learns from it."""
+        if len(self.items) == 0:
+            raise ValueError(f"the table has no rows (columns {list(self.items.columns)[:20]}); the procs and "
+                             "the model learn from its training rows: pass a DataFrame with rows (check the filter "
+                             "or the file it came from)")
+        if len(self.splits[0]) == 0:
+            raise ValueError(f"the training split is empty: splits[0] selects none of the {len(self.items)} rows "
+                             f"(the validation split has {len(self.splits[1])}); the procs and the model learn "
+                             "from the training rows: pass splits with training rows, e.g. "
+                             "RandomSplitter(0.2)(range(len(df)))")
 
     def _prepare(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
         df = private_copy(df)

@@ -165,3 +165,19 @@ def test_tabular_predict_of_several_rows_says_how_to_predict_them():
     preds, _ = learn.get_preds(dl=learn.dls.test_dl(df.iloc[:2]))
     assert [label for label, _, _ in several][0] == one[0] and preds.shape == (2, 2)
 
+
+def test_a_table_with_no_rows_or_no_training_rows_is_named():
+    """It said "continuous column 'size' has no value in the training rows" (a FillMissing detail)."""
+    from fastlearn.tabular.procs import Categorify, FillMissing
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders, TabularPandas
+    learn, df = tabular_learner_on_sizes()
+    options = dict(procs=[Categorify, FillMissing], cat_names=["color"], cont_names=["size"], y_names="label")
+    with pytest.raises(ValueError, match=r"the table has no rows \(columns \['color', 'size', 'label'\]\)"):
+        TabularDataLoaders.from_df(df.iloc[:0], bs=8, **options)
+    with pytest.raises(ValueError, match=r"the table has no rows"):
+        TabularPandas(df.iloc[:0], **options)
+    with pytest.raises(ValueError, match=r"the training split is empty: splits\[0\] selects none of the 32 rows"):
+        TabularPandas(df, splits=([], list(range(32))), **options)
+    for rows in (df.iloc[:0], []):
+        with pytest.raises(ValueError, match=r"no rows to predict: test_dl got an empty table or list"):
+            learn.dls.test_dl(rows)
