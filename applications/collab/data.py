@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import torch
 
 from fastlearn.data.blocks import RegressionBlock
+from fastlearn.data.checks import missing_in_columns, row_names
 from fastlearn.data.splitters import RandomSplitter
 from fastlearn.data.tables import read_csv_file
 from fastlearn.registry import register_code
-from fastlearn.tabular.tabular_pandas import TabularDataLoaders, TabularPandas
+from fastlearn.tabular.loader import TabularDataLoader
+from fastlearn.tabular.tabular_pandas import TabularDataLoaders, TabularPandas, rows_frame
 from fastlearn.tabular.procs import Categorify
 
 
@@ -38,6 +41,18 @@ class CollabDataLoaders(TabularDataLoaders):
     @property
     def item_name(self) -> str:
         return self.cat_names[1]
+
+    def test_dl(self, items, with_labels: bool | None = None, bs: int | None = None,
+                num_workers: int | str | None = 0) -> TabularDataLoader:
+        """A loader over new ratings (a DataFrame, or a list of Series / dicts) processed like the
+        training rows; a missing user or item id is a ValueError naming the column and rows, and an
+        id not seen in training is predicted as ``#na#`` with a warning naming it.
+
+        >>> learn.predict(pd.Series({"user": 14, "item": 51}))   # doctest: +SKIP
+        """
+        df = rows_frame(items)
+        _check_ids(df, [name for name in (self.user_name, self.item_name) if name in df.columns], "the new data")
+        return super().test_dl(df, with_labels=with_labels, bs=bs, num_workers=num_workers)
 
     @classmethod
     def from_df(cls, ratings: pd.DataFrame, valid_pct: float = 0.2, user_name: str | None = None,
@@ -58,10 +73,13 @@ class CollabDataLoaders(TabularDataLoaders):
         user_name = user_name if user_name is not None else ratings.columns[0]
         item_name = item_name if item_name is not None else ratings.columns[1]
         rating_name = rating_name if rating_name is not None else ratings.columns[2]
+        _check_ids(ratings, [user_name, item_name], "the ratings")
         splits = RandomSplitter(valid_pct, seed=seed)(range(len(ratings)))
-        to = TabularPandas(ratings, [Categorify(unseen="na")], cat_names=[user_name, item_name],
+        categorify = Categorify(unseen="na")  # a random split leaves some users or items in validation only
+        to = TabularPandas(ratings, [categorify], cat_names=[user_name, item_name],
                            y_names=[rating_name], y_block=RegressionBlock, splits=splits, with_cont=False,
                            missing_targets=missing_targets, flat_target=True)
+        categorify.unseen = "warn"  # new rows (predict, test_dl) are told about ids not seen in training
         return cls.from_tabular(to, bs=bs, shuffle_train=shuffle, val_bs=val_bs, path=path, device=device, seed=seed)
 
     @classmethod
@@ -79,6 +97,20 @@ class CollabDataLoaders(TabularDataLoaders):
 
 
 CollabDataBunch = CollabDataLoaders
+
+
+def _check_ids(df: pd.DataFrame, names: list[str], source: str) -> None:
+    """A ValueError naming the column and rows of ``df`` whose user or item id is missing (None,
+    NaN or blank): it would become an id of its own, ``#na#``, shared by every such row."""
+    for name in names:
+        missing = missing_in_columns(df, [name])
+        if missing.any():
+            positions = np.flatnonzero(missing).tolist()
+            example = df[name].iloc[positions[0]]
+            example = example.item() if isinstance(example, np.generic) else example
+            raise ValueError(f"column {name!r} of {source} has a missing id (e.g. {example!r}) "
+                             f"in {len(positions)} of {len(df)} rows: {row_names(df, positions)}; every id must "
+                             "name a user or item: fill or remove those rows")
 
 
 register_code("data", CollabDataLoaders)  # export files may name it (fastlearn.registry)

@@ -47,7 +47,8 @@ def register_proc(cls: type) -> type:
 
 def _short(values) -> str:
     values = list(values)
-    return f"{values[:5]}{'...' if len(values) > 5 else ''}"
+    shown = [v.item() if isinstance(v, np.generic) else v for v in values[:5]]  # 999, not np.int64(999)
+    return f"{shown}{'...' if len(values) > 5 else ''}"
 
 
 class TabularProc:

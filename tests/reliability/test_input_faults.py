@@ -139,6 +139,41 @@ def test_a_key_point_outside_its_image_is_refused_naming_the_item_unless_allowed
 
 # --- collab and tabular rows ---------------------------------------------------------------------
 
+def collab_learner_on_three_users():
+    from fastlearn.collab.data import CollabDataLoaders
+    from fastlearn.collab.learner import collab_learner
+    ratings = pd.DataFrame({"user": [1, 2, 3, 1, 2, 3] * 4, "item": [1, 2, 3, 2, 3, 1] * 4,
+                            "rating": np.arange(24, dtype=float) % 5})
+    torch.manual_seed(0)
+    return collab_learner(CollabDataLoaders.from_df(ratings, bs=8, seed=0, device="cpu"), n_factors=4), ratings
+
+
+def test_a_collab_id_never_seen_warns_and_a_missing_one_is_refused(tmp_path):
+    """An unseen user was predicted as #na# with no word; a NaN id became the category #na#."""
+    from fastlearn.collab.data import CollabDataLoaders
+    from fastlearn.loading import load_learner
+    learn, ratings = collab_learner_on_three_users()
+    loaded = load_learner(learn.export(tmp_path / "collab.pkl"))
+    for model in (learn, loaded):
+        with pytest.warns(UserWarning, match=r"categorical column 'user' has 1 value\(s\) not seen in training "
+                                             r"\(e\.g\. \[999\] in rows \[0\]\).*treated as missing \(#na#"):
+            model.predict(pd.Series({"user": 999, "item": 1}))
+        with pytest.warns(UserWarning, match=r"column 'item' .*\[77\]"):
+            model.predict(pd.Series({"user": 1, "item": 77}))
+        with pytest.raises(ValueError, match=r"column 'user' of the new data has a missing id .* rows .*\[0\]"):
+            model.predict(pd.Series({"user": np.nan, "item": 1}))
+        with pytest.raises(ValueError, match=r"column 'item' of the new data has a missing id .*\[0\]"):
+            model.predict(pd.Series({"user": 1, "item": None}))
+    bad = ratings.astype({"item": float})
+    bad.loc[5, "item"] = np.nan
+    with pytest.raises(ValueError, match=r"column 'item' of the ratings has a missing id \(e\.g\. nan\) in 1 of 24 "
+                                         r"rows: rows \(index labels of the table\) \[5\]; .*fill or remove"):
+        CollabDataLoaders.from_df(bad, bs=8, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a seen pair says nothing
+        learn.predict(pd.Series({"user": 1, "item": 2}))
+
+
 def tabular_learner_on_sizes():
     from fastlearn.tabular.learner import tabular_learner
     from fastlearn.tabular.procs import Categorify, FillMissing
