@@ -214,7 +214,8 @@ class TrackerCallback(Callback):
 
     def after_epoch(self):
         value = broadcast_value(self.learn.recorder.values[-1][self.index])
-        self.new_best = value is not None and bool(self.comp(value - self.min_delta, self.best))
+        self.measured = value is not None  # None: an epoch cancelled before it began, or not validated
+        self.new_best = self.measured and bool(self.comp(value - self.min_delta, self.best))
         if self.new_best:
             self.best = float(value)
 
@@ -291,6 +292,8 @@ class PatienceTracker(TrackerCallback):
 
     def after_epoch(self):
         super().after_epoch()
+        if not self.measured:  # an epoch without a value is neither better nor worse
+            return
         self.wait = 0 if self.new_best else self.wait + 1
         if self.wait >= self.patience:
             self.on_plateau()

@@ -12,6 +12,7 @@ from fastlearn.learner import Learner
 from fastlearn.losses import MSELossFlat
 from fastlearn.optimizer import SGD
 from fastlearn.progress import ProgressCallback
+from fastlearn.tracker import EarlyStoppingCallback
 from fastlearn.recorder import Recorder
 
 
@@ -244,6 +245,20 @@ def test_cancel_epoch_in_before_epoch_skips_that_epoch():
     assert len(ran) == 2 and all(row[1] is not None for row in ran)
     with learn.no_logging():
         learn.fit(2)  # with the progress bar, which starts before the first epoch is cancelled
+    assert learn.recorder.values[0] == [None, None] and learn.recorder.values[1][1] is not None
+
+
+def test_an_epoch_cancelled_before_it_began_does_not_count_against_patience():
+    class SkipFirstEpoch(Callback):
+        def before_epoch(self):
+            if self.epoch == 0:
+                raise CancelEpochException()
+
+    stop = EarlyStoppingCallback(monitor="valid_loss", patience=1)
+    learn = make_learner(cbs=[SkipFirstEpoch, stop])
+    quiet_fit(learn, 3)
+    # the first measured epoch (1) is the first best; only epoch 2 can end the fit
+    assert stop.stopped_epoch in (None, 2) and len(learn.recorder.values) == 3
     assert learn.recorder.values[0] == [None, None] and learn.recorder.values[1][1] is not None
 
 
