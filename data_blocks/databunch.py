@@ -125,6 +125,10 @@ class DataBunch:
         """The first training batch."""
         return self.train.one_batch()
 
+    def decode(self, batch) -> tuple:
+        """A batch with the training loader's batch transforms undone (``dls.train.decode``)."""
+        return self.train.decode(batch)
+
     def decode_batch(self, batch, max_n: int = 9) -> list[tuple]:
         """Readable samples from a batch of the training loader."""
         return self.train.decode_batch(batch, max_n)

@@ -91,6 +91,23 @@ def test_batch_transforms_run_on_the_device_after_transfer():
     assert yb.dtype == torch.long  # the category part is left alone
 
 
+def test_dls_decode_undoes_the_training_loaders_batch_transforms():
+    class Halve(Transform):
+        kinds = ("regression",)
+
+        def encodes(self, x):
+            return x / 2
+
+        def decodes(self, x):
+            return x * 2
+
+    dls = make_dls(batch_tfms=[Halve()])
+    xb, yb = dls.valid.one_batch()
+    assert xb.tolist() == [i / 2 for i in range(30, 40)]
+    decoded = dls.decode((xb, yb))  # as dls.train.decode, which the book calls
+    assert decoded[0].tolist() == list(map(float, range(30, 40))) and torch.equal(decoded[1], yb)
+
+
 def test_new_sampler_and_plain_function_after_batch():
     dls = make_dls()
     dl = dls.valid.new(sampler=[3, 1], bs=2)
