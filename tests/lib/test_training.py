@@ -311,7 +311,7 @@ class UnfrozenRates(Callback):
 @pytest.mark.parametrize("n, bs, epochs, lr_mult, expected", [(256, 32, 2, None, 100),     # 512 images seen
                                                               (256, 32, 40, None, 3),      # 10,240
                                                               (256, 32, 40, 100, 100),     # asked for
-                                                              (256, 32, 12, None, 35.26)])  # 3,072: in between
+                                                              (256, 32, 12, None, 6.793)])  # 3,072: in between
 def test_fine_tune_body_rates_follow_the_images_the_unfrozen_phase_sees(n, bs, epochs, lr_mult, expected):
     model = nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 1))
     learn = learner(regression_dls(bs, n=n), model=model,
