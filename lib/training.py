@@ -212,8 +212,8 @@ def fine_tune(learn, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
     unfreeze and train ``epochs`` with discriminative rates ``slice(base_lr/2/lr_mult, base_lr/2)``.
 
     ``lr_mult`` None: ``learn.default_lr_mult(epochs)``, from the number of images the unfrozen
-    phase sees (:func:`body_lr_mult`): 100 (fastai's) up to 2,500, so a body shown a few hundred
-    images stays near its pretrained features, falling to 3 from 5,000, where there is the
+    phase sees (:func:`body_lr_mult`): 100 (fastai's) up to 2,000, so a body shown a few hundred
+    images stays near its pretrained features, falling to 3 from 3,500, where there is the
     evidence to adapt it to the data.
 
     The last ``clean_epochs`` of the unfrozen phase train without the training-only transforms
