@@ -1,7 +1,8 @@
 """Decoding images to ``(C, H, W)`` uint8 tensors: ``load_image`` and ``image2tensor``.
 
 Files are decoded with torchvision's decoder (straight to a uint8 tensor) and with PIL for formats
-it does not read; an animated image gives its first frame. A file that is not an image, is
+it does not read; an animated image gives its first frame. A photo whose EXIF orientation says it
+was taken turned (a phone held upright) is turned the way image viewers show it. A file that is not an image, is
 truncated, is not a regular file (a FIFO), or holds more pixels than ``max_image_pixels`` (read from
 its header before decoding) raises a ValueError naming it. Arrays, tensors and PIL images of every
 depth become the same 8-bit image a file with those pixels gives.
@@ -19,6 +20,7 @@ import warnings
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
 from torchvision.io import ImageReadMode, decode_image
 
@@ -142,6 +144,25 @@ def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
         raise _bad_image(name or path, error) from None
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
+def upright(img: PIL.Image.Image) -> PIL.Image.Image:
+    """``img`` turned as its EXIF orientation says (how viewers show it), or ``img`` itself when
+    it has none, so a photo gives the same pixels from its file, its bytes or a PIL image.
+
+    >>> upright(PIL.Image.new("RGB", (4, 2))).size
+    (4, 2)
+    """
+    try:
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - damaged EXIF: the pixels are still the image
+        return img
+    if orientation in (None, 1) or not isinstance(orientation, int) or not 2 <= orientation <= 8:
+        return img
+    return PIL.ImageOps.exif_transpose(img)
+
+
 def _source_name(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
@@ -245,9 +266,9 @@ def _decode(data, mode: str, source) -> torch.Tensor | None:
     encoded = torch.frombuffer(data if isinstance(data, bytearray) else bytearray(data), dtype=torch.uint8)
     try:
         if _DECODE_OP is not None:
-            decoded = _DECODE_OP(encoded, _READ_MODES[mode].value, False)
+            decoded = _DECODE_OP(encoded, _READ_MODES[mode].value, True)  # True: apply the EXIF orientation
         else:
-            decoded = decode_image(encoded, mode=_READ_MODES[mode])
+            decoded = decode_image(encoded, mode=_READ_MODES[mode], apply_exif_orientation=True)
     except RuntimeError as error:
         if not _unsupported(error):
             raise _bad_image(source, error) from None
@@ -330,6 +351,7 @@ def _load(source, mode: str) -> torch.Tensor:
             return decoded
         source = _pil_open(io.BytesIO(bytes(source)), name="given as bytes")
     if isinstance(source, PIL.Image.Image):
+        source = upright(source)
         if _high_depth(source):
             # float, 32-bit and 16-bit grey: scaled to 8 bits as numbers (convert() would clip them)
             pixels = np.asarray(source)

@@ -20,7 +20,7 @@ import torch
 from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.foundation import L
 from fastlearn.paths import Path
-from fastlearn.vision.decode import _READ_MODES, _high_depth, _pil_open, load_image
+from fastlearn.vision.decode import _READ_MODES, _high_depth, _pil_open, load_image, upright
 from fastlearn.vision.decode import image2tensor  # noqa: F401  (imported from here by the course and vision/__init__)
 
 imagenet_stats: tuple[list[float], list[float]] = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -57,7 +57,7 @@ class PILBase(PIL.Image.Image):
         if isinstance(source, memoryview):
             source = source.tobytes()
         if isinstance(source, PIL.Image.Image) and not _high_depth(source):
-            img = source
+            img = upright(source)
         elif isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor, PIL.Image.Image)):
             t = load_image(source, mode="L" if mode == "L" else "RGB")
             array = t.permute(1, 2, 0).numpy()

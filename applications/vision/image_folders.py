@@ -12,6 +12,7 @@ from PIL import Image
 
 from fastlearn.data.getters import get_image_files
 from fastlearn.foundation import L
+from fastlearn.vision.decode import upright
 
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
               "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
@@ -32,7 +33,8 @@ def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os
         target = target.with_suffix(ext if ext.startswith(".") else f".{ext}")
     if resample not in RESAMPLING:
         raise ValueError(f"resample={resample!r}; expected one of {sorted(RESAMPLING)}")
-    with Image.open(file) as image:
+    with Image.open(file) as opened:
+        image = upright(opened)  # the copy has no EXIF orientation: its pixels are turned instead
         mode = {3: "RGB", 1: "L"}.get(n_channels)
         if mode is not None and image.mode != mode:
             image = image.convert(mode)

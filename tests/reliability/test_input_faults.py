@@ -124,6 +124,24 @@ def test_an_image_above_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path
         load_image(tmp_path / "big.png")
 
 
+def test_a_photo_with_an_exif_orientation_is_turned_as_viewers_show_it(tmp_path):
+    pixels = np.zeros((20, 30, 3), np.uint8)
+    pixels[:5] = 200  # a bright top edge; orientation 6 (a phone held upright) turns it to the right edge
+    photo = Image.fromarray(pixels)
+    exif = photo.getexif()
+    exif[0x0112] = 6
+    for name in ("photo.jpg", "photo.png", "photo.tif"):  # torchvision's decoders and PIL's
+        photo.save(tmp_path / name, exif=exif.tobytes())
+        for source in (tmp_path / name, (tmp_path / name).read_bytes(), Image.open(tmp_path / name)):
+            image = load_image(source)
+            assert image.shape == (3, 30, 20), (name, type(source))
+            assert image[:, :, -5:].float().mean() > 150 > 50 > image[:, :, :-5].float().mean()
+        assert PILImage.create(Image.open(tmp_path / name)).shape == (30, 20)
+    from fastlearn.vision.image_folders import resize_image
+    copy = resize_image(tmp_path / "photo.jpg", tmp_path / "small", max_size=15)
+    assert load_image(copy).shape == (3, 15, 10)  # the copy's pixels are turned (it keeps no EXIF)
+
+
 # --- key points ----------------------------------------------------------------------------------
 
 def test_a_key_point_outside_its_image_is_refused_naming_the_item_unless_allowed(tmp_path):
