@@ -45,8 +45,10 @@ def _bad_image(source, error: Exception) -> ValueError:
 
 
 def _unsupported(error: RuntimeError) -> bool:
-    """torchvision cannot read this format (PIL may); other decode errors mean a damaged file."""
-    return "unsupported image" in str(error).lower()
+    """torchvision cannot read this format, or an animated WebP (PIL may: its first frame); other
+    decode errors mean a damaged file."""
+    message = str(error).lower()
+    return "unsupported image" in message or "animated webp" in message
 
 
 # images up to this size are never compared with the config's limit (it is at least this much),

@@ -183,6 +183,14 @@ def test_an_animated_gif_gives_its_first_frame(tmp_path):
     assert xb.shape == (2, 3, 8, 8) and yb.tolist() == [0, 1]  # stacked with a still image
 
 
+def test_an_animated_webp_gives_its_first_frame_not_a_damaged_file_error(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8, 3), v, dtype=np.uint8)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=True)
+    for source in (tmp_path / "anim.webp", (tmp_path / "anim.webp").read_bytes()):
+        image = load_image(source)
+        assert image.shape == (3, 8, 8) and int(image.float().mean()) in (9, 10, 11)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_a_fifo_named_png_is_skipped_with_a_warning_and_refused_when_read(tmp_path):
     make_images(tmp_path, [f"{c}/{i}.png" for c in "ab" for i in range(3)])
