@@ -37,8 +37,9 @@ from fastlearn.course.attributes import GetAttr, Self, delegates, store_attr
 from fastlearn.course.modules import Lambda, Module, Tensor, one_hot, params, sequential, to_np
 from fastlearn.course.optimizer import (Optimizer, OptimWrapper, adam_step, average_grad, average_sqr_grad, debias,
                                         l2_reg, momentum_step, rms_prop_step, sgd_step, step_stat, weight_decay)
-from fastlearn.course.shortcuts import (Defaults, Inf, ProcessPoolExecutor, defaults, load_pickle, noop, num_cpus,
-                                        parallel, range_of, save_pickle, subplots)
+from fastlearn.course.pickles import load_pickle, save_pickle
+from fastlearn.course.shortcuts import (Defaults, Inf, ProcessPoolExecutor, defaults, noop, num_cpus, parallel, range_of,
+                                        subplots)
 
 _standard_library = [
     "Counter", "OrderedDict", "SimpleNamespace", "ThreadPoolExecutor", "deepcopy", "defaultdict", "functools",

@@ -1,5 +1,5 @@
 """Small names the book's code uses without importing them: ``noop``, ``Inf``, ``range_of``,
-``save_pickle`` / ``load_pickle``, ``defaults``, ``subplots``, ``ProcessPoolExecutor`` and ``parallel``.
+``defaults``, ``subplots``, ``ProcessPoolExecutor`` and ``parallel``.
 
 >>> noop(3), range_of("abc")
 (3, [0, 1, 2])
@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import os
-import pickle
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -69,22 +68,6 @@ def range_of(items) -> list[int]:
     [0, 1]
     """
     return list(range(len(items)))
-
-
-def save_pickle(file: str | os.PathLike, obj: Any) -> None:
-    """Pickle ``obj`` to ``file`` (chapter 9 saves its ``TabularPandas`` this way).
-
-    Pickles run code when loaded: only load files you made or trust. ``learn.export`` is the
-    library's safe format for trained models.
-    """
-    with open(file, "wb") as handle:
-        pickle.dump(obj, handle)
-
-
-def load_pickle(file: str | os.PathLike) -> Any:
-    """Read back what :func:`save_pickle` wrote (a pickle runs code: load only files you trust)."""
-    with open(file, "rb") as handle:
-        return pickle.load(handle)
 
 
 def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None, imsize: float = 3,
