@@ -312,6 +312,36 @@ class Learner:
         """Every optimizer that ``fit`` and the schedules set: ``opt``, then ``extra_opts``."""
         return ([self.opt] if self.opt is not None else []) + list(self.extra_opts)
 
+    @property
+    def x(self) -> torch.Tensor:
+        """The batch's first input, ``xb[0]``, as callbacks left it (the book's ``learn.x``);
+        assigning it replaces ``xb[0]``.
+
+        >>> class Double(Callback):             # doctest: +SKIP
+        ...     def before_batch(self): self.learn.x = self.x * 2
+        """
+        return _first_of(self.xb, "x", "there is no batch yet (learn.xb is ()); read it in a callback from "
+                         "before_batch on, or set learn.xb")
+
+    @x.setter
+    def x(self, value: torch.Tensor) -> None:
+        self.xb = (value, *self.xb[1:])
+
+    @property
+    def y(self) -> torch.Tensor:
+        """The batch's first target, ``yb[0]``, as callbacks left it (the book's ``learn.y``);
+        assigning it replaces ``yb[0]``.
+
+        >>> class Smooth(Callback):             # doctest: +SKIP
+        ...     def before_batch(self): self.learn.y = self.y.float() * 0.9
+        """
+        return _first_of(self.yb, "y", "this batch has no target (learn.yb is ()), as batches of a test_dl or "
+                         "predict have none, or no batch ran yet; check `if self.yb:` first")
+
+    @y.setter
+    def y(self, value: torch.Tensor) -> None:
+        self.yb = (value, *self.yb[1:])
+
     def one_batch(self, i: int, batch) -> None:
         self.iter = i
         self.pred = self.loss = self.loss_grad = None  # a batch cancelled early has none of its own
@@ -583,6 +613,13 @@ class Learner:
 
 
 register_code("learner", Learner)  # export files may name it (fastlearn.registry)
+
+
+def _first_of(parts: tuple, name: str, why: str):
+    """``parts[0]`` for ``learn.x`` / ``learn.y``; an ``IndexError`` that says ``why`` when empty."""
+    if not parts:
+        raise IndexError(f"learn.{name}: {why}")
+    return parts[0]
 
 
 def learner_kwargs(caller: str, kwargs: dict) -> dict:

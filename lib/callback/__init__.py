@@ -6,8 +6,9 @@ This package's modules hold the callbacks of the course's ``fastai.callback.*`` 
 ``.profiler``, and ``.all`` for a star import of every callback.
 
 A callback is a class with methods named after events. Inside one, reading ``self.model``,
-``self.pred``, ``self.loss``, ``self.epoch``, ``self.training``... reads the learner's; writing
-goes through ``self.learn`` (``self.learn.loss = self.loss * 2``).
+``self.pred``, ``self.loss``, ``self.x`` / ``self.y`` (the batch's first input / target),
+``self.epoch``, ``self.training``... reads the learner's; writing goes through ``self.learn``
+(``self.learn.loss = self.loss * 2``).
 
 ``cleanup`` is the one event that always runs: last, after ``after_fit`` when a fit ends
 normally, and after any exception (a failing batch, a ``KeyboardInterrupt``) before that exception
@@ -96,9 +97,9 @@ class CancelBackwardException(Exception):
 _EVENT_LIKE = re.compile(r"^((before|after|begin)_[a-z_]+|clean_?up\w*)$")
 
 # Learner attributes that a callback reads through forwarding and must not shadow by assignment.
-FORWARDED_STATE = frozenset({"model", "pred", "loss", "loss_grad", "xb", "yb", "opt", "dls", "dl", "epoch",
-                             "n_epoch", "iter", "n_iter", "training", "train_iter", "pct_train", "smooth_loss",
-                             "loss_func", "metrics"})
+FORWARDED_STATE = frozenset({"model", "pred", "loss", "loss_grad", "xb", "yb", "x", "y", "opt", "dls", "dl",
+                             "epoch", "n_epoch", "iter", "n_iter", "training", "train_iter", "pct_train",
+                             "smooth_loss", "loss_func", "metrics"})
 
 
 def camel_to_snake(name: str) -> str:

@@ -421,3 +421,45 @@ def test_a_callback_with_its_own_call_gets_every_event_it_asks_for():
     learn.fit(1)
     assert cb.events[0] == "before_fit" and "after_fit" in cb.events[-2:]
     assert cb.events.count("after_batch") == len(learn.dls.train) + len(learn.dls.valid)
+
+
+def test_x_and_y_are_the_batchs_first_input_and_target_as_the_callbacks_left_them():
+    """The book's chapter 16 table: ``learn.x`` / ``learn.y`` are ``xb[0]`` / ``yb[0]``, read after a
+    callback changed ``xb`` / ``yb`` in ``before_batch``; assigning ``learn.x`` / ``learn.y`` sets
+    the first element of ``xb`` / ``yb``."""
+    class ZeroTargets(Callback):
+        def before_batch(self):
+            self.learn.yb = (self.yb[0] * 0,)          # the book's way: assign the tuple
+
+    class DoubleInputs(Callback):
+        def before_batch(self):
+            self.learn.x = self.x * 2                  # and the single element
+
+    class Peek(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def after_pred(self):
+            assert self.x is self.xb[0] and self.learn.y is self.learn.yb[0]
+            self.seen.append((self.x.clone(), self.y.clone()))
+
+    peek = Peek()
+    learn = make_learner(cbs=[ZeroTargets(), DoubleInputs(), peek], n_train=16, bs=8)
+    quiet_fit(learn)
+    first_x = learn.dls.train.one_batch()[0]
+    assert torch.equal(peek.seen[0][0], first_x * 2)
+    assert all(not y.any() for _, y in peek.seen)
+    assert learn.x is learn.xb[0]
+
+    learn.yb = ()
+    with pytest.raises(IndexError, match="no target"):
+        learn.y
+
+
+def test_x_and_y_may_not_be_shadowed_by_a_callback():
+    class Bad(Callback):
+        def before_batch(self):
+            self.y = 0
+
+    with pytest.raises(AttributeError, match=r"self\.learn\.y"):
+        quiet_fit(make_learner(cbs=Bad))
