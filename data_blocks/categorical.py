@@ -9,6 +9,7 @@ CategoryMap(['cat', 'dog'])
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 import torch
@@ -28,7 +29,8 @@ class CategoryMap:
     """A vocabulary: ``items`` in index order and ``o2i`` from item to index.
 
     Built from a column of labels: unique values, sorted when ``sort`` (numbers before strings),
-    ``"#na#"`` first when ``add_na``.
+    ``"#na#"`` first when ``add_na``. Text labels are kept in Unicode's composed form (NFC), so
+    ``"crème"`` written with a combining accent (as macOS names folders) is the same label.
 
     >>> vocab = CategoryMap(["b", "a", "b"])
     >>> vocab.items, vocab.o2i["b"], vocab[0], len(vocab)
@@ -78,6 +80,10 @@ class CategoryMap:
 
 
 def _hashable(x):
+    if isinstance(x, str):
+        # one form for labels that look the same: a folder copied from macOS names 'crème' with
+        # 'e' + a combining accent (NFD), most other sources with one character 'è' (NFC)
+        return unicodedata.normalize("NFC", x)
     if isinstance(x, torch.Tensor) and x.numel() == 1:
         return x.item()
     if hasattr(x, "item") and getattr(x, "ndim", None) == 0:

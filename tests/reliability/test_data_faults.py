@@ -170,6 +170,16 @@ def test_an_empty_label_of_a_text_is_refused_or_dropped(tmp_path):
 
 # --- image files -------------------------------------------------------------------------------
 
+def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
+    composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
+    make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
+                + [f"train/{composed}/extra.png", f"valid/{composed}/0.png", "valid/plain/0.png"])
+    dls = ImageDataLoaders.from_folder(tmp_path, valid="valid", item_tfms=Resize(8), bs=2, num_workers=0)
+    assert list(dls.vocab) == [composed, "plain"]
+    assert [int(y) for _, y in dls.valid_ds] == [0, 1]
+    assert sorted(int(y) for _, y in dls.train_ds) == [0, 0, 0, 0, 1, 1, 1]
+
+
 def test_an_animated_gif_gives_its_first_frame(tmp_path):
     make_images(tmp_path, ["a/still.png", "b/still.png"])
     frames = [Image.fromarray(np.full((8, 8, 3), v, dtype=np.uint8)) for v in (10, 200, 90)]
