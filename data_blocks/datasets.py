@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -23,6 +22,7 @@ from fastlearn.data.categorical import Categorize  # noqa: F401  (doctest)
 from fastlearn.data.checks import check_shared_files, missing_positions, missing_targets_error
 from fastlearn.data.databunch import DataBunch, DataLoader, check_loader_kwargs, databunch_from_datasets
 from fastlearn.data.inference import parts_from_spec
+from fastlearn.data.item_checks import check_sample, describe_item
 from fastlearn.data.splitters import check_splits
 from fastlearn.data.pipeline import Pipeline
 from fastlearn.data.tuples import fastuple
@@ -36,23 +36,6 @@ def _is_frame(items) -> bool:
 
 def _item_at(items, i: int):
     return items.iloc[i] if _is_frame(items) else items[i]
-
-
-def describe_item(item, limit: int = 80) -> str:
-    text = repr(item) if not hasattr(item, "to_dict") else repr(item.to_dict())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _height_width(value) -> tuple[int, int]:
-    """The height and width of an image or mask: a PIL image, or an array / tensor ``(..., H, W)``."""
-    if isinstance(getattr(value, "size", None), tuple) and not hasattr(value, "ndim"):
-        return value.size[1], value.size[0]  # PIL gives (width, height)
-    return tuple(value.shape[-2:])
-
-
-def _source_name(value) -> str:
-    """A file's whole path (a long one is not cut like other values), else the value shortened."""
-    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else describe_item(value)
 
 
 class _StackedParts:
@@ -109,7 +92,7 @@ class Datasets:
         for p, pipeline in enumerate(self.pipelines):
             pipeline.split_idx = None
             if setup and pipeline.needs_setup():
-                train = [targets[p][i] if p in targets else self._get(p, _item_at(self.items, i), i)
+                train = [targets[p][i] if p in targets else self._source(p, i)
                          for i in self.splits[0]]
                 pipeline.setup(train)
         if check_getters:
@@ -153,8 +136,12 @@ class Datasets:
         except Exception as error:  # noqa: BLE001  (re-raised with the item named)
             self._fail(f"the getter {getattr(getter, '__name__', repr(getter))}", p, i, item, error)
 
+    def _source(self, p: int, i: int):
+        """Part ``p`` of item ``i`` as its getter gives it, before the pipeline (an image's file...)."""
+        return self._get(p, _item_at(self.items, i), i)
+
     def _raw(self, p: int) -> list:
-        return [self._get(p, _item_at(self.items, i), i) for i in range(len(self.items))]
+        return [self._source(p, i) for i in range(len(self.items))]
 
     def _checked_targets(self) -> dict[int, list]:
         """Each target part's raw values (what the getters return), refused if any is missing."""
@@ -227,47 +214,8 @@ class Datasets:
     def __getitem__(self, i: int) -> tuple:
         k = self.idxs[i]
         sample = tuple(self.encode_part(p, k) for p in range(len(self.pipelines)))
-        for image, part, kind in self._parts_of_the_image():
-            height, width = _height_width(sample[image])
-            if kind == "mask" and (height, width) != _height_width(sample[part]):
-                self._refuse_mask_size(sample, image, part, k)
-            if kind == "points":
-                points = torch.as_tensor(sample[part]).reshape(-1, 2)
-                outside = (points < 0).any(1) | (points[:, 0] > width) | (points[:, 1] > height)
-                if outside.any():
-                    self._refuse_points_outside(points[outside], (height, width), image, k)
+        check_sample(self, sample, k)  # a mask of its image's size, key points inside the image
         return sample
-
-    def _parts_of_the_image(self) -> list[tuple[int, int, str]]:
-        """``(image part, part, kind)`` for the masks, whose size must be the image's before any
-        resize stretches a mask over an image it was not drawn for, and for the key points, which
-        must lie inside the image (unless their block allows points outside)."""
-        parts = self.__dict__.get("_image_parts")
-        if parts is None:
-            kinds = [block.kind for block in self.blocks]
-            image = kinds.index("image") if "image" in kinds else None
-            parts = [] if image is None else [
-                (image, p, kind) for p, (kind, block) in enumerate(zip(kinds, self.blocks))
-                if kind == "mask" or kind == "points" and not getattr(block, "allow_outside", False)]
-            self._image_parts = parts
-        return parts
-
-    def _refuse_points_outside(self, points: torch.Tensor, height_width: tuple[int, int], image: int, k: int):
-        (height, width), item = height_width, _item_at(self.items, k)
-        shown = ", ".join(f"({x:g}, {y:g})" for x, y in points[:3].tolist()) + (", ..." if len(points) > 3 else "")
-        raise ValueError(
-            f"{self._where(k)} {k}: key point(s) {shown} lie outside the image {_source_name(self._get(image, item, k))}, "
-            f"which is {width}x{height} pixels (width x height; x from 0 to {width}, y from 0 to {height}); check "
-            "that get_y gives pixels (x, y) of this image, or pass PointBlock(allow_outside=True) to keep them")
-
-    def _refuse_mask_size(self, sample, image: int, mask: int, k: int):
-        item = _item_at(self.items, k)
-        (ih, iw), (mh, mw) = _height_width(sample[image]), _height_width(sample[mask])
-        mask_file, image_file = (_source_name(self._get(p, item, k)) for p in (mask, image))
-        raise ValueError(
-            f"{self._where(k)} {k}: the mask {mask_file} is {mh}x{mw} pixels "
-            f"(height x width) but its image {image_file} is {ih}x{iw}; a "
-            "mask must have its image's size: check that get_y gives this image's mask, or fix the mask file")
 
     def subset(self, split: int) -> "Datasets":
         """The items of split ``split`` (0 training, 1 validation), sharing the pipelines."""
