@@ -17,7 +17,6 @@ built once as tensors, and batches are slices of them.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ import torch
 
 from fastlearn.data.blocks import CategoryBlock, RegressionBlock, as_block
 from fastlearn.data.categorical import CategoryMap
-from fastlearn.data.checks import check_missing_targets_arg, missing_in_columns, missing_targets_error, row_names
+from fastlearn.data.checks import check_missing_targets_arg
 from fastlearn.data.databunch import DataBunch
 from fastlearn.data.splitters import RandomSplitter
 from fastlearn.data.tables import as_slice, column_codes, private_copy, read_csv_file, set_column, values_in_rows
@@ -34,6 +33,8 @@ from fastlearn.registry import register_code
 from fastlearn.tabular.columns import check_columns, column_list, target_kind
 from fastlearn.tabular.loader import TabularDataLoader, TabularSplit, display_table, table_tensors
 from fastlearn.tabular.procs import TabularProc, as_proc, proc_from_description
+from fastlearn.tabular.row_checks import (as_numbers, check_continuous, check_row_splits, check_training_rows,
+                                          rows_frame, without_missing_targets)
 
 SPEC_FORMAT = "fastlearn.tabular/1"
 
@@ -74,85 +75,23 @@ class TabularPandas:
         given_vocab = getattr(as_block(y_block).type_tfms[0], "vocab", None) if y_block is not None else None
         self.y_vocab: CategoryMap | None = given_vocab if self.y_kind == "category" else None
         self.reduce_memory, self.with_cont, self.flat_target = reduce_memory, with_cont, flat_target
-        self.splits = self._check_splits(splits, len(df))
-        self.items = self._without_missing_targets(private_copy(df), check_missing_targets_arg(missing_targets))
+        splits = check_row_splits(splits, len(df))
+        self.items, self.splits = without_missing_targets(private_copy(df), self.y_names, splits,
+                                                          check_missing_targets_arg(missing_targets))
         self._tensors: tuple[torch.Tensor, ...] | None = None
         if do_setup:
             self.setup()
-
-    @staticmethod
-    def _check_splits(splits, n: int) -> list[np.ndarray]:
-        if splits is None:
-            return [np.arange(n), np.arange(0)]
-        splits = [np.array(s if isinstance(s, (np.ndarray, list, tuple)) else list(s), dtype=np.int64)
-                  for s in splits]
-        for i, split in enumerate(splits):
-            if len(split) and (split.min() < 0 or split.max() >= n):
-                raise ValueError(f"splits[{i}] holds positions outside 0..{n - 1} (min {split.min()}, max "
-                                 f"{split.max()}); splits are row positions (0-based), not index labels")
-        if len(splits) == 1:
-            splits.append(np.arange(0))
-        return splits
-
-    def _without_missing_targets(self, df: pd.DataFrame, missing_targets: str = "raise") -> pd.DataFrame:
-        """``df`` if every target is there; else an error naming the rows, or (``"drop"``) the
-        rows left out of ``df`` and of the splits, with a warning."""
-        missing = missing_in_columns(df, self.y_names)
-        used = np.zeros(len(df), dtype=bool)
-        for split in self.splits:
-            used[split] = True
-        missing &= used  # rows in no split are never read
-        if not missing.any():
-            return df
-        positions = np.flatnonzero(missing).tolist()
-        if missing_targets == "raise":
-            first = df[self.y_names].iloc[positions[0]]
-            raise missing_targets_error(df, positions, f"column(s) {self.y_names}",
-                                        first.iloc[0] if len(first) == 1 else first.tolist())
-        warnings.warn(f"TabularPandas: dropped {len(positions)} of {len(df)} rows with a missing target "
-                      f"(missing_targets='drop'): {row_names(df, positions)}", RuntimeWarning, stacklevel=3)
-        new_position = np.cumsum(~missing) - 1
-        self.splits = [new_position[split[~missing[split]]] for split in self.splits]
-        return df[~missing]
 
     # --- processing --------------------------------------------------------------------------------
 
     def setup(self) -> None:
         """Learn every proc on the training rows and process all rows."""
-        self._check_training_rows()
-        df = self._prepare(self.items, "the data")
+        check_training_rows(self.items, self.splits)
+        df = check_continuous(private_copy(self.items), self.cont_names, "the data")
         train_rows = as_slice(self.splits[0])
         for proc in self.procs:
             df = proc.setup_apply(self, df, train_rows)
         self.items = self._finish(df, "the data", train_rows)
-
-    def _check_training_rows(self) -> None:
-        """An empty table or training split is an error saying which, before any proc learns from it."""
-        if len(self.items) == 0:
-            raise ValueError(f"the table has no rows (columns {list(self.items.columns)[:20]}); the procs and "
-                             "the model learn from its training rows: pass a DataFrame with rows (check the filter "
-                             "or the file it came from)")
-        if len(self.splits[0]) == 0:
-            raise ValueError(f"the training split is empty: splits[0] selects none of the {len(self.items)} rows "
-                             f"(the validation split has {len(self.splits[1])}); the procs and the model learn "
-                             "from the training rows: pass splits with training rows, e.g. "
-                             "RandomSplitter(0.2)(range(len(df)))")
-
-    def _prepare(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
-        df = private_copy(df)
-        for name in self.cont_names:
-            df[name] = _numbers(df[name], f"continuous column {name!r} of {source}",
-                                "list it in cat_names instead, or clean the column").astype("float64")
-            values = df[name].to_numpy()
-            infinite = np.isinf(values)
-            if infinite.any():
-                first = f"{float(values[infinite][0])} at row {df.index[infinite].tolist()[0]!r}"
-                raise ValueError(
-                    f"continuous column {name!r} of {source} holds infinite values (e.g. {first}; "
-                    f"{infinite.sum()} in all), "
-                    f"which normalize to NaN or infinite inputs; replace them with NaN for FillMissing to fill "
-                    f"(df[{name!r}] = df[{name!r}].replace([np.inf, -np.inf], np.nan)), or clip the column")
-        return df
 
     def _finish(self, df: pd.DataFrame, source: str, train_rows: slice | np.ndarray | None = None) -> pd.DataFrame:
         present = [name for name in self.y_names if name in df.columns]
@@ -160,8 +99,8 @@ class TabularPandas:
             set_column(df, present[0], self._encode_target(df[present[0]], source, train_rows))
         elif self.y_kind == "regression" and present:
             for name in present:
-                df[name] = _numbers(df[name], f"target column {name!r} of {source}",
-                                    "clean the column, or pass y_block=CategoryBlock() for classes").astype("float32")
+                df[name] = as_numbers(df[name], f"target column {name!r} of {source}",
+                                      "clean the column, or pass y_block=CategoryBlock() for classes").astype("float32")
         if self.reduce_memory:
             for name in self.cont_names:
                 df[name] = df[name].astype("float32")
@@ -191,7 +130,7 @@ class TabularPandas:
         """``df`` processed with the procs as set up (target encoded when its columns are there)."""
         check_columns(df, [n for n in self.cat_names if not self._made_by_procs(n)], "cat_names")
         check_columns(df, self.cont_names, "cont_names")
-        df = self._prepare(df, source)
+        df = check_continuous(private_copy(df), self.cont_names, source)
         for proc in self.procs:
             df = proc.apply(df, self)
         return self._finish(df, source)
@@ -464,43 +403,3 @@ class TabularDataLoaders(DataBunch):
 
 
 register_code("data", TabularDataLoaders)  # export files may name it (fastlearn.registry)
-
-
-def rows_frame(items) -> pd.DataFrame:
-    """New rows as one DataFrame: a DataFrame as it is, or a list of rows (Series, one-row
-    DataFrames, dicts); no rows, or a DataFrame of several rows given as one row, is a ValueError.
-
-    >>> rows_frame([pd.Series({"a": 1}), pd.DataFrame({"a": [2]})])["a"].tolist()
-    [1, 2]
-    """
-    if isinstance(items, pd.DataFrame):
-        df = items
-    else:
-        rows = []
-        for item in items:
-            if isinstance(item, pd.DataFrame):
-                if len(item) != 1:
-                    raise ValueError(
-                        f"predict takes one row (a Series or a one-row DataFrame), got a DataFrame of {len(item)} "
-                        "rows; for several rows use learn.predict_batch(rows) or "
-                        "learn.get_preds(dl=learn.dls.test_dl(df))")
-                item = item.iloc[0]
-            rows.append(item.to_dict() if isinstance(item, pd.Series) else dict(item))
-        df = pd.DataFrame(rows)
-    if len(df) == 0:
-        raise ValueError("no rows to predict: test_dl got an empty table or list; pass a DataFrame with at least "
-                         "one row, or a list of rows (Series or dicts)")
-    return df
-
-
-def _numbers(column: pd.Series, what: str, fix: str) -> pd.Series:
-    """``column`` as numbers; a value that is not one is a ValueError naming ``what``, the value,
-    its row and ``fix``."""
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column
-    converted = pd.to_numeric(column, errors="coerce")
-    bad = (converted.isna() & column.notna()).to_numpy()
-    if bad.any():
-        raise ValueError(f"{what} holds non-numbers (e.g. {column[bad].iloc[0]!r} at row "
-                         f"{column.index[bad].tolist()[0]!r}; {bad.sum()} in all); {fix}")
-    return converted
