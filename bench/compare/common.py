@@ -45,6 +45,7 @@ class Settings:
     infer_size: int = 32
     infer_n: int = 1000         # images through get_preds
     predict_n: int = 100        # images through predict, one at a time
+    predict_passes: int = 3     # passes over those images; the row reads the median pass
     workers: int = 0            # loader workers (the loading workload sets its own)
     tab_rows: int = 120_000     # the synthetic table (tabular_frame): rows, the last fifth for validation
     tab_bs: int = 512           # training and validation batch size on every side
@@ -155,6 +156,19 @@ class Timer:
     def fields(self, prefix: str = "") -> dict:
         return {f"{prefix}seconds": self.seconds, f"{prefix}cpu_seconds": self.cpu_seconds,
                 f"{prefix}load": round((self.load_start + self.load_end) / 2, 2)}
+
+
+def median_pass_rate(predict_one, items: list, passes: int) -> tuple[float, list]:
+    """Items per second of ``predict_one`` called on each item in turn, over the median of
+    ``passes`` passes (a pass of ~0.5 s is moved by one collection or one burst of another
+    process; the median pass is not), and the last pass's results."""
+    import statistics
+    seconds = []
+    for _ in range(passes):
+        with Timer() as t:
+            results = [predict_one(item) for item in items]
+        seconds.append(t.seconds)
+    return len(items) / statistics.median(seconds), results
 
 
 def fit_workload(s: Settings, learn) -> dict:

@@ -18,7 +18,8 @@ from fastlearn.vision.learner import vision_learner
 from fastlearn.vision.transforms import Resize
 
 from common import (IMAGENET_STATS, TAB_CATS, TAB_CONTS, TAB_LAYERS, Settings, Timer, checksum, fit_workload,
-                    image_files, loading_workload, peak_rss_mb, resnet18_model, rss_mb, tabular_frame, tabular_splits)
+                    image_files, loading_workload, median_pass_rate, peak_rss_mb, resnet18_model, rss_mb, tabular_frame,
+                    tabular_splits)
 
 
 def _loaders(s: Settings, size: int, normalize: bool = True, workers: int | None = None):
@@ -68,9 +69,8 @@ def inference(s: Settings) -> dict:
     files = [Path(f) for f in image_files(s.data, "train")][:s.infer_n]
     with Timer() as t:
         preds = learn.get_preds(dl=learn.dls.test_dl(files))[0]
-    with Timer() as t1:
-        labels = [learn.predict(f)[0] for f in files[:s.predict_n]]
-    return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": len(labels) / t1.seconds,
+    predict_per_s, labels = median_pass_rate(lambda f: learn.predict(f)[0], files[:s.predict_n], s.predict_passes)
+    return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": predict_per_s,
             "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
 
 
