@@ -292,9 +292,17 @@ class Learner:
 
     def backward(self, loss: torch.Tensor) -> None:
         """Make ``loss`` the batch's loss (``self.loss``; ``after_loss`` fires), then run its backward
-        pass between ``before_backward`` and ``after_backward``."""
-        self.loss_grad, self.loss = loss, loss.detach()  # no copy: one kernel less a batch on a GPU
+        pass between ``before_backward`` and ``after_backward``.
+
+        During ``after_loss`` ``self.loss`` is the loss the gradients come from, as in the book: a
+        callback that adds a penalty to it (``self.learn.loss += penalty``) trains on the sum; one
+        that sets ``self.learn.loss_grad`` trains on that and leaves the recorded loss alone."""
+        self.loss_grad = self.loss = loss
         self("after_loss")
+        if self.loss_grad is loss and self.loss is not loss and getattr(self.loss, "requires_grad", False):
+            self.loss_grad = self.loss  # a callback replaced the loss with one that has gradients
+        if isinstance(self.loss, torch.Tensor):
+            self.loss = self.loss.detach()  # no copy: one kernel less a batch on a GPU
         self._with_events(self._backward, "backward", CancelBackwardException)
 
     def step(self, opt: torch.optim.Optimizer | None = None) -> None:

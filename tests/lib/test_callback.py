@@ -463,3 +463,28 @@ def test_x_and_y_may_not_be_shadowed_by_a_callback():
 
     with pytest.raises(AttributeError, match=r"self\.learn\.y"):
         quiet_fit(make_learner(cbs=Bad))
+
+
+@pytest.mark.parametrize("write", ["in_place", "assign", "loss_grad"])
+def test_a_penalty_added_to_the_loss_in_after_loss_reaches_the_gradients(write):
+    """The book's chapter 12 / 16 ``RNNRegularizer`` adds its penalty with
+    ``self.learn.loss += ...``; current fastai code writes ``self.learn.loss_grad``: both train on
+    the penalised loss, as one plain PyTorch step on the same batch does."""
+    class Penalty(Callback):
+        def after_loss(self):
+            if not self.training: return
+            penalty = 10. * self.model.weight.pow(2).sum()
+            if write == "in_place": self.learn.loss += penalty
+            elif write == "assign": self.learn.loss = self.loss + penalty
+            else: self.learn.loss_grad = self.loss_grad + penalty
+
+    learn = make_learner(cbs=Penalty(), n_train=8, bs=8)
+    model = nn.Linear(2, 1)
+    model.load_state_dict(learn.model.state_dict())
+    x, y = learn.dls.train.one_batch()
+    loss = nn.functional.mse_loss(model(x), y) + 10. * model.weight.pow(2).sum()
+    loss.backward()
+    expected = model.weight.detach() - 0.1 * model.weight.grad
+    quiet_fit(learn)
+    assert torch.allclose(learn.model.weight.detach(), expected, atol=1e-6)
+    assert not learn.loss.requires_grad
