@@ -2,7 +2,8 @@
 in the data or the model is an error that says what to change instead of a run that trains
 nothing, trains silently wrong, or fails deep inside torch. Every Learner has one.
 
-- Before training: an empty training set is an error; a batch size larger than the training set
+- Before training: an empty training set is an error, and so is a classifier's data of one class
+  (its loss is 0 whatever the weights); a batch size larger than the training set
   (whose last partial batch the loader would drop, leaving no batch at all) keeps that partial
   batch instead, with a warning.
 - On the first batch of each phase (training, validation, ``get_preds`` and ``predict``): the
@@ -135,6 +136,19 @@ def check_training_loader(learn) -> None:
     dl.drop_last = False
 
 
+def check_several_classes(learn) -> None:
+    """A class-score loss on data of one class is 0 for every item whatever the weights: an error."""
+    c = getattr(learn.dls, "c", None)
+    if c != 1 or _class_axis(learn.loss_func) is None:
+        return
+    vocab = list(getattr(learn.dls, "vocab", None) or [])
+    raise ValueError(
+        f"the data has one class {vocab}, so the loss ({type(learn.loss_func).__name__}) is 0 for every item and "
+        "nothing can be learnt; a classifier needs at least two classes in its training data. Check the labels "
+        "(a folder holding one class folder, a label function giving one value, a target column with one value), "
+        "or use a regression target (RegressionBlock, y_block=RegressionBlock()) if the values are numbers")
+
+
 class SanityCheckCallback(Callback):
     """The checks of :mod:`fastlearn.sanity`, on by default in every Learner (``learn.sanity_check``).
 
@@ -150,6 +164,7 @@ class SanityCheckCallback(Callback):
 
     def before_fit(self):
         check_training_loader(self.learn)
+        check_several_classes(self.learn)
 
     def before_train(self):
         self.checked, self.cancelled = False, False

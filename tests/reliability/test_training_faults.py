@@ -69,6 +69,25 @@ def test_an_empty_training_set_is_an_error_before_training():
         fit(learn, 1)
 
 
+def test_a_classifier_on_data_of_one_class_is_an_error_before_training(twelve_images):
+    import pandas as pd
+    from fastlearn.tabular.learner import tabular_learner
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders
+    # from_folder on one class's folder: every label is 'a', the loss 0 whatever the weights
+    dls = ImageDataLoaders.from_folder(twelve_images / "a", valid_pct=0.25, seed=0, item_tfms=Resize(16),
+                                       bs=4, num_workers=0)
+    learn = vision_learner(dls, "resnet18", pretrained=False)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match=r"the data has one class \['a'\].*loss .* is 0 for every item.*at least two"):
+        fit(learn, 1)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    table = pd.DataFrame({"size": np.linspace(-1, 1, 40), "label": "big"})
+    tab = tabular_learner(TabularDataLoaders.from_df(table, cont_names=["size"], y_names="label", bs=8,
+                                                     device="cpu"), layers=[4])
+    with pytest.raises(ValueError, match=r"one class \['big'\].*target column with one value"):
+        fit(tab, 1)
+
+
 def test_an_epoch_that_ran_no_batch_is_not_reported():
     class NoBatches(DataLoader):
         def __iter__(self):
