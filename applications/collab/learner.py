@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from fastlearn.collab.models import EmbeddingDotBias, EmbeddingNN
 from fastlearn.learner import Learner, learner_kwargs
 from fastlearn.losses import MSELossFlat
-from fastlearn.tabular.learner import model_options, tabular_model_spec
+from fastlearn.tabular.learner import check_y_range, model_options, tabular_model_spec
 from fastlearn.tabular.model import get_emb_sz
 
 
@@ -33,6 +33,7 @@ def collab_learner(dls, n_factors: int = 50, use_nn: bool = False, emb_szs: dict
     >>> learn = collab_learner(dls, use_nn=True, y_range=(0, 5.5), layers=[100, 50])   # doctest: +SKIP
     """
     loss_func = loss_func if loss_func is not None else MSELossFlat()
+    y_range = check_y_range(y_range if y_range is not None else (config or {}).get("y_range"), dls)
     if use_nn:
         sizes = get_emb_sz(dls, emb_szs)
         layers = [n_factors] if layers is None else list(layers)

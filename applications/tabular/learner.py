@@ -6,8 +6,10 @@
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 from torch import nn
 
 from fastlearn.learner import Learner, learner_kwargs
@@ -44,6 +46,44 @@ def tabular_model_spec(emb_szs, n_cont: int, out_sz: int, layers: Sequence[int],
     return {"builder": "fastlearn.tabular.model.TabularModel", "args": args}
 
 
+def check_y_range(y_range, dls=None) -> tuple | None:
+    """``y_range`` as a tuple ``(low, high)`` after checking it: two finite numbers with ``low < high``, and
+    (given the loaders of a regression) holding every training target, which the model's scaled
+    sigmoid could otherwise never predict. A ValueError names what is wrong and a range that fits.
+
+    >>> check_y_range([0, 5.5])
+    (0, 5.5)
+    """
+    if y_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in y_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"y_range={y_range!r}; expected (low, high): two numbers, e.g. y_range=(0, 5.5) "
+                         "for ratings from 1 to 5, or y_range=None") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"y_range={y_range!r}; expected (low, high) with finite low < high (predictions are "
+                         "squashed between them), e.g. y_range=(0, 5.5); or y_range=None")
+    table = getattr(dls, "tabular", None)
+    if table is None or getattr(table, "y_kind", None) != "regression" or not table.y_names:
+        return tuple(y_range)
+    targets = table.train.y
+    values = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    outside = ((values < low) | (values > high)).any(axis=1)
+    if outside.any():
+        found_low, found_high = float(values.min()), float(values.max())
+        margin = 0.1 * (found_high - found_low or 1.0)
+        fits = (low if found_low >= low else found_low - margin, high if found_high <= high else found_high + margin)
+        first = targets.index[outside][0]
+        first = first.item() if hasattr(first, "item") else first  # a numpy int prints as np.int64(...)
+        raise ValueError(
+            f"y_range={y_range!r} but {int(outside.sum())} training target(s) of {table.y_names} lie outside it "
+            f"(they go from {found_low:g} to {found_high:g}; row {first!r} holds {values[outside][0].tolist()}): the "
+            f"model's predictions stay inside y_range and could never reach them. Pass a range that holds them, "
+            f"e.g. y_range=({fits[0]:g}, {fits[1]:g}), or y_range=None")
+    return tuple(y_range)
+
+
 def model_options(config: dict | None, y_range: tuple[float, float] | None) -> dict:
     """:func:`tabular_config` defaults updated with ``config`` (unknown keys are an error) and ``y_range``.
 
@@ -78,7 +118,7 @@ def tabular_learner(dls, layers: Sequence[int] | None = None, emb_szs: dict[str,
         n_out = dls.c
         if not n_out:
             raise ValueError("tabular_learner could not infer n_out from dls.c (no target?); pass n_out=")
-    config = model_options(config, y_range)
+    config = model_options(config, check_y_range(y_range if y_range is not None else (config or {}).get("y_range"), dls))
     sizes = get_emb_sz(dls, emb_szs)
     n_cont = len(dls.cont_names) if dls.tabular.with_cont else 0
     model = TabularModel(sizes, n_cont, n_out, layers, **config)

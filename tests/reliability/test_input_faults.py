@@ -205,6 +205,32 @@ def tabular_learner_on_sizes():
     return tabular_learner(dls, layers=[8]), df
 
 
+def test_a_y_range_that_cannot_hold_the_targets_or_is_not_a_range_is_refused_before_training():
+    from fastlearn.collab.data import CollabDataLoaders
+    from fastlearn.collab.learner import collab_learner
+    from fastlearn.tabular.learner import tabular_learner
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders
+    rng = np.random.default_rng(0)
+    ratings = pd.DataFrame({"user": rng.integers(0, 10, 200), "item": rng.integers(0, 12, 200),
+                            "rating": rng.integers(1, 11, 200).astype(float)})  # 1 to 10, not 1 to 5
+    dls = CollabDataLoaders.from_df(ratings, bs=32, seed=0, device="cpu")
+    for use_nn in (False, True):
+        with pytest.raises(ValueError, match=r"y_range=\(0, 5.5\) but \d+ training target\(s\) of \['rating'\] lie outside "
+                                             r"it \(they go from 1 to 10; row \d+ holds .*could never reach them.*"
+                                             r"y_range=\(0, 10.9\)"):
+            collab_learner(dls, n_factors=4, use_nn=use_nn, y_range=(0, 5.5))
+    assert collab_learner(dls, n_factors=4, y_range=(0, 10.5)).model.y_range == (0, 10.5)
+    for bad in [(5.5, 0), (3, 3), (float("nan"), 5), (0, float("inf")), ("low", 5), (5,)]:
+        with pytest.raises(ValueError, match=r"y_range=.*; expected \(low, high\)"):
+            collab_learner(dls, n_factors=4, y_range=bad)
+    table = pd.DataFrame({"size": np.linspace(0, 1, 40), "price": np.linspace(100, 500, 40)})
+    tab = TabularDataLoaders.from_df(table, cont_names=["size"], y_names="price", bs=8, device="cpu")
+    with pytest.raises(ValueError, match=r"y_range=\[0, 1\] but .* \['price'\] lie outside it"):
+        tabular_learner(tab, layers=[4], y_range=[0, 1])
+    with pytest.raises(ValueError, match=r"y_range=\(1, 0\); expected"):
+        tabular_learner(tab, layers=[4], config={"y_range": (1, 0)})
+
+
 def test_tabular_predict_of_several_rows_says_how_to_predict_them():
     """It said "continuous column 'size' ... holds non-numbers" (the rows were read as one)."""
     learn, df = tabular_learner_on_sizes()
