@@ -29,7 +29,7 @@ from fastlearn.losses import CrossEntropyLossFlat
 from fastlearn.registry import register_code
 from fastlearn.text.hf_data import HFTextDataBunch
 from fastlearn.text.rules import PAD
-from fastlearn.text.tokenize import Tokenizer
+from fastlearn.text.tokenize import Tokenizer, check_texts_present
 from fastlearn.text.loaders import LMDataLoader, PadInput, SortedDL, results_rows, show_table
 from fastlearn.text.vocab import Numericalize
 
@@ -339,6 +339,7 @@ class TextDataBunch(DataBunch):
         missing = [c for c in names if c not in df.columns]
         if missing:
             raise ValueError(f"text_col {missing} not in the DataFrame's columns {list(df.columns)}")
+        check_texts_present(df, names)
         tokenizer = tok_tfm if tok_tfm is not None else Tokenizer()
         tokenizer.text_cols = names
         text = TextBlock(tokenizer, vocab=text_vocab, is_lm=is_lm, seq_len=seq_len, min_freq=min_freq,

@@ -32,7 +32,7 @@ from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.registry import register_code
 from fastlearn.text.hf_hub import load_tokenizer, require_transformers
 from fastlearn.text.loaders import PadInput, SortedDL, show_table
-from fastlearn.text.tokenize import read_text_file
+from fastlearn.text.tokenize import check_texts_present, read_text_file
 
 MAX_LEN = 256
 """Tokens kept per text by default (the start of longer texts): most food reviews fit whole."""
@@ -272,6 +272,7 @@ class HFTextDataBunch(DataBunch):
         missing = [c for c in names + [label] if c not in df.columns]
         if missing:
             raise ValueError(f"column(s) {missing} not in the DataFrame's columns {list(df.columns)}")
+        check_texts_present(df, names)
         splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
         text = HFTextBlock.from_pretrained(tokenizer, max_len)
         text.tokenizer.text_cols = [str(c) for c in names]  # reads rows itself, so test_dl(df) works after export

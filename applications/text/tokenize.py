@@ -102,6 +102,23 @@ def read_text_file(path: str | os.PathLike) -> str:
             "iconv -f latin1 -t utf-8), or remove it from the data") from None
 
 
+def check_texts_present(df, text_cols) -> None:
+    """A ValueError naming the rows (index labels) of ``df`` whose text column holds NaN or None
+    (pandas would pass on the number NaN, or the text 'nan'), and the two fixes.
+
+    >>> import pandas as pd
+    >>> check_texts_present(pd.DataFrame({"text": ["a", ""]}), ["text"])
+    """
+    for col in text_cols:
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            rows = df.index[empty].tolist()
+            raise ValueError(
+                f"text column {col!r} has no text (NaN or None) in {len(rows)} row(s) {rows[:8]}"
+                f"{'...' if len(rows) > 8 else ''}; fill them (df[{col!r}] = df[{col!r}].fillna('') makes them "
+                f"empty texts) or drop those rows (df.dropna(subset=[{col!r}]))")
+
+
 @register_transform
 class Tokenizer(Transform):
     """Text (or a ``.txt`` file's path) → list of tokens: the ``rules`` (default
@@ -146,6 +163,7 @@ class Tokenizer(Transform):
         missing = [c for c in self.text_cols if c not in df.columns]
         if missing:
             raise ValueError(f"text column(s) {missing} not in the DataFrame's columns {list(df.columns)}")
+        check_texts_present(df, self.text_cols)
         if len(self.text_cols) == 1:
             return df[self.text_cols[0]].astype(str).tolist()
         joined = pd.Series([""] * len(df), index=df.index)

@@ -170,6 +170,19 @@ def test_an_empty_label_of_a_text_is_refused_or_dropped(tmp_path):
 
 # --- image files -------------------------------------------------------------------------------
 
+def test_a_text_cell_with_no_text_is_refused_naming_the_column_and_rows():
+    texts = pd.DataFrame({"title": ["good", "bad", None, "fine"] * 5, "text": ["a b c", "c d", "e f", None] * 5,
+                          "label": ["pos", "neg"] * 10})
+    with pytest.raises(ValueError, match=r"text column 'text' has no text \(NaN or None\) in 5 row\(s\) \[3, 7, 11, 15, "
+                                         r"19\]; fill them \(df\['text'\] = df\['text'\]\.fillna\(''\).*dropna"):
+        TextDataLoaders.from_df(texts, text_col="text", label_col="label", bs=4, seed=0)
+    with pytest.raises(ValueError, match=r"text column 'title' has no text .* 5 row\(s\) \[2, 6"):  # was the text 'nan'
+        TextDataLoaders.from_df(texts, text_col=["title", "text"], label_col="label", bs=4, seed=0)
+    filled = texts.fillna("")
+    dls = TextDataLoaders.from_df(filled, text_col=["title", "text"], label_col="label", bs=4, seed=0)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 20
+
+
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
     make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
