@@ -200,7 +200,9 @@ class FileSplitter:
 
 
 class ColSplitter:
-    """Rows of a DataFrame where column ``col`` is true (or equals ``on``) go to validation.
+    """Rows of a DataFrame where column ``col`` is true (or equals ``on``) go to validation. The
+    column holds booleans or numbers (0 is false); text (``"False"`` would be true) and missing
+    values are an error naming the column and a row.
 
     >>> import pandas as pd
     >>> ColSplitter()(pd.DataFrame({"is_valid": [False, True, False]}))
@@ -221,9 +223,28 @@ class ColSplitter:
         else:
             raise ValueError(f"ColSplitter: no column {self.col!r} in the DataFrame (columns: "
                              f"{list(items.columns)}); pass col= the name of the validation flag")
-        flags = (column == self.on) if self.on is not None else column.astype(bool)
+        flags = (column == self.on) if self.on is not None else _validation_flags(column, self.col)
         flags = flags.tolist()
         return L([i for i, f in enumerate(flags) if not f]), L([i for i, f in enumerate(flags) if f])
+
+
+def _validation_flags(column, col):
+    """``column`` as booleans, refusing what ``astype(bool)`` would read wrong: a missing value
+    (NaN is true) and text (``"False"`` is true, as is every non-empty text)."""
+    missing = column.isna().to_numpy()
+    if missing.any():
+        rows = column.index[missing].tolist()
+        raise ValueError(f"ColSplitter: column {col!r} has no value in {len(rows)} row(s) {rows[:8]}"
+                         f"{'...' if len(rows) > 8 else ''} (a NaN would count as true, a None as false); fill "
+                         f"them (df[{col!r}] = df[{col!r}].fillna(False) puts them in training) or drop those rows")
+    texts = column.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
+    if texts.any():
+        row = column.index[texts][0]
+        raise ValueError(f"ColSplitter: column {col!r} holds text ({column[row]!r} at row {row!r}), and every non-empty "
+                         f"text counts as true, 'False' too; make it booleans, e.g. df[{col!r}] = "
+                         f"df[{col!r}].astype(str).str.lower().isin(['true', '1', 'yes']), or pass on= the value "
+                         "that marks validation rows")
+    return column.astype(bool)
 
 
 def check_splits(splits, n_items: int, splitter=None) -> list[L]:

@@ -183,6 +183,26 @@ def test_a_text_cell_with_no_text_is_refused_naming_the_column_and_rows():
     assert len(dls.train_ds) + len(dls.valid_ds) == 20
 
 
+def test_a_validation_flag_column_of_text_or_with_blanks_is_refused(tmp_path):
+    make_images(tmp_path, [f"{i}.png" for i in range(8)])
+    rows = pd.DataFrame({"fname": [f"{i}.png" for i in range(8)], "label": ["a", "b"] * 4})
+    # blank cells: pandas reads True / False / NaN, and NaN was true (those rows went to validation)
+    rows.assign(is_valid=["False", "False", "", "True", "False", "", "False", "False"]).to_csv(
+        tmp_path / "labels.csv", index=False)
+    with pytest.raises(ValueError, match=r"column 'is_valid' has no value in 2 row\(s\) \[2, 5\].*fillna\(False\)"):
+        ImageDataLoaders.from_csv(tmp_path, valid_col="is_valid", item_tfms=Resize(8), bs=2, num_workers=0)
+    # text flags: 'no' was true, every row went to validation ("the training split is empty")
+    flags = rows.assign(is_valid=["no", "no", "no", "yes", "no", "no", "yes", "no"])
+    with pytest.raises(ValueError, match=r"column 'is_valid' holds text \('no' at row 0\).*'False' too.*str.lower"):
+        ImageDataLoaders.from_df(flags, tmp_path, valid_col="is_valid", item_tfms=Resize(8), bs=2, num_workers=0)
+    dls = ImageDataLoaders.from_df(flags.assign(is_valid=flags.is_valid == "yes"), tmp_path, valid_col="is_valid",
+                                   item_tfms=Resize(8), bs=2, num_workers=0)
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (6, 2)
+    numbers = ImageDataLoaders.from_df(rows.assign(is_valid=[0, 0, 0, 1, 0, 0, 1, 0]), tmp_path, valid_col="is_valid",
+                                       item_tfms=Resize(8), bs=2, num_workers=0)
+    assert (len(numbers.train_ds), len(numbers.valid_ds)) == (6, 2)
+
+
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
     make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
