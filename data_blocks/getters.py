@@ -212,7 +212,8 @@ class RegexLabeller:
 
 class ColReader:
     """Read ``cols`` from a DataFrame row, with ``pref``/``suff`` added and labels split on
-    ``label_delim``. Integer columns are positions; several columns give a list.
+    ``label_delim``. Integer columns are positions; several columns give a list. A ``pref`` that
+    is a folder (ending with a path separator) is not put before a value that is a full path.
 
     >>> import pandas as pd
     >>> row = pd.Series({"fname": "a.png", "labels": "cat dog"})
@@ -240,13 +241,19 @@ class ColReader:
 
     def _one(self, row, col):
         value = self._read(row, col)
-        if self.pref or self.suff:
+        if self._joins_folder() and isinstance(value, (str, os.PathLike)) and os.path.isabs(value):
+            value = f"{os.fspath(value)}{self.suff}"  # a full path in the table: the folder would be prepended twice
+        elif self.pref or self.suff:
             value = f"{self.pref}{value}{self.suff}"
         if self.label_delim is not None:
             if value is None or (isinstance(value, float) and value != value):
                 return []
             return [v for v in str(value).split(self.label_delim) if v != ""]
         return value
+
+    def _joins_folder(self) -> bool:
+        """Whether ``pref`` is a folder (it ends with a path separator) that values are put under."""
+        return bool(self.pref) and str(self.pref)[-1] in (os.path.sep, "/")
 
     def __call__(self, row):
         values = [self._one(row, c) for c in self.cols]

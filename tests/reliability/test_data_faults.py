@@ -203,6 +203,16 @@ def test_a_validation_flag_column_of_text_or_with_blanks_is_refused(tmp_path):
     assert (len(numbers.train_ds), len(numbers.valid_ds)) == (6, 2)
 
 
+def test_a_table_of_full_paths_is_read_under_no_other_folder(tmp_path):
+    make_images(tmp_path, [f"images/{i}.png" for i in range(8)])
+    rows = pd.DataFrame({"fname": [str(tmp_path / "images" / f"{i}.png") for i in range(8)], "label": ["a", "b"] * 4})
+    # was: "image file <path>/<path>/images/0.png does not exist"
+    dls = ImageDataLoaders.from_df(rows, tmp_path, item_tfms=Resize(8), bs=2, num_workers=0, seed=0)
+    assert dls.one_batch()[0].shape == (2, 3, 8, 8)
+    assert ColReader("fname", pref=str(tmp_path) + os.path.sep)(rows.iloc[0]) == rows.fname[0]
+    assert ColReader("fname", pref="images/")(pd.Series({"fname": "0.png"})) == "images/0.png"
+
+
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
     make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
