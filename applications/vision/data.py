@@ -155,6 +155,24 @@ def _pair_second(pair):
     return pair[1]
 
 
+def check_files_exist(df, fn_col: int | str, folder: str, suff: str = "") -> None:
+    """A FileNotFoundError counting the rows of ``df`` whose file (column ``fn_col`` under
+    ``folder``, plus ``suff``) does not exist, naming the first ones, before anything is loaded or
+    trained (a missing file would otherwise stop an epoch part-way). A column that is not in
+    ``df`` is left to ``ColReader`` (its error lists the columns)."""
+    name = df.columns[fn_col] if isinstance(fn_col, int) and 0 <= fn_col < len(df.columns) else fn_col
+    if name not in df.columns:
+        return
+    reader = ColReader(name, pref=folder, suff=suff)
+    missing = [(row, path) for row, value in df[name].items() if not os.path.isfile(path := reader({name: value}))]
+    if missing:
+        shown = "; ".join(f"row {row!r}: {path}" for row, path in missing[:3])
+        raise FileNotFoundError(
+            f"{len(missing)} of the {len(df)} files named in column {name!r} do not exist ({shown}"
+            f"{'; ...' if len(missing) > 3 else ''}); names are read under {folder}: pass folder= (or path=) the "
+            "folder that holds them, fix the names in the table, or drop those rows")
+
+
 class ImageDataLoaders:
     """One-line image classification data, as in the course (``ImageDataBunch`` is the same).
 
@@ -256,8 +274,10 @@ class ImageDataLoaders:
         """File names in column ``fn_col`` (under ``path/folder``, plus ``suff``), labels in
         ``label_col`` (split on ``label_delim`` for several labels); ``valid_col`` flags the
         validation rows, else a random ``valid_pct``. Rows without a label are an error naming
-        them, or left out with ``missing_targets="drop"``."""
+        them, or left out with ``missing_targets="drop"``; rows whose file does not exist are an
+        error naming them, before anything is loaded."""
         pref = f"{Path(path) if folder is None else Path(path) / folder}{os.path.sep}"
+        check_files_exist(df, fn_col, pref, suff)
         if y_block is None:
             y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
         splitter = RandomSplitter(valid_pct, seed=seed) if valid_col is None else ColSplitter(valid_col)

@@ -213,6 +213,21 @@ def test_a_table_of_full_paths_is_read_under_no_other_folder(tmp_path):
     assert ColReader("fname", pref="images/")(pd.Series({"fname": "0.png"})) == "images/0.png"
 
 
+def test_rows_naming_files_that_do_not_exist_are_counted_before_anything_is_loaded(tmp_path):
+    make_images(tmp_path, [f"images/{i}.png" for i in range(8)])
+    rows = pd.DataFrame({"fname": [f"{i}.png" for i in range(8)] + ["gone.png"], "label": ["a", "b"] * 4 + ["a"]})
+    # was: found by whichever batch held it, part-way through an epoch
+    with pytest.raises(FileNotFoundError, match=r"1 of the 9 files named in column 'fname' do not exist \(row 8: "
+                                                r".*images.gone\.png\); names are read under .*pass folder="):
+        ImageDataLoaders.from_df(rows, tmp_path, folder="images", item_tfms=Resize(8), bs=2, num_workers=0)
+    rows.iloc[:8].to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(FileNotFoundError, match=r"8 of the 8 files .*row 0: .*0\.png; row 1: .*; \.\.\.\); names are "
+                                                r"read under"):
+        ImageDataLoaders.from_csv(tmp_path, item_tfms=Resize(8), bs=2, num_workers=0)  # the images are in images/
+    dls = ImageDataLoaders.from_csv(tmp_path, folder="images", item_tfms=Resize(8), bs=2, num_workers=0)
+    assert len(dls.train_ds) + len(dls.valid_ds) == 8
+
+
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
     make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
