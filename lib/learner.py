@@ -623,10 +623,15 @@ class Learner:
 register_code("learner", Learner)  # export files may name it (fastlearn.registry)
 
 
+class _NoBatchPart(AttributeError, IndexError):
+    """``learn.x`` / ``learn.y`` with no such part: an ``IndexError`` as in fastai (``xb[0]`` of an
+    empty tuple), and an ``AttributeError`` so that ``hasattr`` and ``inspect`` see no attribute."""
+
+
 def _first_of(parts: tuple, name: str, why: str):
-    """``parts[0]`` for ``learn.x`` / ``learn.y``; an ``IndexError`` that says ``why`` when empty."""
+    """``parts[0]`` for ``learn.x`` / ``learn.y``; an error that says ``why`` when empty."""
     if not parts:
-        raise IndexError(f"learn.{name}: {why}")
+        raise _NoBatchPart(f"learn.{name}: {why}")
     return parts[0]
 
 

@@ -454,6 +454,10 @@ def test_x_and_y_are_the_batchs_first_input_and_target_as_the_callbacks_left_the
     learn.yb = ()
     with pytest.raises(IndexError, match="no target"):
         learn.y
+    fresh = make_learner()
+    assert not hasattr(fresh, "x") and not hasattr(fresh, "y")  # no batch yet: inspect and hasattr see none
+    with pytest.raises(AttributeError, match="no batch yet"):
+        fresh.x
 
 
 def test_x_and_y_may_not_be_shadowed_by_a_callback():
