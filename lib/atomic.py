@@ -16,6 +16,7 @@ target right now) is left alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -103,16 +104,37 @@ def _fsync_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def _check_target(path: Path) -> None:
+    """Refuse, naming it, a target that is a folder or that lies under a file."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder; pass a file name, such as "
+                                              f"{path / 'model.pth'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"cannot write {path}: {parent} is a file, not a folder; "
+                                                        "pass a path in a folder, or move that file")
+            return
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(file)`` on a temporary file, then rename it to ``path``; returns ``path``.
 
     >>> atomic_write(Path(tmp) / "x.bin", lambda f: f.write(b"data"))   # doctest: +SKIP
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
-    temp = temp_name(path)
-    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    _check_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)
+        temp = temp_name(path)
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise type(error)(error.errno, f"cannot write {path}: {error.strerror} (in {path.parent}); nothing was "
+                                       "written: save to a folder you can write (another name, an absolute path or "
+                                       "learn.path)") from None
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)

@@ -181,3 +181,35 @@ def test_an_export_removes_killed_writers_temp_files(tmp_path, tabular_export):
     learn.export("model.pkl")
     assert not killed.exists()
     assert sorted(p.name for p in exported.parent.glob(".*.tmp")) == []
+
+
+def test_a_save_to_a_folder_a_file_or_an_unwritable_place_names_the_path_and_keeps_the_last_checkpoint(
+        tmp_path, tabular_export, monkeypatch):
+    import fastlearn.atomic
+    learn = make_learner(tmp_path)
+    quiet_fit(learn)
+    kept = learn.save("kept")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(NotADirectoryError, match=r"cannot write .*notes\.txt.model\.pth: .*notes\.txt is a file, not a "
+                                                 r"folder"):  # was: "[Errno 17] File exists: '.../notes.txt'"
+        learn.save(tmp_path / "notes.txt" / "model")
+    (tmp_path / "models" / "run.pth").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"cannot write .*run\.pth: it is a folder; pass a file name"):
+        learn.save("run")  # was: an error naming a temporary file
+    exporter, _, _ = tabular_export
+    with pytest.raises(NotADirectoryError, match=r"notes\.txt is a file"):
+        exporter.export(tmp_path / "notes.txt" / "model.pkl")
+    real_open = os.open
+
+    def refused(path, *args, **kwargs):  # what a read-only folder gives (root is never refused)
+        if str(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(fastlearn.atomic.os, "open", refused)
+    with pytest.raises(PermissionError, match=r"cannot write .*kept\.pth: Permission denied \(in .*models\); nothing "
+                                              r"was written: save to a folder you can write"):
+        learn.save("kept")
+    monkeypatch.undo()
+    assert torch.load(kept, weights_only=True)["model"].keys() == learn.model.state_dict().keys()
+    assert sorted(p.name for p in kept.parent.glob(".*.tmp")) == []
