@@ -95,7 +95,8 @@ def column_list(names, what: str) -> list[str]:
 
 
 def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
-    """A ValueError naming the ``what`` columns missing from ``df``, the columns it has, and the fix.
+    """A ValueError naming the ``what`` columns missing from ``df`` (or found in it more than once),
+    the columns it has, and the fix.
 
     >>> check_columns(pd.DataFrame({"a": [1]}), ["a"], "cat_names")
     """
@@ -104,6 +105,11 @@ def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} names column(s) {missing} that the DataFrame does not have; its columns are "
                          f"{list(df.columns)[:20]}{'...' if len(df.columns) > 20 else ''}. Fix the names, or "
                          "add the columns to the data")
+    repeated = [name for name in dict.fromkeys(names) if (df.columns == name).sum() > 1]
+    if repeated:
+        raise ValueError(f"{what} names column(s) {repeated} that the DataFrame has more than once (as pd.concat of "
+                         "tables sharing a column gives); keep one of each, e.g. df = df.loc[:, "
+                         "~df.columns.duplicated()], or rename them")
 
 
 def target_kind(df: pd.DataFrame, y_names: list[str], y_block) -> str | None:

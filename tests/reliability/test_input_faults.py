@@ -231,6 +231,16 @@ def test_a_y_range_that_cannot_hold_the_targets_or_is_not_a_range_is_refused_bef
         tabular_learner(tab, layers=[4], config={"y_range": (1, 0)})
 
 
+def test_a_column_named_twice_in_a_table_is_named_in_the_error():
+    from fastlearn.tabular.tabular_pandas import TabularDataLoaders
+    table = pd.DataFrame({"size": np.linspace(0, 1, 20), "label": ["a", "b"] * 10})
+    for name in ("size", "label"):
+        twice = pd.concat([table, table[[name]]], axis=1)  # was: "arg must be a list, tuple, 1-d array, or Series"
+        with pytest.raises(ValueError, match=rf"names column\(s\) \['{name}'\] that the DataFrame has more than once.*"
+                                             r"df.columns.duplicated"):
+            TabularDataLoaders.from_df(twice, cont_names=["size"], y_names="label", bs=4, device="cpu")
+
+
 def test_tabular_predict_of_several_rows_says_how_to_predict_them():
     """It said "continuous column 'size' ... holds non-numbers" (the rows were read as one)."""
     learn, df = tabular_learner_on_sizes()
