@@ -161,6 +161,9 @@ def load_learner_state(learn, name, with_opt: bool = True, strict: bool = True) 
     except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as error:
         raise ValueError(f"checkpoint {path} could not be read ({error}); the file is damaged or "
                          "truncated: save it again or use an earlier checkpoint") from error
+    if isinstance(state, dict) and "description" in state and "state_dict" in state:
+        raise ValueError(f"{path} is an export (written by learn.export()), not a checkpoint; nothing was loaded. Load "
+                         f"it with load_learner({str(path)!r}), or pass learn.load a file learn.save() wrote")
     if not isinstance(state, dict) or "model" not in state:
         state = {"model": state}
     model = unwrapped_model(learn)

@@ -187,6 +187,9 @@ def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
         raise ValueError(f"{path} is not a readable fastlearn export: it is corrupted, truncated or another "
                          f"kind of file ({type(error).__name__}: {str(error)[:200]}); "
                          "export the model again") from error
+    if isinstance(content, dict) and "model" in content and "format" in content and "description" not in content:
+        raise ValueError(f"{path} is a checkpoint (written by learn.save()), not an export; load it into the learner "
+                         "it was saved from with learn.load(name), then learn.export() writes a file load_learner reads")
     if not isinstance(content, dict) or "description" not in content or "state_dict" not in content:
         raise ValueError(f"{path} loads but is not a fastlearn export (expected the dict learn.export() writes)")
     try:

@@ -213,3 +213,15 @@ def test_a_save_to_a_folder_a_file_or_an_unwritable_place_names_the_path_and_kee
     monkeypatch.undo()
     assert torch.load(kept, weights_only=True)["model"].keys() == learn.model.state_dict().keys()
     assert sorted(p.name for p in kept.parent.glob(".*.tmp")) == []
+
+
+def test_a_checkpoint_given_to_load_learner_or_an_export_to_learn_load_says_which_it_is(tabular_export):
+    from fastlearn.loading import load_learner
+    learn, exported, _ = tabular_export
+    saved = learn.save("run")
+    with pytest.raises(ValueError, match=r"run\.pth is a checkpoint \(written by learn\.save\(\)\), not an export.*learn\.load"):
+        load_learner(saved)  # was: "loads but is not a fastlearn export"
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"model\.pkl is an export .*nothing was loaded\. Load it with load_learner"):
+        learn.load(exported)  # was: "holds no model weights (a dict of tensors)"
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
