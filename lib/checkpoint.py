@@ -25,8 +25,9 @@ FORMAT_VERSION = 1
 
 
 def checkpoint_path(learn, name) -> Path:
-    """``name`` as given if it is a path with a suffix, else ``learn.path/model_dir/name.pth``."""
-    name = Path(name)
+    """``name`` as given if it is a path with a suffix, else ``learn.path/model_dir/name.pth``
+    (``~`` is the home folder, not a folder named ``~``)."""
+    name = Path(name).expanduser()
     if name.suffix:
         return name if name.is_absolute() else Path(learn.path) / learn.model_dir / name
     return Path(learn.path) / learn.model_dir / f"{name}.pth"

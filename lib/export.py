@@ -147,6 +147,7 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     PosixPath('model.pkl')
     """
     dls = learn.dls
+    fname = PlainPath(fname).expanduser()  # "~/model.pkl" is in the home folder, not in a folder named "~"
     if skip_write(learn, "export", PlainPath(learn.path) / fname):
         return PlainPath(learn.path) / fname
     if not hasattr(dls, "inference_spec"):
@@ -178,7 +179,7 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
 
 def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
     """The description and the state dict of an export file, with clear errors for bad files."""
-    path = PlainPath(fname)
+    path = PlainPath(fname).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no export file at {path}; pass the path learn.export() wrote")
     try:
@@ -256,7 +257,7 @@ def rebuild_exported(fname: str | os.PathLike, cpu: bool = True, trust_code: boo
     >>> parts = rebuild_exported("export.pkl")      # doctest: +SKIP
     >>> parts.dls.vocab, type(parts.model).__name__  # doctest: +SKIP
     """
-    path = PlainPath(fname)
+    path = PlainPath(fname).expanduser()
     description, state = read_export(path)
     source = str(path)
     device = torch.device("cpu") if cpu else default_device()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -225,3 +226,18 @@ def test_a_checkpoint_given_to_load_learner_or_an_export_to_learn_load_says_whic
     with pytest.raises(ValueError, match=r"model\.pkl is an export .*nothing was loaded\. Load it with load_learner"):
         learn.load(exported)  # was: "holds no model weights (a dict of tensors)"
     assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tabular_export, tmp_path, monkeypatch):
+    from fastlearn.loading import load_learner
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    learn, _, _ = tabular_export
+    # was: a folder named "~" made under learn.path (and load_learner("~/...") found nothing)
+    assert learn.export("~/model.pkl") == home / "model.pkl"
+    assert learn.save("~/run") == home / "run.pth"
+    assert not (tmp_path / "~").exists() and not (tmp_path / "models" / "~").exists()
+    assert load_learner("~/model.pkl").predict(pd.Series({"color": "red", "size": 1.0}))[0] == learn.predict(
+        pd.Series({"color": "red", "size": 1.0}))[0]
+    assert learn.load("~/run") is learn
