@@ -29,8 +29,8 @@ def checkpoint_path(learn, name) -> Path:
     (``~`` is the home folder, not a folder named ``~``)."""
     name = Path(name).expanduser()
     if name.suffix:
-        return name if name.is_absolute() else Path(learn.path) / learn.model_dir / name
-    return Path(learn.path) / learn.model_dir / f"{name}.pth"
+        return name if name.is_absolute() else (Path(learn.path) / learn.model_dir / name).expanduser()
+    return (Path(learn.path) / learn.model_dir / f"{name}.pth").expanduser()
 
 
 def _plain_rng(states: dict) -> dict:

@@ -147,9 +147,10 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
     PosixPath('model.pkl')
     """
     dls = learn.dls
-    fname = PlainPath(fname).expanduser()  # "~/model.pkl" is in the home folder, not in a folder named "~"
-    if skip_write(learn, "export", PlainPath(learn.path) / fname):
-        return PlainPath(learn.path) / fname
+    # "~/model.pkl" (or a learn.path "~/data") is in the home folder, not in a folder named "~"
+    path = (PlainPath(learn.path) / PlainPath(fname).expanduser()).expanduser()
+    if skip_write(learn, "export", path):
+        return path
     if not hasattr(dls, "inference_spec"):
         raise TypeError(f"the data ({type(dls).__name__}) cannot describe itself for inference "
                         "(no inference_spec()); build it with DataBlock / ImageDataLoaders to export")
@@ -172,7 +173,6 @@ def export_learner(learn, fname: str | os.PathLike = "export.pkl") -> PlainPath:
                          "and the model arguments must be plain values") from error
     model = getattr(learn.model, "_orig_mod", learn.model)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    path = PlainPath(learn.path) / fname
     content = {"description": text, "state_dict": state}
     return atomic_write(path, lambda file: torch.save(content, file))
 

@@ -241,3 +241,8 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tabular_export, tmp_
     assert load_learner("~/model.pkl").predict(pd.Series({"color": "red", "size": 1.0}))[0] == learn.predict(
         pd.Series({"color": "red", "size": 1.0}))[0]
     assert learn.load("~/run") is learn
+    monkeypatch.chdir(tmp_path)  # a folder named "~" would be made here
+    learn.path = "~/project"  # a learner's own folder given with a tilde
+    assert learn.export("model.pkl") == home / "project" / "model.pkl"
+    assert learn.save("run") == home / "project" / "models" / "run.pth"
+    assert not (tmp_path / "~").exists() and learn.load("run") is learn
