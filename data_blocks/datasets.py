@@ -71,7 +71,8 @@ class Datasets:
                  getters: Sequence[Callable | None] | None = None, check: Sequence[int] = (),
                  check_getters: bool = False, split_idx: int | None = None, verbose: bool = False,
                  setup: bool = True):
-        self.items = items if items is not None else []
+        self.all_items = items if items is not None else []
+        self._view = False  # True for a split's view (subset)
         tfms = [[]] if tfms is None else list(tfms)
         self.pipelines = [t if isinstance(t, Pipeline) else Pipeline(t if isinstance(t, (list, tuple)) else [t])
                           for t in tfms]
@@ -83,7 +84,7 @@ class Datasets:
             raise ValueError(f"Datasets: {n} pipelines, {len(self.getters)} getters and "
                              f"{len(self.blocks)} blocks; give one of each per part")
         self.n_inp = n_inp if n_inp is not None else (max(1, n - 1) if n > 1 else 1)
-        n_items = len(self.items)
+        n_items = len(self.all_items)
         self.splits = check_splits(splits, n_items) if splits is not None else [L(range(n_items)), L()]
         self.idxs = L(range(n_items))
         self.split_idx = split_idx
@@ -138,10 +139,10 @@ class Datasets:
 
     def _source(self, p: int, i: int):
         """Part ``p`` of item ``i`` as its getter gives it, before the pipeline (an image's file...)."""
-        return self._get(p, _item_at(self.items, i), i)
+        return self._get(p, _item_at(self.all_items, i), i)
 
     def _raw(self, p: int) -> list:
-        return [self._source(p, i) for i in range(len(self.items))]
+        return [self._source(p, i) for i in range(len(self.all_items))]
 
     def _checked_targets(self) -> dict[int, list]:
         """Each target part's raw values (what the getters return), refused if any is missing."""
@@ -150,7 +151,7 @@ class Datasets:
             values = self._raw(p)
             missing = [used[k] for k in missing_positions([values[i] for i in used], self.blocks[p].is_missing)]
             if missing:
-                raise missing_targets_error(self.items, missing, f"part {p}, {type(self.blocks[p]).__name__}",
+                raise missing_targets_error(self.all_items, missing, f"part {p}, {type(self.blocks[p]).__name__}",
                                             values[missing[0]])
             targets[p] = values
         return targets
@@ -165,22 +166,22 @@ class Datasets:
                 firsts = values if p == 0 else firsts
         if firsts is None and 0 in skip:
             return skip[0]
-        if firsts is None and not _is_frame(self.items):
-            return list(self.items)
+        if firsts is None and not _is_frame(self.all_items):
+            return list(self.all_items)
         return firsts
 
     def _encode_all(self, p: int) -> None:
         if any(t.split_idx is not None for t in self.pipelines[p]):
-            for i in range(len(self.items)):
+            for i in range(len(self.all_items)):
                 self.encode_part(p, i)
             return
-        self.cache[p] = [self.encode_part(p, i) for i in range(len(self.items))]
+        self.cache[p] = [self.encode_part(p, i) for i in range(len(self.all_items))]
 
     def encode_part(self, p: int, i: int):
         """Part ``p`` of item ``i`` (an index into all items), with the item named on failure."""
         if p in self.cache:
             return self.cache[p][i]
-        item = _item_at(self.items, i)
+        item = _item_at(self.all_items, i)
         value = self._get(p, item, i)
         try:
             return self.pipelines[p](value, split_idx=self.split_idx)
@@ -194,6 +195,7 @@ class Datasets:
         a thousand images: 360 kB as tensors one by one, 10 kB stacked)."""
         state = dict(self.__dict__)
         state.pop("_sets", None)  # rebuilt when needed
+        state.pop("_view_items", None)
         state["cache"] = {p: _StackedParts.pack(values) for p, values in self.cache.items()}
         return state
 
@@ -222,7 +224,8 @@ class Datasets:
         if split >= len(self.splits):
             raise IndexError(f"split {split} does not exist; there are {len(self.splits)} splits")
         view = copy.copy(self)
-        view.idxs, view.split_idx = self.splits[split], split
+        view.idxs, view.split_idx, view._view = self.splits[split], split, True
+        view.__dict__.pop("_view_items", None)
         return view
 
     @property
@@ -238,11 +241,32 @@ class Datasets:
         return len(self.splits)
 
     @property
+    def items(self):
+        """The items: all of them for the whole set; a split's own for its view (``dsets.train``,
+        ``dls.valid_ds``), in the view's order, so ``dls.valid_ds.items[i]`` is the item of
+        ``dls.valid_ds[i]`` (the file of a top loss). ``all_items`` always holds every item, indexed
+        as ``idxs`` and ``splits`` index them.
+
+        >>> dsets = Datasets(["a", "b", "c"], tfms=[[]], splits=[[2, 0], [1]])
+        >>> list(dsets.items), list(dsets.train.items), list(dsets.valid.items)
+        (['a', 'b', 'c'], ['c', 'a'], ['b'])
+        """
+        if not self._view:
+            return self.all_items
+        if "_view_items" not in self.__dict__:
+            self._view_items = (self.all_items.iloc[list(self.idxs)] if _is_frame(self.all_items)
+                                else L([self.all_items[i] for i in self.idxs]))
+        return self._view_items
+
+    @items.setter
+    def items(self, items) -> None:
+        self.all_items, self._view = items, False
+        self.__dict__.pop("_view_items", None)
+
+    @property
     def split_items(self):
-        """The items of this view (rows of a DataFrame source)."""
-        if _is_frame(self.items):
-            return self.items.iloc[list(self.idxs)]
-        return L([self.items[i] for i in self.idxs])
+        """The items of this view (rows of a DataFrame source): the same as ``items``."""
+        return self.items
 
     @property
     def vocab(self):

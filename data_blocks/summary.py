@@ -72,7 +72,7 @@ def summarize(dblock, source, bs: int = 4, show_batch: bool = False) -> None:
               f"getter {getattr(dsets.getters[p], '__name__', dsets.getters[p])}; {pipe!r}")
 
     index = dsets.splits[0][0]
-    item = _item_at(dsets.items, index)
+    item = _item_at(dsets.all_items, index)
     print(f"\nBuilding one sample from training item {index}: {describe_item(item)}")
     parts = []
     for p, pipe in enumerate(dsets.pipelines):

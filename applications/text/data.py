@@ -137,7 +137,7 @@ def numericalize_datasets(dsets, parts: Sequence[int] | None = None) -> None:
     """Tokenize every text of ``dsets`` (its text ``parts``, default all) in one batched pass,
     build the vocab on the training texts (unless given) and numericalize them all; the ids go
     into ``dsets.cache`` so items are not tokenized again one by one."""
-    items = dsets.items
+    items = dsets.all_items
     for p in _text_parts(dsets) if parts is None else parts:
         tokenizer, num = text_transforms(dsets, p)
         getter = dsets.getters[p]

@@ -163,10 +163,10 @@ class HFTextBlock(TransformBlock):
     def loader_settings(self, dsets, p: int) -> tuple[type, dict]:
         """Tokenizes every text of part ``p`` in one batched call (ids kept in ``dsets.cache``),
         then asks for ``SortedDL``s padding with the tokenizer's pad id."""
-        if p not in dsets.cache and len(dsets.items):
+        if p not in dsets.cache and len(dsets.all_items):
             tokenizer = _hf_tokenizer(dsets, p)
             getter = dsets.getters[p]
-            items = dsets.items
+            items = dsets.all_items
             rows = (items.iloc[i] for i in range(len(items))) if isinstance(items, pd.DataFrame) else items
             texts = [getter(row) if getter is not None else row for row in rows]
             dsets.cache[p] = tokenizer.encode_all(texts)

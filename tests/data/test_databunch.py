@@ -385,3 +385,22 @@ def test_test_batch_leaves_loaders_of_their_own_to_test_dl():
     own = DataBunch(dls.train, OwnLoader(dls.valid_ds, bs=4), device="cpu")
     assert own.test_batch([1.0]) is None
     assert dls.test_batch([1.0])[0].tolist() == [1.0]
+
+
+def test_a_splits_items_are_its_own_in_its_order():
+    """``dls.valid_ds.items[i]`` is the item of ``dls.valid_ds[i]`` (the file of a top loss), for a
+    list of items and for the rows of a table; the whole set still has every item."""
+    names = [f"item{i}" for i in range(10)]
+    block = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=lambda name: float(name[4:]),
+                      get_y=lambda name: int(name[4:]) % 2, splitter=IndexSplitter([7, 2, 5]))
+    dls = block.dataloaders(names, bs=4)
+    assert list(dls.valid_ds.items) == ["item7", "item2", "item5"]
+    assert [float(dls.valid_ds[i][0]) for i in range(3)] == [7.0, 2.0, 5.0]
+    assert list(dls.train_ds.items) == [n for i, n in enumerate(names) if i not in (2, 5, 7)]
+    assert list(dls.train_ds.all_items) == names
+
+    df = frame(10)
+    rows = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+                     splitter=IndexSplitter([9, 0])).dataloaders(df, bs=4)
+    pd.testing.assert_frame_equal(rows.valid_ds.items, df.iloc[[9, 0]])
+    assert float(rows.valid_ds[0][0]) == 9.0 and len(rows.train_ds.items) == 8

@@ -37,7 +37,7 @@ def folder(tmp_path):
 
 
 def valid_files(dls):
-    return [dls.valid_ds.items[k] for k in dls.valid_ds.idxs]
+    return list(dls.valid_ds.items)
 
 
 def point_dls(folder):
