@@ -20,7 +20,7 @@ import torch
 from fastlearn.data.transforms import Transform, register_transform
 from fastlearn.foundation import L
 from fastlearn.paths import Path
-from fastlearn.vision.decode import _READ_MODES, _high_depth, _pil_open, load_image, upright
+from fastlearn.vision.decode import _READ_MODES, _high_depth, _pil_open, _read_regular_file, load_image, upright
 from fastlearn.vision.decode import image2tensor  # noqa: F401  (imported from here by the course and vision/__init__)
 
 imagenet_stats: tuple[list[float], list[float]] = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -120,8 +120,32 @@ class PILMask(PILBase):
     @classmethod
     @produces("mask")
     def create(cls, source, mode: str | None = None) -> "PILMask":
-        """Open or convert a mask (file path, bytes, array, tensor, PIL image)."""
+        """Open or convert a mask (file path, bytes, array, tensor, PIL image). A mask file's
+        pixels are class numbers: a palette PNG's (Pascal VOC's) are its palette indices, a
+        1-bit image's 0 and 1, a grey one stored as RGB its grey; a colour image is refused."""
+        if mode is None and isinstance(source, (str, os.PathLike, bytes, bytearray)):
+            return cls._wrap(_class_numbers(source))
         return super().create(source, mode)
+
+
+def _class_numbers(source) -> PIL.Image.Image:
+    """The mask file (or its bytes) ``source`` as an image of class numbers, 8 bits (mode ``L``)
+    or 16 (``I;16``/``I`` kept for codes above 255)."""
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "given as bytes"
+    data = _read_regular_file(name) if isinstance(source, (str, os.PathLike)) else bytes(source)
+    img = _pil_open(io.BytesIO(data), name=name)
+    if img.mode in ("L", "I", "I;16"):
+        return img
+    if img.mode.startswith("I;16"):  # another byte order: as 32-bit integers
+        return PIL.Image.fromarray(np.asarray(img).astype(np.int32))
+    if img.mode in ("P", "1"):  # palette indices (not the colours they show), or 0 and 1
+        return PIL.Image.fromarray(np.asarray(img).astype(np.uint8))
+    colour = np.asarray(img.convert("RGB"))
+    if (colour[..., :1] == colour).all():  # grey stored as RGB (or with an alpha channel)
+        return PIL.Image.fromarray(np.ascontiguousarray(colour[..., 0]))
+    raise ValueError(f"mask {name} is a colour image (mode {img.mode}) whose pixels are colours, not class numbers; "
+                     "save masks as 8-bit grey or palette PNGs holding 0, 1, 2... per pixel, or map each colour to "
+                     "its class number in get_y (e.g. a function returning a uint8 array)")
 
 
 class TensorImage(torch.Tensor):
@@ -242,7 +266,7 @@ class LoadMask(Transform):
 
     def encodes(self, source) -> torch.Tensor:
         if isinstance(source, (str, os.PathLike, bytes)):
-            img = PILMask.create(source) if not isinstance(source, bytes) else _pil_open(io.BytesIO(source))
+            img = PILMask.create(source)
             if img.mode not in ("L", "P", "I", "I;16"):
                 img = img.convert("L")
             array = np.array(img)  # a copy torch may own; I/I;16 masks widened so max() works on them

@@ -325,6 +325,31 @@ def test_a_mask_code_outside_the_codes_is_refused_naming_the_mask(tmp_path):
         every_batch()
 
 
+def test_a_palette_mask_gives_its_class_numbers_and_a_colour_mask_is_refused(tmp_path):
+    """A palette PNG (Pascal VOC's format) was read as the grey of its colours: codes 38 and 75
+    refused as "add the missing classes", or, without codes, trained on as classes 38 and 75."""
+    codes = np.zeros((16, 16), dtype=np.uint8)
+    codes[4:8], codes[10:] = 1, 2
+    palette = Image.fromarray(codes, mode="P")
+    palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3))
+    every_batch = _segmentation(tmp_path, codes)
+    palette.save(tmp_path / "lbl" / "3.png")
+    every_batch()
+    from fastlearn.vision.image import LoadMask, PILMask
+    assert np.array_equal(np.asarray(PILMask.create(tmp_path / "lbl" / "3.png")), codes)
+    assert LoadMask()((tmp_path / "lbl" / "3.png").read_bytes()).unique().tolist() == [0, 1, 2]
+    Image.fromarray(np.stack([codes] * 3, axis=-1)).save(tmp_path / "grey_as_rgb.png")  # one class number, 3 times
+    assert LoadMask()(tmp_path / "grey_as_rgb.png").unique().tolist() == [0, 1, 2]
+    Image.fromarray(codes.astype(bool)).save(tmp_path / "binary.png")  # 1-bit: 0 and 1 (was 0 and 255)
+    assert LoadMask()(tmp_path / "binary.png").unique().tolist() == [0, 1]
+    colours = np.zeros((16, 16, 3), dtype=np.uint8)
+    colours[4:8] = (255, 0, 0)
+    Image.fromarray(colours).save(tmp_path / "lbl" / "3.png")
+    with pytest.raises(ValueError, match=r"mask .*lbl/3\.png is a colour image \(mode RGB\) whose pixels are colours, "
+                                         r"not class numbers"):
+        every_batch()  # was: code 76 (the red's grey) refused as a missing class
+
+
 def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
     """It was a bare UnicodeDecodeError naming no file."""
     for split in ("train", "valid"):
