@@ -143,7 +143,28 @@ class _Collate:
             samples = self.before_batch(samples)
         if len(samples) == 1 and self.collate_fn is default_collate:
             return _collate_one(samples[0])
-        return self.collate_fn(samples)
+        try:
+            return self.collate_fn(samples)
+        except RuntimeError as error:  # torch's words differ in a worker ("resize storage"): the shapes tell
+            sizes_differ = _sizes_differ(samples) if self.collate_fn is default_collate else None
+            if sizes_differ is None:
+                raise
+            raise sizes_differ from error
+
+
+def _sizes_differ(samples: list) -> ValueError | None:
+    """The error for a batch whose items' tensors differ in shape (which part, which shapes), or
+    None when their shapes agree."""
+    parts = [sample if isinstance(sample, (tuple, list)) else (sample,) for sample in samples]
+    for p in range(min(len(part) for part in parts)):
+        shapes = [tuple(part[p].shape) if isinstance(part[p], torch.Tensor) else None for part in parts]
+        differs = [i for i, shape in enumerate(shapes) if shape != shapes[0]]
+        if differs and shapes[0] is not None:
+            return ValueError(
+                f"the items of a batch have different sizes, so they cannot be stacked: part {p} of item 0 is "
+                f"{shapes[0]} and of item {differs[0]} {shapes[differs[0]]} (position in the batch); give every item one "
+                "size: item_tfms=Resize(224) (or RandomResizedCrop(224)) for images")
+    return None
 
 
 def _collate_one(sample):

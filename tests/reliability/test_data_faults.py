@@ -228,6 +228,19 @@ def test_rows_naming_files_that_do_not_exist_are_counted_before_anything_is_load
     assert len(dls.train_ds) + len(dls.valid_ds) == 8
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_images_of_different_sizes_without_a_resize_say_to_add_one(tmp_path, workers):
+    for label in "ab":
+        (tmp_path / label).mkdir()
+        for i in range(4):  # 16, 20, 24 and 28 pixels high
+            Image.fromarray(np.zeros((16 + 4 * i, 20, 3), np.uint8)).save(tmp_path / label / f"{i}.png")
+    dls = ImageDataLoaders.from_folder(tmp_path, valid_pct=0.25, seed=0, bs=4, num_workers=workers, shuffle=False)
+    # was torch's "stack expects each tensor to be equal size, but got [3, 24, 20] at entry 0 and ..."
+    with pytest.raises(ValueError, match=r"the items of a batch have different sizes.*part 0 of item 0 is \(3, \d+, 20\) "
+                                         r"and of item \d \(3, \d+, 20\).*item_tfms=Resize\(224\)"):
+        dls.one_batch()
+
+
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
     make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
