@@ -87,10 +87,27 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Callable]) -> Callabl
     return combined
 
 
+def check_schedule_args(pct_start: float, **divisors: float) -> None:
+    """Refuse, before any step, a schedule whose learning rate would be infinite, NaN or
+    negative (a divisor that is not a finite number > 0) or whose phases do not fit in training
+    (``pct_start`` outside 0..1): the first step would make every weight NaN."""
+    for name, value in divisors.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+                math.isfinite(value) and value > 0):
+            raise ValueError(f"{name}={value!r}; expected a finite number > 0 (the learning rate is divided by it: "
+                             "0 would make it infinite), e.g. the default; nothing was changed")
+    if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float, np.number)) or not 0 <= pct_start <= 1:
+        raise ValueError(f"pct_start={pct_start!r}; expected the fraction of training spent in the first phase, from 0 "
+                         "to 1 (e.g. 0.25); nothing was changed")
+
+
 def one_cycle_scheds(lr_max, div: float = 25.0, div_final: float = 1e5, pct_start: float = 0.25,
                      moms: Sequence[float] | None = (0.95, 0.85, 0.95)) -> dict[str, Callable]:
     """The one-cycle policy: cosine warm-up from ``lr_max/div`` to ``lr_max``, cosine down to
     ``lr_max/div_final``; momentum the other way round."""
+    check_schedule_args(pct_start, div=div, div_final=div_final)
+    if moms is not None and len(moms) != 3:
+        raise ValueError(f"moms={moms!r}; expected three momentums (start, middle, end), e.g. (0.95, 0.85, 0.95)")
     lr_max = np.asarray(lr_max, dtype=float)
     scheds: dict[str, Callable] = {"lr": combine_scheds(
         [pct_start, 1 - pct_start], [SchedCos(lr_max / div, lr_max), SchedCos(lr_max, lr_max / div_final)])}
@@ -102,6 +119,7 @@ def one_cycle_scheds(lr_max, div: float = 25.0, div_final: float = 1e5, pct_star
 
 def flat_cos_scheds(lr, div_final: float = 1e5, pct_start: float = 0.75) -> dict[str, Callable]:
     """A flat learning rate for ``pct_start`` of training, then cosine annealing to ``lr/div_final``."""
+    check_schedule_args(pct_start, div_final=div_final)
     lr = np.asarray(lr, dtype=float)
     return {"lr": combine_scheds([pct_start, 1 - pct_start], [SchedNo(lr, lr), SchedCos(lr, lr / div_final)])}
 

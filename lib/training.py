@@ -15,7 +15,9 @@ from torch import nn
 
 from fastlearn.callback import Callback, CancelBatchException
 from fastlearn.foundation import listify
+from fastlearn.optimizer import check_hyper
 from fastlearn.precision import MixedPrecision
+from fastlearn.schedule import check_schedule_args
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
@@ -220,6 +222,18 @@ def fine_tune(learn, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
     (:class:`CleanEpochs`); None: :func:`default_clean_epochs` (the later half, rounded up, when
     ``epochs >= 2``; none for a single epoch); 0 keeps augmenting to the end (fastai's ``fine_tune``).
     """
+    # both phases' arguments are checked before the first: a bad one would stop fine_tune after
+    # the frozen phase had changed the weights
+    for name, value in (("epochs", epochs), ("freeze_epochs", freeze_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r}; expected a non-negative int; nothing was changed")
+    check_hyper("lr", base_lr, positive=True)
+    if wd is not None:
+        check_hyper("wd", wd)
+    if lr_mult is not None and not (isinstance(lr_mult, (int, float)) and math.isfinite(lr_mult) and lr_mult > 0):
+        raise ValueError(f"lr_mult={lr_mult!r}; expected a finite number > 0 (the body's learning rate is the head's "
+                         "divided by it), or None for the default; nothing was changed")
+    check_schedule_args(pct_start, div=div)
     if clean_epochs is None:
         clean_epochs = default_clean_epochs(epochs)
     if lr_mult is None:

@@ -175,3 +175,27 @@ def test_a_nan_or_negative_learning_rate_is_refused_before_any_step(kwargs):
     assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
     with pytest.raises(ValueError, match=rf"{name}=.*finite"):
         Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat(), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(div=0), r"div=0; expected a finite number > 0"), (dict(div_final=float("nan")), r"div_final=nan; expected"),
+    (dict(div=-25), r"div=-25; expected"), (dict(pct_start=2), r"pct_start=2; expected the fraction .* from 0 to 1"),
+    (dict(pct_start=-0.5), r"pct_start=-0.5"), (dict(moms=(0.95, 0.85)), r"moms=\(0.95, 0.85\); expected three")])
+def test_a_one_cycle_schedule_that_would_make_the_weights_nan_is_refused_before_any_step(kwargs, message):
+    """div=0 gave an infinite first learning rate: the first step made every weight NaN and the
+    NaN stop, one batch later, kept nothing of what was trained; pct_start=2 was taken."""
+    torch.manual_seed(0)
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat())
+    fit(learn, 1, lr=1e-2)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match=message):
+        with learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(1, 1e-2, **kwargs)
+    if "moms" not in kwargs:
+        with pytest.raises(ValueError, match=message):
+            with learn.no_bar(), learn.no_logging():
+                learn.fine_tune(1, 1e-2, **kwargs) if "div_final" not in kwargs else learn.fit_flat_cos(1, 1e-2, **kwargs)
+    for bad in (dict(epochs=-1), dict(epochs=1, lr_mult=0), dict(epochs=1, base_lr=float("nan"))):
+        with pytest.raises(ValueError, match=r"(epochs|lr_mult|lr)=.*expected .*nothing was changed"):
+            learn.fine_tune(**bad)  # was: refused only after the frozen phase had trained
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
