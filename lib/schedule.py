@@ -131,6 +131,10 @@ def sgdr_scheds(lr_max, n_cycles: int, cycle_len: int, cycle_mult: int = 2) -> t
     >>> sgdr_scheds(0.1, n_cycles=3, cycle_len=1)[1]
     7
     """
+    for name, value in (("n_cycles", n_cycles), ("cycle_len", cycle_len), ("cycle_mult", cycle_mult)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}; expected a whole number >= 1 (fit_sgdr(n_cycles, cycle_len, "
+                             "cycle_mult=2) trains cycles of cycle_len, cycle_len * cycle_mult, ... epochs)")
     lengths = [cycle_len * cycle_mult ** i for i in range(n_cycles)]
     n_epoch = sum(lengths)
     lr_max = np.asarray(lr_max, dtype=float)

@@ -199,3 +199,13 @@ def test_a_one_cycle_schedule_that_would_make_the_weights_nan_is_refused_before_
         with pytest.raises(ValueError, match=r"(epochs|lr_mult|lr)=.*expected .*nothing was changed"):
             learn.fine_tune(**bad)  # was: refused only after the frozen phase had trained
     assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+
+
+@pytest.mark.parametrize("args", [(0, 1), (2, 0), (2, 1, None, 0), (2, 1.5)],
+                         ids=["no cycle", "cycles of 0 epochs", "cycle_mult 0", "cycle_len 1.5"])
+def test_sgdr_with_no_cycle_or_empty_cycles_says_what_it_expects(args):
+    """fit_sgdr(0, 1) said "schedule fractions [] sum to 0", fit_sgdr(2, 0) was a ZeroDivisionError and
+    cycle_mult=0 trained cycles of no epoch."""
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=MSELossFlat())
+    with pytest.raises(ValueError, match=r"(n_cycles|cycle_len|cycle_mult)=.*; expected a whole number >= 1"):
+        learn.fit_sgdr(*args)
