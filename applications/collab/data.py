@@ -73,6 +73,7 @@ class CollabDataLoaders(TabularDataLoaders):
         user_name = user_name if user_name is not None else ratings.columns[0]
         item_name = item_name if item_name is not None else ratings.columns[1]
         rating_name = rating_name if rating_name is not None else ratings.columns[2]
+        _check_names(ratings, {"user_name": user_name, "item_name": item_name, "rating_name": rating_name})
         _check_ids(ratings, [user_name, item_name], "the ratings")
         splits = RandomSplitter(valid_pct, seed=seed)(range(len(ratings)))
         categorify = Categorify(unseen="na")  # a random split leaves some users or items in validation only
@@ -97,6 +98,21 @@ class CollabDataLoaders(TabularDataLoaders):
 
 
 CollabDataBunch = CollabDataLoaders
+
+
+def _check_names(df: pd.DataFrame, names: dict[str, str]) -> None:
+    """A ValueError naming the argument whose column is not in ``df`` (with the columns it has), or
+    the two arguments that name one column."""
+    for argument, name in names.items():
+        if name not in df.columns:
+            raise ValueError(f"{argument}={name!r} is not a column of the ratings; their columns are "
+                             f"{list(df.columns)[:20]}{'...' if len(df.columns) > 20 else ''}: fix the name")
+    seen: dict[str, str] = {}
+    for argument, name in names.items():
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {argument} both name the column {name!r}; the user, item and rating "
+                             "are three different columns: pass the other one")
+        seen[name] = argument
 
 
 def _check_ids(df: pd.DataFrame, names: list[str], source: str) -> None:

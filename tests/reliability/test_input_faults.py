@@ -241,6 +241,20 @@ def test_a_column_named_twice_in_a_table_is_named_in_the_error():
             TabularDataLoaders.from_df(twice, cont_names=["size"], y_names="label", bs=4, device="cpu")
 
 
+def test_a_collab_column_name_that_is_not_in_the_ratings_names_the_argument():
+    from fastlearn.collab.data import CollabDataLoaders
+    rng = np.random.default_rng(0)
+    ratings = pd.DataFrame({"user": rng.integers(0, 10, 60), "item": rng.integers(0, 12, 60),
+                            "rating": rng.uniform(1, 5, 60)})
+    for argument, wrong in (("user_name", "usr"), ("item_name", "movie"), ("rating_name", "ratng")):
+        # was a KeyError 'usr', or a message about y_names (an argument the caller never passed)
+        with pytest.raises(ValueError, match=rf"{argument}='{wrong}' is not a column of the ratings; their columns are "
+                                             r"\['user', 'item', 'rating'\]"):
+            CollabDataLoaders.from_df(ratings, bs=8, device="cpu", **{argument: wrong})
+    with pytest.raises(ValueError, match=r"user_name and item_name both name the column 'user'"):  # was accepted
+        CollabDataLoaders.from_df(ratings, user_name="user", item_name="user", bs=8, device="cpu")
+
+
 def test_tabular_predict_of_several_rows_says_how_to_predict_them():
     """It said "continuous column 'size' ... holds non-numbers" (the rows were read as one)."""
     learn, df = tabular_learner_on_sizes()
