@@ -7,6 +7,9 @@ torch.Size([2, 3])
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import nn
 
@@ -46,6 +49,10 @@ class SigmoidRange(nn.Module):
 
     def __init__(self, low: float, high: float) -> None:
         super().__init__()
+        given = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (low, high))
+        if not (given and math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"y_range=({low!r}, {high!r}); expected (low, high): finite numbers with low < high, the "
+                             "range predictions are squashed into (e.g. y_range=(0, 5.5)), or y_range=None")
         self.low, self.high = low, high
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

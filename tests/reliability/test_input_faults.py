@@ -255,6 +255,16 @@ def test_a_collab_column_name_that_is_not_in_the_ratings_names_the_argument():
         CollabDataLoaders.from_df(ratings, user_name="user", item_name="user", bs=8, device="cpu")
 
 
+def test_an_image_regression_with_a_reversed_y_range_is_refused_when_the_learner_is_built(tmp_path):
+    """vision_learner(y_range=(5, 0)) trained, and only export refused the range afterwards."""
+    from fastlearn.vision.learner import vision_learner
+    dls = point_learner(tmp_path).dls
+    for bad in [(5, 0), (1, 1), (float("nan"), 1)]:
+        with pytest.raises(ValueError, match=r"y_range=\(.*\); expected \(low, high\): finite numbers with low < high"):
+            vision_learner(dls, "resnet18", pretrained=False, n_out=2, y_range=bad)
+    assert vision_learner(dls, "resnet18", pretrained=False, n_out=2, y_range=(np.float32(-1), np.float32(1)))
+
+
 def test_tabular_predict_of_several_rows_says_how_to_predict_them():
     """It said "continuous column 'size' ... holds non-numbers" (the rows were read as one)."""
     learn, df = tabular_learner_on_sizes()
