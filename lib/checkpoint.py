@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -113,6 +114,14 @@ def _check_model_fits(model: torch.nn.Module, saved, strict: bool, path: Path) -
         raise ValueError(f"checkpoint {path} does not fit this learner's model ({'; '.join(problems)}); nothing "
                          "was loaded. Build the learner with the architecture and number of outputs it was saved "
                          f"with{hint}")
+    if not strict and current and not set(current) & set(saved):
+        raise ValueError(f"checkpoint {path} has no tensor whose name is in this learner's model (the file has "
+                         f"{sorted(saved)[:3]}..., the model {sorted(current)[:3]}...), so strict=False would load "
+                         "nothing; nothing was loaded. Build the learner with the architecture it was saved with")
+    if not strict and missing:
+        warnings.warn(f"learn.load(strict=False): {len(missing)} of the model's {len(current)} tensors are not in "
+                      f"{path} and keep their values ({missing[:5]}{'...' if len(missing) > 5 else ''})",
+                      UserWarning, stacklevel=4)
 
 
 def _splitter_count(groups: list) -> int:

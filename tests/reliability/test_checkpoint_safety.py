@@ -246,3 +246,24 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tabular_export, tmp_
     assert learn.export("model.pkl") == home / "project" / "model.pkl"
     assert learn.save("run") == home / "project" / "models" / "run.pth"
     assert not (tmp_path / "~").exists() and learn.load("run") is learn
+
+
+def test_strict_false_that_would_load_nothing_is_an_error_and_a_partial_load_says_what_it_left(tmp_path):
+    """learn.load(name, strict=False) of another architecture's checkpoint loaded no tensor and
+    said nothing (the run went on from random weights)."""
+    saved = make_learner(tmp_path)
+    quiet_fit(saved)
+    saved.save("run")
+    renamed = make_learner(tmp_path)
+    renamed.model = nn.Sequential(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 1))  # other tensor names
+    before = _state_of(renamed)
+    with pytest.raises(ValueError, match=r"has no tensor whose name is in this learner's model .*strict=False would load "
+                                         r"nothing; nothing was loaded"):
+        renamed.load("run", strict=False, with_opt=False)
+    _assert_unchanged(renamed, before)
+    deeper = make_learner(tmp_path)
+    deeper.model.append(nn.Linear(1, 1))  # a new last layer: loading the rest is what strict=False is for
+    with pytest.warns(UserWarning, match=r"2 of the model's 6 tensors are not in .*run\.pth and keep their values "
+                                         r"\(\['3\.bias', '3\.weight'\]\)"):
+        deeper.load("run", strict=False, with_opt=False)
+    assert torch.equal(deeper.model[0].weight, saved.model[0].weight)
