@@ -10,7 +10,7 @@ CategoryMap(['cat', 'dog'])
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 import torch
 
@@ -38,7 +38,15 @@ class CategoryMap:
     """
 
     def __init__(self, labels: Iterable, sort: bool = True, add_na: bool = False):
-        unique = list(dict.fromkeys(_hashable(x) for x in labels))
+        labels = [_hashable(x) for x in labels]
+        try:
+            unique = list(dict.fromkeys(labels))
+        except TypeError:
+            bad = next(x for x in labels if not isinstance(x, Hashable))
+            raise TypeError(
+                f"a label is a {type(bad).__name__} ({bad!r:.60}), not one class name or number; a CategoryBlock takes "
+                "one label per item: for several labels per item use MultiCategoryBlock, otherwise make get_y return "
+                "one label (a string or a number)") from None
         if sort:
             unique = sorted(unique, key=_sort_key)
         if add_na:

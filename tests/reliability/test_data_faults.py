@@ -241,6 +241,15 @@ def test_images_of_different_sizes_without_a_resize_say_to_add_one(tmp_path, wor
         dls.one_batch()
 
 
+def test_a_label_that_is_a_list_for_a_category_block_says_to_use_multicategory(tmp_path):
+    make_images(tmp_path, [f"{c}/{i}.png" for c in "ab" for i in range(3)])
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=lambda path: [path.parent.name], item_tfms=Resize(8),
+                       splitter=RandomSplitter(seed=0))
+    with pytest.raises(TypeError, match=r"a label is a list \(\['[ab]'\]\).*one label per item: for several labels per "
+                                        r"item use MultiCategoryBlock"):  # was: "unhashable type: 'list'"
+        dblock.dataloaders(get_image_files(tmp_path), bs=2, num_workers=0)
+
+
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     composed, decomposed = "cr\u00e8me", "cre\u0300me"  # the same 'crème': NFC, and NFD as macOS names folders
     make_images(tmp_path, [f"train/{decomposed}/{i}.png" for i in range(3)] + [f"train/plain/{i}.png" for i in range(3)]
