@@ -326,6 +326,8 @@ def course_schedule(task: Task) -> dict:
     from fastlearn.learner import Learner
     dls = ONE_LINERS[task.kind][0](task, task.data())
     freeze_epochs = inspect.signature(Learner.fine_tune).parameters["freeze_epochs"].default
-    return {"batch_size": dls.train.bs, "steps_per_epoch": len(dls.train), "freeze_epochs": freeze_epochs,
+    # fewer training images than bs: the library trains on one partial batch an epoch (and warns)
+    steps = len(dls.train) or (1 if len(dls.train_ds) else 0)
+    return {"batch_size": dls.train.bs, "steps_per_epoch": steps, "freeze_epochs": freeze_epochs,
             "epochs": task.epochs, "valid_files": None if task.kind != "segment" else
             [str(f) for f in dls.valid_ds.split_items]}
