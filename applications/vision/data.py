@@ -155,22 +155,36 @@ def _pair_second(pair):
     return pair[1]
 
 
-def check_files_exist(df, fn_col: int | str, folder: str, suff: str = "") -> None:
-    """A FileNotFoundError counting the rows of ``df`` whose file (column ``fn_col`` under
-    ``folder``, plus ``suff``) does not exist, naming the first ones, before anything is loaded or
-    trained (a missing file would otherwise stop an epoch part-way). A column that is not in
-    ``df`` is left to ``ColReader`` (its error lists the columns)."""
-    name = df.columns[fn_col] if isinstance(fn_col, int) and 0 <= fn_col < len(df.columns) else fn_col
+def check_table_files(df, fn_col: int | str, label_col: int | str, folder: str, suff: str = "") -> None:
+    """Check the files a table names (column ``fn_col`` under ``folder``, plus ``suff``) before
+    anything is loaded or trained: a FileNotFoundError counts the rows whose file does not exist
+    (one would otherwise stop an epoch part-way), naming the first ones; a ValueError names a file
+    that two rows give different labels (column ``label_col``), which would train on both. A column
+    that is not in ``df`` is left to ``ColReader`` (its error lists the columns)."""
+    import pandas as pd  # df is a DataFrame: pandas is loaded already (this module does not import it)
+    name, label = (df.columns[c] if isinstance(c, int) and 0 <= c < len(df.columns) else c for c in (fn_col, label_col))
     if name not in df.columns:
         return
     reader = ColReader(name, pref=folder, suff=suff)
-    missing = [(row, path) for row, value in df[name].items() if not os.path.isfile(path := reader({name: value}))]
+    paths = pd.Series([reader({name: value}) for value in df[name]], index=df.index)
+    missing = [(row, path) for row, path in paths.items() if not os.path.isfile(path)]
     if missing:
         shown = "; ".join(f"row {row!r}: {path}" for row, path in missing[:3])
         raise FileNotFoundError(
             f"{len(missing)} of the {len(df)} files named in column {name!r} do not exist ({shown}"
             f"{'; ...' if len(missing) > 3 else ''}); names are read under {folder}: pass folder= (or path=) the "
             "folder that holds them, fix the names in the table, or drop those rows")
+    if label not in df.columns or not paths.duplicated().any():
+        return
+    labelled = pd.DataFrame({"path": paths, "label": df[label].map(str)})[df[label].notna().to_numpy()]
+    counts = labelled.groupby("path", sort=False)["label"].nunique()
+    if (counts > 1).any():
+        path = counts.index[counts.to_numpy() > 1][0]
+        rows = labelled[labelled["path"] == path]
+        raise ValueError(
+            f"{int((counts > 1).sum())} file(s) have rows with different labels, e.g. {path}: rows "
+            f"{rows.index.tolist()[:4]} label it {sorted(set(rows['label']))[:4]}; the model would be trained on each. "
+            f"Keep one row per file (df.drop_duplicates(subset={name!r})) after fixing its label")
 
 
 class ImageDataLoaders:
@@ -274,10 +288,10 @@ class ImageDataLoaders:
         """File names in column ``fn_col`` (under ``path/folder``, plus ``suff``), labels in
         ``label_col`` (split on ``label_delim`` for several labels); ``valid_col`` flags the
         validation rows, else a random ``valid_pct``. Rows without a label are an error naming
-        them, or left out with ``missing_targets="drop"``; rows whose file does not exist are an
-        error naming them, before anything is loaded."""
+        them, or left out with ``missing_targets="drop"``; rows whose file does not exist, and a
+        file two rows label differently, are an error naming them, before anything is loaded."""
         pref = f"{Path(path) if folder is None else Path(path) / folder}{os.path.sep}"
-        check_files_exist(df, fn_col, pref, suff)
+        check_table_files(df, fn_col, label_col, pref, suff)
         if y_block is None:
             y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
         splitter = RandomSplitter(valid_pct, seed=seed) if valid_col is None else ColSplitter(valid_col)

@@ -80,7 +80,7 @@ def test_a_split_with_one_file_on_both_sides_is_refused(tmp_path):
 
 def test_a_table_naming_one_file_twice_cannot_split_it_apart(tmp_path):
     make_images(tmp_path, ["1.png", "2.png", "3.png"])
-    df = pd.DataFrame({"name": ["1.png", "2.png", "3.png", "1.png"], "label": list("abab"),
+    df = pd.DataFrame({"name": ["1.png", "2.png", "3.png", "1.png"], "label": list("abaa"),
                        "is_valid": [False, False, False, True]})
     with pytest.raises(ValueError, match="same file"):
         ImageDataLoaders.from_df(df, path=tmp_path, valid_col="is_valid", item_tfms=Resize(8), bs=2,
@@ -248,6 +248,21 @@ def test_a_label_that_is_a_list_for_a_category_block_says_to_use_multicategory(t
     with pytest.raises(TypeError, match=r"a label is a list \(\['[ab]'\]\).*one label per item: for several labels per "
                                         r"item use MultiCategoryBlock"):  # was: "unhashable type: 'list'"
         dblock.dataloaders(get_image_files(tmp_path), bs=2, num_workers=0)
+
+
+def test_a_file_two_rows_label_differently_is_refused_naming_them(tmp_path):
+    """Two annotation tables merged: one image labelled 'a' by one row and 'b' by another was
+    trained on as both."""
+    make_images(tmp_path, [f"{i}.png" for i in range(8)])
+    rows = pd.DataFrame({"fname": [f"{i}.png" for i in range(8)], "label": ["a", "b"] * 4})
+    merged = pd.concat([rows, pd.DataFrame({"fname": ["2.png"], "label": ["b"]})], ignore_index=True)
+    with pytest.raises(ValueError, match=r"1 file\(s\) have rows with different labels, e\.g\. .*2\.png: rows \[2, 8\] label "
+                                         r"it \['a', 'b'\].*drop_duplicates\(subset='fname'\)"):
+        ImageDataLoaders.from_df(merged, tmp_path, item_tfms=Resize(8), bs=2, num_workers=0, seed=0)
+    repeated = pd.concat([rows, rows.iloc[[2]]], ignore_index=True)  # the same label twice is not a conflict
+    repeated["is_valid"] = [False] * 6 + [True, True, False]
+    dls = ImageDataLoaders.from_df(repeated, tmp_path, valid_col="is_valid", item_tfms=Resize(8), bs=2, num_workers=0)
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (7, 2)
 
 
 def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
