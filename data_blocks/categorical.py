@@ -29,8 +29,7 @@ class CategoryMap:
     """A vocabulary: ``items`` in index order and ``o2i`` from item to index.
 
     Built from a column of labels: unique values, sorted when ``sort`` (numbers before strings),
-    ``"#na#"`` first when ``add_na``. Text labels are kept in Unicode's composed form (NFC), so
-    ``"crème"`` written with a combining accent (as macOS names folders) is the same label.
+    ``"#na#"`` first when ``add_na``.
 
     >>> vocab = CategoryMap(["b", "a", "b"])
     >>> vocab.items, vocab.o2i["b"], vocab[0], len(vocab)
@@ -87,11 +86,14 @@ class CategoryMap:
                 "training set has an example of it") from None
 
 
+def _label(x):
+    """A class label in the one form Categorize and MultiCategorize keep: text composed (NFC), as
+    labels that look the same differ otherwise (a folder copied from macOS names 'crème' with
+    'e' + a combining accent, NFD; most other sources with one character 'è')."""
+    return unicodedata.normalize("NFC", x) if isinstance(x, str) else x
+
+
 def _hashable(x):
-    if isinstance(x, str):
-        # one form for labels that look the same: a folder copied from macOS names 'crème' with
-        # 'e' + a combining accent (NFD), most other sources with one character 'è' (NFC)
-        return unicodedata.normalize("NFC", x)
     if isinstance(x, torch.Tensor) and x.numel() == 1:
         return x.item()
     if hasattr(x, "item") and getattr(x, "ndim", None) == 0:
@@ -108,7 +110,8 @@ def _short(items) -> str:
 class Categorize(Transform):
     """A label to its index in ``vocab`` (an int64 scalar tensor); decodes an index to the label.
 
-    With ``vocab=None`` the vocab is built by ``setup`` from the training labels.
+    With ``vocab=None`` the vocab is built by ``setup`` from the training labels. Text labels are
+    kept composed (NFC): ``"crème"`` written with a combining accent is the same class.
 
     >>> tfm = Categorize(vocab=["cat", "dog"])
     >>> tfm("cat")
@@ -121,7 +124,7 @@ class Categorize(Transform):
     def __init__(self, vocab: Iterable | None = None, sort: bool = True, add_na: bool = False):
         super().__init__()
         self.sort, self.add_na = sort, add_na
-        self.vocab = None if vocab is None else CategoryMap(vocab, sort=sort, add_na=add_na)
+        self.vocab = None if vocab is None else CategoryMap(map(_label, vocab), sort=sort, add_na=add_na)
         self.vocab_given = vocab is not None
 
     def setups(self, items) -> None:
@@ -129,7 +132,7 @@ class Categorize(Transform):
             if items is None:
                 raise ValueError("Categorize.setup() needs the training labels to build a vocab "
                                  "when none was given; pass them, or Categorize(vocab=[...])")
-            self.vocab = CategoryMap(items, sort=self.sort, add_na=self.add_na)
+            self.vocab = CategoryMap(map(_label, items), sort=self.sort, add_na=self.add_na)
 
     @property
     def c(self) -> int:
@@ -142,7 +145,7 @@ class Categorize(Transform):
         return self.vocab
 
     def encodes(self, label):
-        return torch.tensor(self._vocab().index(label), dtype=torch.long)
+        return torch.tensor(self._vocab().index(_label(label)), dtype=torch.long)
 
     def decodes(self, index):
         return self._vocab()[int(index)]
@@ -169,13 +172,13 @@ class MultiCategorize(Transform):
     def __init__(self, vocab: Iterable | None = None, add_na: bool = False):
         super().__init__()
         self.add_na = add_na
-        self.vocab = None if vocab is None else CategoryMap(vocab, sort=True, add_na=add_na)
+        self.vocab = None if vocab is None else CategoryMap(map(_label, vocab), sort=True, add_na=add_na)
 
     def setups(self, items) -> None:
         if self.vocab is None:
             if items is None:
                 raise ValueError("MultiCategorize.setup() needs the training label lists")
-            self.vocab = CategoryMap([x for labels in items for x in _label_list(labels)],
+            self.vocab = CategoryMap([_label(x) for labels in items for x in _label_list(labels)],
                                      add_na=self.add_na)
 
     @property
@@ -187,7 +190,7 @@ class MultiCategorize(Transform):
             raise ValueError("MultiCategorize has no vocab yet: call .setup(training_label_lists)")
         out = torch.zeros(len(self.vocab))
         for label in _label_list(labels):
-            out[self.vocab.index(label)] = 1.0
+            out[self.vocab.index(_label(label))] = 1.0
         return out
 
     def decodes(self, one_hot):

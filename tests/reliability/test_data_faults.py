@@ -16,6 +16,7 @@ from fastlearn.data.datablock import DataBlock
 from fastlearn.data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from fastlearn.data.getters import ColReader, get_image_files, parent_label
 from fastlearn.data.splitters import FuncSplitter, IndexSplitter, RandomSplitter
+from fastlearn.tabular.procs import Categorify
 from fastlearn.tabular.tabular_pandas import TabularDataLoaders
 from fastlearn.text.data import TextDataLoaders
 from fastlearn.vision.image import load_image
@@ -273,6 +274,12 @@ def test_a_class_named_in_two_unicode_forms_is_one_class(tmp_path):
     assert list(dls.vocab) == [composed, "plain"]
     assert [int(y) for _, y in dls.valid_ds] == [0, 1]
     assert sorted(int(y) for _, y in dls.train_ds) == [0, 0, 0, 0, 1, 1, 1]
+    table = pd.DataFrame({"flavour": [decomposed, "plain"] * 10, "size": np.linspace(0, 1, 20), "label": ["a", "b"] * 10})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a tabular category keeps its own form: no value is "not seen in training"
+        rows = TabularDataLoaders.from_df(table, procs=[Categorify], cat_names=["flavour"], cont_names=["size"],
+                                          y_names="label", bs=4, device="cpu")
+    assert rows.tabular.items["flavour"].tolist() == [1, 2] * 10
 
 
 def test_an_animated_gif_gives_its_first_frame(tmp_path):
