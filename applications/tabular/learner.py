@@ -65,6 +65,10 @@ def check_y_range(y_range, dls=None) -> tuple | None:
         raise ValueError(f"y_range={y_range!r}; expected (low, high) with finite low < high (predictions are "
                          "squashed between them), e.g. y_range=(0, 5.5); or y_range=None")
     table = getattr(dls, "tabular", None)
+    if table is not None and getattr(table, "y_kind", None) == "category":
+        raise ValueError(f"y_range={y_range!r} with a class target ({table.y_names}): y_range squashes a regression's "
+                         "predictions, and would squash the class scores instead; pass y_range=None, or "
+                         "y_block=RegressionBlock() if the target is a number to predict")
     if table is None or getattr(table, "y_kind", None) != "regression" or not table.y_names:
         return tuple(y_range)
     targets = table.train.y

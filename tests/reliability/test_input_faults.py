@@ -229,6 +229,10 @@ def test_a_y_range_that_cannot_hold_the_targets_or_is_not_a_range_is_refused_bef
         tabular_learner(tab, layers=[4], y_range=[0, 1])
     with pytest.raises(ValueError, match=r"y_range=\(1, 0\); expected"):
         tabular_learner(tab, layers=[4], config={"y_range": (1, 0)})
+    classes = TabularDataLoaders.from_df(table.assign(price=np.where(table.price > 300, "high", "low")),
+                                         cont_names=["size"], y_names="price", bs=8, device="cpu")
+    with pytest.raises(ValueError, match=r"y_range=\(0, 1\) with a class target \(\['price'\]\).*squash the class scores"):
+        tabular_learner(classes, layers=[4], y_range=(0, 1))  # was: a sigmoid over the class scores
 
 
 def test_a_column_named_twice_in_a_table_is_named_in_the_error():
