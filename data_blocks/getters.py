@@ -121,7 +121,7 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | str | None = 
     >>> get_files("photos", extensions=[".png"])   # doctest: +SKIP
     (#2) [Path('photos/a/1.png'), Path('photos/b/2.png')]
     """
-    path = Path(path)
+    path = Path(path).expanduser()  # "~/data" is the home folder's data, as in a shell
     if not path.exists():
         raise FileNotFoundError(f"get_files: {path} does not exist; check the path (the data may "
                                 "not be downloaded or built yet)")

@@ -204,6 +204,9 @@ def read_export(fname: str | os.PathLike) -> tuple[dict, dict]:
     version = description.get("format_version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(f"the description inside {path} has format_version {version!r}; expected an int")
+    if version < 0:
+        raise ValueError(f"the description inside {path} has format_version {version}, which no fastlearn writes "
+                         f"(0 to {FORMAT_VERSION}); the file was edited or damaged: export the learner again")
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by fastlearn {description.get('library_version')} in a newer format "
                          f"(version {description['format_version']}); upgrade fastlearn to load it")

@@ -117,6 +117,11 @@ def as_numbers(column: pd.Series, what: str, fix: str) -> pd.Series:
     its row and ``fix`` (see the module's example)."""
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        # as numbers, a missing date would be -9.2e18 (not NaN) and the scale would follow the unit
+        raise ValueError(f"{what} holds dates or durations ({column.dtype}), not numbers; split a date into "
+                         f"numbers with add_datepart(df, {column.name!r}) and list the columns it adds, or "
+                         f"convert it yourself (e.g. days since a start, with NaN where it is missing)")
     converted = pd.to_numeric(column, errors="coerce")
     bad = (converted.isna() & column.notna()).to_numpy()
     if bad.any():

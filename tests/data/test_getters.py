@@ -46,6 +46,11 @@ def test_get_files_missing_folder(tmp_path):
     assert get_image_files(tmp_path) == []
 
 
+def test_a_folder_under_the_home_folder_written_with_a_tilde(tree, monkeypatch):
+    monkeypatch.setenv("HOME", str(tree))
+    assert names(get_image_files("~/train/cat"), tree) == ["train/cat/1.png", "train/cat/2.JPG"]
+
+
 def test_labellers():
     assert parent_label("data/train/cat/1.png") == "cat"
     labeller = RegexLabeller(r"^(.+)_\d+\.jpg$")

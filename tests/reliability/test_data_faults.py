@@ -432,6 +432,19 @@ def test_an_infinite_input_is_refused_in_training_and_at_predict(tmp_path):
         learn.predict(row)
 
 
+def test_a_date_column_listed_as_continuous_is_refused_with_add_datepart(tmp_path):
+    """A date in cont_names became nanoseconds since 1970, a missing one -9.2e18 that FillMissing
+    did not fill (predict with when=NaT gave [1., 0.]); a duration the same."""
+    from fastlearn.tabular.procs import FillMissing
+    df = pd.DataFrame({"when": pd.to_datetime(["2020-01-01", None, "2021-03-04", "2022-05-06"] * 4),
+                       "took": pd.to_timedelta([1, 2, None, 4] * 4, unit="s"), "label": ["a", "b"] * 8})
+    for column in ("when", "took"):
+        with pytest.raises(ValueError, match=rf"continuous column '{column}' of the data holds dates or durations "
+                                             rf"\(.*\), not numbers; .*add_datepart\(df, '{column}'\)"):
+            TabularDataLoaders.from_df(df, path=tmp_path, procs=[FillMissing], cont_names=[column], y_names="label",
+                                       bs=4)
+
+
 def test_a_rating_that_is_not_a_number_is_named():
     """It was pandas' 'Unable to parse string \"five\" at position 0', naming no column."""
     ratings = pd.DataFrame({"user": [1, 2, 3, 1], "item": [1, 1, 2, 2], "rating": ["4", "3.5", "five", "2"]},

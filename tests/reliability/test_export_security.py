@@ -193,6 +193,7 @@ def test_a_learner_class_of_the_users_loads_when_passed_and_old_files_load_as_le
      r"pretrained is True; an export is rebuilt with pretrained=false"),
     ("unregistered proc", _set("data", "spec", "procs", 0, "name", value="os.system"),
      r"no registered tabular proc named 'os.system'"),
+    ("negative version", _set("format_version", value=-1), r"format_version -1, which no fastlearn writes"),
 ])
 def test_a_malformed_description_is_refused_before_anything_is_built(case, edit, match, tabular_export, craft):
     _, path, _ = tabular_export
