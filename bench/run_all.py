@@ -76,6 +76,8 @@ def rows(cfg: dict) -> list[tuple]:
         (f"5. get_preds, {cfg['infer_n']} images: images/s", "inference", "get_preds_per_s", "rate"),
         (f"5. predict, {cfg['predict_n']} images one by one (median of {cfg.get('predict_passes', 1)} passes): images/s",
          "inference", "predict_per_s", "rate"),
+        ("5. predict ÷ the plain loop in the same process (medians of 5 alternating passes)", "inference",
+         lambda r: r.get("predict_same_process_ratio"), "value"),
         (f"6. tabular, {cfg['tab_rows']:,} rows (6 categorical, 6 continuous columns), bs {cfg['tab_bs']}: s/epoch",
          "tabular", "epoch_s", "time"),
         ("6. tabular: CPU s/epoch (steadier on a shared machine)", "tabular",
@@ -121,7 +123,8 @@ def run_one(python: str, lib: str, workload: str, settings: dict, timeout_s: int
 def value_of(result: dict, field) -> float | None:
     if "error" in result:
         return None
-    return float(field(result) if callable(field) else result[field])
+    value = field(result) if callable(field) else result[field]
+    return None if value is None else float(value)
 
 
 def head_commit() -> str:
@@ -214,7 +217,8 @@ def table(results: list[dict], cfg: dict, available: dict) -> list[str]:
             if available[lib] is None:
                 cells.append(NOT_INSTALLED)
             elif medians[lib] is None:
-                cells.append("failed")
+                failed = any("error" in r for r in results if r["run"] == run and r["lib"] == lib)
+                cells.append("failed" if failed else "")  # or a figure only one side measures
             else:
                 cells.append(fmt(medians[lib]))
         load = f"{statistics.median(loads):.2f}" if loads else ""

@@ -6,6 +6,7 @@ this side and on fastai's.
 """
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import torch
@@ -71,7 +72,25 @@ def inference(s: Settings) -> dict:
         preds = learn.get_preds(dl=learn.dls.test_dl(files))[0]
     predict_per_s, labels = median_pass_rate(lambda f: learn.predict(f)[0], files[:s.predict_n], s.predict_passes)
     return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": predict_per_s,
+            "predict_same_process_ratio": _predict_against_plain(learn, files[:s.predict_n], s),
             "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
+
+
+def _predict_against_plain(learn: Learner, files: list[Path], s: Settings, rounds: int = 5) -> float:
+    """``learn.predict``'s pass over ``files`` ÷ the plain loop's (the same model object, by hand),
+    medians of ``rounds`` alternating passes in this one process: the per-call cost of the library
+    without the differences between processes (a process's memory layout moves a pass by up to 10%)."""
+    from workloads_plain import predict_one
+    model, classes = learn.model.eval(), list(learn.dls.vocab)
+    library, plain = [], []
+    for _ in range(rounds):
+        with Timer() as t:
+            [learn.predict(f) for f in files]
+        library.append(t.seconds)
+        with Timer() as t, torch.no_grad():
+            [predict_one(model, classes, f, s.infer_size) for f in files]
+        plain.append(t.seconds)
+    return statistics.median(library) / statistics.median(plain)
 
 
 def tabular(s: Settings) -> dict:

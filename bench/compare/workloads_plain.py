@@ -191,6 +191,12 @@ def fine_tune(s: Settings) -> dict:
             "checksum": start_sum}
 
 
+def predict_one(model: nn.Module, classes: list[str], file, size: int) -> str:
+    """One image through the model by hand (decode, resize, normalise, forward, softmax, argmax, class
+    name); call it under ``torch.no_grad()``."""
+    return classes[int(model(to_input(load_image(file, size)[None], IMAGENET_STATS)).softmax(1).argmax(1))]
+
+
 def inference(s: Settings) -> dict:
     model = resnet18_model().eval()
     files = image_files(s.data, "train")[:s.infer_n]
@@ -206,11 +212,9 @@ def inference(s: Settings) -> dict:
     with Timer() as t, torch.no_grad():
         preds = torch.cat([model(to_input(images, IMAGENET_STATS)).softmax(1)
                            for images in DataLoader(Files(), batch_size=s.bs)])
-    def predict_one(f):
-        return classes[int(model(to_input(load_image(f, s.infer_size)[None], IMAGENET_STATS)).softmax(1).argmax(1))]
-
     with torch.no_grad():
-        predict_per_s, labels = median_pass_rate(predict_one, files[:s.predict_n], s.predict_passes)
+        predict_per_s, labels = median_pass_rate(lambda f: predict_one(model, classes, f, s.infer_size),
+                                                 files[:s.predict_n], s.predict_passes)
     return {**t.fields(), "get_preds_per_s": len(preds) / t.seconds, "predict_per_s": predict_per_s,
             "n": len(preds), "top_class_share": float(torch.bincount(preds.argmax(1)).max()) / len(preds)}
 
