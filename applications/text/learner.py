@@ -200,6 +200,22 @@ def match_embeddings(state: dict, old_vocab: Sequence[str], new_vocab: Sequence[
     return result
 
 
+def _refuse_texts_without_words(train, vocab: Sequence[str]) -> None:
+    """Training texts that hold only special tokens (empty or blank texts: each is its ``xxbos``)
+    would teach a language model to repeat them, at an accuracy near 1: a ValueError instead."""
+    docs = [d for d in getattr(train, "docs", []) if len(d)]
+    if not docs:
+        return
+    special = torch.tensor([str(token).startswith("xx") and token != UNK for token in vocab])  # xxunk: a rare word
+    if any(bool((~special[doc]).any()) for doc in docs):
+        return
+    found = sorted({str(vocab[int(i)]) for doc in docs for i in doc.unique()})
+    raise ValueError(
+        f"the {len(docs)} training texts of this language model hold no words, only the special tokens {found}: "
+        "they are empty or blank, so the model would learn to repeat them and report an accuracy near 1. "
+        "Check that text_col names the column with the texts, or that the files are not empty")
+
+
 def _load_pretrained(model: nn.Module, arch: type, pretrained_fnames, vocab: Sequence[str], encoder_only: bool):
     weights, vocab_file = _pretrained_files(arch, pretrained_fnames)
     state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -235,6 +251,7 @@ def language_model_learner(dls, arch: type | str = AWD_LSTM, config: dict | None
     if backwards:
         raise ValueError("backwards=True is not supported; train a forward language model (backwards=False)")
     vocab = dls.vocab
+    _refuse_texts_without_words(dls.train, vocab)
     model = get_language_model(arch, len(vocab), config=config, drop_mult=drop_mult)
     if pretrained:
         _load_pretrained(model, arch, pretrained_fnames, vocab, encoder_only=False)

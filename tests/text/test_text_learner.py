@@ -59,6 +59,20 @@ def test_pretrained_weights_missing_is_a_clear_error(lm_learner):
         language_model_learner(lm_learner[0].dls, AWD_LSTM, config=TINY_LM)
 
 
+def test_a_language_model_of_empty_texts_is_refused_before_training():
+    """Only empty or blank texts (each its xxbos) trained to accuracy 1.0 and said nothing."""
+    import pandas as pd
+    df = pd.DataFrame({"text": [""] * 30 + ["  "] * 10 + ["a real sentence"] * 2,
+                       "is_valid": [False] * 40 + [True] * 2})
+    dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_col="is_valid", bs=4, seq_len=5, device="cpu")
+    with pytest.raises(ValueError, match=r"the 40 training texts of this language model hold no words, only the "
+                                         r"special tokens \['xxbos'\].*text_col"):
+        language_model_learner(dls, AWD_LSTM, config=TINY_LM, pretrained=False)
+    df.loc[0, "text"] = "one word"
+    dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_col="is_valid", bs=4, seq_len=5, device="cpu")
+    assert isinstance(language_model_learner(dls, AWD_LSTM, config=TINY_LM, pretrained=False), TextLearner)
+
+
 def test_freeze_to_trains_only_the_last_groups(lm_learner):
     learn, _ = lm_learner
     learn.freeze_to(-2)
