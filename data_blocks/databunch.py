@@ -73,6 +73,27 @@ class DataBunch:
     def train_ds(self):
         return self.train.dataset
 
+    # the training loader's settings, read from the DataBunch as fastai's DataLoaders forwards them
+    @property
+    def bs(self) -> int:
+        """The training loader's batch size (``dls.train.bs``)."""
+        return self.train.bs
+
+    @property
+    def after_item(self):
+        """The training loader's item pipeline (``dls.train.after_item``)."""
+        return self.train.after_item
+
+    @property
+    def after_batch(self):
+        """The training loader's batch pipeline (``dls.train.after_batch``)."""
+        return self.train.after_batch
+
+    @property
+    def dataset(self):
+        """The training set (``dls.train_ds``)."""
+        return self.train.dataset
+
     @property
     def valid_ds(self):
         return self.valid.dataset

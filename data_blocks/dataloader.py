@@ -244,6 +244,14 @@ class DataLoader:
         return bool(wanted) and self.num_workers > 0
 
     @property
+    def items(self):
+        """The dataset's items in its order (``dls.valid.items[i]`` is the item of batch position
+        ``i`` of an unshuffled pass), as fastai's loaders give their dataset's."""
+        if not hasattr(self.dataset, "items"):
+            raise AttributeError(f"this loader's dataset ({type(self.dataset).__name__}) has no items")
+        return self.dataset.items
+
+    @property
     def n(self) -> int:
         """The number of items (the sampler's share under a distributed sampler)."""
         return len(self.sampler) if self.sampler is not None else len(self.dataset)

@@ -404,3 +404,15 @@ def test_a_splits_items_are_its_own_in_its_order():
                      splitter=IndexSplitter([9, 0])).dataloaders(df, bs=4)
     pd.testing.assert_frame_equal(rows.valid_ds.items, df.iloc[[9, 0]])
     assert float(rows.valid_ds[0][0]) == 9.0 and len(rows.train_ds.items) == 8
+
+
+def test_the_training_loaders_settings_and_a_loaders_items_read_as_in_fastai():
+    """dls.bs / dls.after_batch / dls.dataset (the training loader's) and dls.valid.items were AttributeErrors."""
+    names = [f"item{i}" for i in range(10)]
+    dls = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=lambda name: float(name[4:]),
+                    get_y=lambda name: int(name[4:]) % 2, splitter=IndexSplitter([7, 2])).dataloaders(names, bs=4)
+    assert dls.bs == dls.train.bs == 4 and dls.after_batch is dls.train.after_batch
+    assert dls.after_item is dls.train.after_item and dls.dataset is dls.train_ds
+    assert list(dls.valid.items) == ["item7", "item2"] and len(dls.train.items) == 8
+    with pytest.raises(AttributeError, match="has no items"):
+        DataLoader([1, 2, 3], bs=2).items
