@@ -143,7 +143,29 @@ def _pil_open(path, name: str | None = None) -> PIL.Image.Image:
     except PIL.Image.DecompressionBombError as error:
         raise _refused_by_pil(name or path, error) from None
     except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        brand = _heif_brand(path)
+        if brand is not None:
+            raise ValueError(
+                f"cannot decode image {name or path}: it is a HEIF photo ({brand!r}: HEIC or AVIF, what phones save "
+                "by default), which this installation's decoders do not read; it is not damaged. Convert it to JPEG "
+                "or PNG (or install pillow-heif and register its opener)") from None
         raise _bad_image(name or path, error) from None
+
+
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def _heif_brand(source) -> str | None:
+    """The brand of a HEIF container (HEIC, AVIF) from its first bytes (``....ftyp<brand>``), or None."""
+    try:
+        if isinstance(source, io.BytesIO):
+            head = source.getvalue()[:12]
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(12)
+    except OSError:
+        return None
+    return head[8:12].decode("ascii") if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS else None
 
 
 _EXIF_ORIENTATION = 0x0112

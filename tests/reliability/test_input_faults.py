@@ -144,6 +144,16 @@ def test_a_photo_with_an_exif_orientation_is_turned_as_viewers_show_it(tmp_path)
 
 # --- key points ----------------------------------------------------------------------------------
 
+def test_a_heic_photo_is_named_as_a_format_not_as_a_damaged_file(tmp_path):
+    """An iPhone photo saved as .jpg (HEIC inside) was 'truncated/corrupt; delete it'."""
+    photo = tmp_path / "IMG_0001.jpg"
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    for source, name in ((photo, str(photo)), (photo.read_bytes(), "given as bytes")):
+        with pytest.raises(ValueError, match=rf"{re.escape(name)}: it is a HEIF photo \('heic'.*not damaged\. "
+                                             r"Convert it to JPEG"):
+            load_image(source) if name != "given as bytes" else PILImage.create(source)
+
+
 def test_a_key_point_outside_its_image_is_refused_naming_the_item_unless_allowed(tmp_path):
     learn = point_learner(tmp_path, get_y=lambda path: [[100, -50]] if path.stem == "2" else [[4, 8]])
     with pytest.raises(ValueError, match=r"item \d: key point\(s\) \(100, -50\) lie outside the image .*2\.png, "
