@@ -330,4 +330,4 @@ def course_schedule(task: Task) -> dict:
     steps = len(dls.train) or (1 if len(dls.train_ds) else 0)
     return {"batch_size": dls.train.bs, "steps_per_epoch": steps, "freeze_epochs": freeze_epochs,
             "epochs": task.epochs, "valid_files": None if task.kind != "segment" else
-            [str(f) for f in dls.valid_ds.split_items]}
+            [str(f) for f in dls.valid_ds.items]}

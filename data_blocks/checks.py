@@ -1,4 +1,5 @@
-"""Checks on the data before anything trains: missing targets, files on both sides of a split.
+"""Checks on the data before anything trains: missing targets, files on both sides of a split;
+and the error for a batch whose items differ in size.
 
 A target that is missing (an empty CSV cell read as NaN, an empty label, a NaN regression value)
 would otherwise become a class ``nan`` or train the weights to NaN; a file that is in both the
@@ -148,3 +149,18 @@ def check_shared_files(values: Sequence, splits: Sequence[Sequence[int]], splitt
                     f"(item {i}); validation results would be measured on training data. Remove the "
                     "duplicate (a copy, link or repeated row), or split so both paths fall on one side")
             owner.setdefault(key, (k, i))
+
+
+def batch_sizes_error(samples: list) -> ValueError | None:
+    """The error for a batch whose items' tensors differ in shape (which part, which shapes), or
+    None when their shapes agree."""
+    parts = [sample if isinstance(sample, (tuple, list)) else (sample,) for sample in samples]
+    for p in range(min(len(part) for part in parts)):
+        shapes = [tuple(part[p].shape) if isinstance(part[p], torch.Tensor) else None for part in parts]
+        differs = [i for i, shape in enumerate(shapes) if shape != shapes[0]]
+        if differs and shapes[0] is not None:
+            return ValueError(
+                f"the items of a batch have different sizes, so they cannot be stacked: part {p} of item 0 is "
+                f"{shapes[0]} and of item {differs[0]} {shapes[differs[0]]} (position in the batch); give every item one "
+                "size: item_tfms=Resize(224) (or RandomResizedCrop(224)) for images")
+    return None

@@ -74,25 +74,10 @@ class DataBunch:
         return self.train.dataset
 
     # the training loader's settings, read from the DataBunch as fastai's DataLoaders forwards them
-    @property
-    def bs(self) -> int:
-        """The training loader's batch size (``dls.train.bs``)."""
-        return self.train.bs
-
-    @property
-    def after_item(self):
-        """The training loader's item pipeline (``dls.train.after_item``)."""
-        return self.train.after_item
-
-    @property
-    def after_batch(self):
-        """The training loader's batch pipeline (``dls.train.after_batch``)."""
-        return self.train.after_batch
-
-    @property
-    def dataset(self):
-        """The training set (``dls.train_ds``)."""
-        return self.train.dataset
+    bs = property(lambda self: self.train.bs, doc="The training loader's batch size (``dls.train.bs``).")
+    after_item = property(lambda self: self.train.after_item, doc="The training loader's item pipeline.")
+    after_batch = property(lambda self: self.train.after_batch, doc="The training loader's batch pipeline.")
+    dataset = property(lambda self: self.train.dataset, doc="The training set (``dls.train_ds``).")
 
     @property
     def valid_ds(self):

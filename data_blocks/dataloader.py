@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import BatchSampler, Dataset, RandomSampler, SequentialSampler, default_collate
 
 from fastlearn.config import get_config
+from fastlearn.data.checks import batch_sizes_error
 from fastlearn.data.show import show_batch
 from fastlearn.data.pipeline import Pipeline, SamplePlan
 from fastlearn.data.transforms import Transform
@@ -146,25 +147,10 @@ class _Collate:
         try:
             return self.collate_fn(samples)
         except RuntimeError as error:  # torch's words differ in a worker ("resize storage"): the shapes tell
-            sizes_differ = _sizes_differ(samples) if self.collate_fn is default_collate else None
+            sizes_differ = batch_sizes_error(samples) if self.collate_fn is default_collate else None
             if sizes_differ is None:
                 raise
             raise sizes_differ from error
-
-
-def _sizes_differ(samples: list) -> ValueError | None:
-    """The error for a batch whose items' tensors differ in shape (which part, which shapes), or
-    None when their shapes agree."""
-    parts = [sample if isinstance(sample, (tuple, list)) else (sample,) for sample in samples]
-    for p in range(min(len(part) for part in parts)):
-        shapes = [tuple(part[p].shape) if isinstance(part[p], torch.Tensor) else None for part in parts]
-        differs = [i for i, shape in enumerate(shapes) if shape != shapes[0]]
-        if differs and shapes[0] is not None:
-            return ValueError(
-                f"the items of a batch have different sizes, so they cannot be stacked: part {p} of item 0 is "
-                f"{shapes[0]} and of item {differs[0]} {shapes[differs[0]]} (position in the batch); give every item one "
-                "size: item_tfms=Resize(224) (or RandomResizedCrop(224)) for images")
-    return None
 
 
 def _collate_one(sample):
@@ -245,8 +231,7 @@ class DataLoader:
 
     @property
     def items(self):
-        """The dataset's items in its order (``dls.valid.items[i]`` is the item of batch position
-        ``i`` of an unshuffled pass), as fastai's loaders give their dataset's."""
+        """The dataset's items in its order (``dls.valid.items``), as fastai's loaders give them."""
         if not hasattr(self.dataset, "items"):
             raise AttributeError(f"this loader's dataset ({type(self.dataset).__name__}) has no items")
         return self.dataset.items

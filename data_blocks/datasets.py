@@ -258,16 +258,6 @@ class Datasets:
                                 else L([self.all_items[i] for i in self.idxs]))
         return self._view_items
 
-    @items.setter
-    def items(self, items) -> None:
-        self.all_items, self._view = items, False
-        self.__dict__.pop("_view_items", None)
-
-    @property
-    def split_items(self):
-        """The items of this view (rows of a DataFrame source): the same as ``items``."""
-        return self.items
-
     @property
     def vocab(self):
         """The first target part's vocabulary (the input's if no target has one)."""

@@ -151,7 +151,7 @@ def _train_and_valid_loaders(dls):
         raise TypeError(f"expected a DataBunch (DataLoaders) from a DataBlock or ImageDataLoaders; got "
                         f"{type(dls).__name__}")
     try:
-        train = dls.test_dl(dls.train_ds.split_items, with_labels=True)
+        train = dls.test_dl(dls.train_ds.items, with_labels=True)
     except TypeError as error:
         raise TypeError(f"{error}; the baselines read the training images through the validation "
                         "transforms, which needs loaders built from a DataBlock or ImageDataLoaders") from error

@@ -83,7 +83,7 @@ class ImageClassifierCleaner:
         if ds_idx not in self._by_split:
             dl = self.learn.dls[ds_idx].new(shuffle=False, drop_last=False)
             _, targets, losses = self.learn.get_preds(dl=dl, with_loss=True)
-            items = list(dl.dataset.split_items)
+            items = list(dl.dataset.items)
             self._by_split[ds_idx] = (items, targets.view(len(items), -1)[:, 0].long(), losses.view(len(items), -1)
                                       .mean(1))
         return self._by_split[ds_idx]

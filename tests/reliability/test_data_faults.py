@@ -48,8 +48,8 @@ def test_a_link_loop_lists_each_image_once_and_splits_stay_apart(twelve):
     assert len(files) == 12 and len({os.path.realpath(f) for f in files}) == 12
     assert all("loop" not in f.parts for f in files)  # the real paths, not the looped ones
     dls = ImageDataLoaders.from_folder(twelve, valid_pct=0.25, seed=0, item_tfms=Resize(8), bs=4, num_workers=0)
-    train = {os.path.realpath(p) for p in dls.train_ds.split_items}
-    valid = {os.path.realpath(p) for p in dls.valid_ds.split_items}
+    train = {os.path.realpath(p) for p in dls.train_ds.items}
+    valid = {os.path.realpath(p) for p in dls.valid_ds.items}
     assert len(train) + len(valid) == 12 and not train & valid
 
 

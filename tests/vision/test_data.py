@@ -60,7 +60,7 @@ def test_image_block_datablock(folder):
 def test_from_folder_with_valid_folders_or_random_split(folder):
     dls = ImageDataLoaders.from_folder(folder, item_tfms=Resize(8), bs=4, device="cpu")
     assert len(dls.train_ds) == 12 and len(dls.valid_ds) == 6
-    assert all(p.parent.parent.name == "valid" for p in dls.valid_ds.split_items)
+    assert all(p.parent.parent.name == "valid" for p in dls.valid_ds.items)
     dls = ImageDataLoaders.from_folder(folder, valid_pct=0.25, seed=1, item_tfms=Resize(8), bs=4, device="cpu")
     assert len(dls.valid_ds) == 4 and len(dls.train_ds) == 14
     grey = ImageDataLoaders.from_folder(folder, img_cls=PILImageBW, item_tfms=Resize(8), bs=4, device="cpu")
